@@ -1,0 +1,337 @@
+"""The command line: parse flags, call the library, render, map errors to exit codes.
+
+Exit codes (DESIGN.md): 0 done and everything checks out; 1 finished but
+something is wrong (failed records, verify found differences); 2 could not
+start (bad option, missing config or credentials, unreadable source, missing
+table). Library errors (`errors.KhplError`) become a message and its fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from khpl_migrate import __version__, errors, local, sample
+from khpl_migrate import settings as settings_mod
+from khpl_migrate.apply import apply_plan, make_runner, result_of_plan
+from khpl_migrate.plan import NullProgress, Progress, build_plan
+from khpl_migrate.report import (
+    RichProgress,
+    emit_json,
+    human_console,
+    render_error,
+    render_plan,
+    render_plan_line,
+    render_result,
+    render_table_result,
+    render_verify,
+)
+from khpl_migrate.settings import Settings
+from khpl_migrate.store import Store
+from khpl_migrate.table import create_table
+from khpl_migrate.verify import verify
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_OK, EXIT_PROBLEMS, EXIT_CANNOT_START = 0, 1, 2
+
+
+class KhplGroup(click.Group):
+    """Turns library errors into a message with its fix, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except errors.KhplError as exc:
+            render_error(human_console(), exc.message, exc.fix)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            render_error(
+                human_console(),
+                "Interrupted",
+                "run the same command again; `migrate --apply` resumes where it stopped",
+            )
+            ctx.exit(130)
+
+
+def common_options(func: F) -> F:
+    """The options every AWS-facing command takes (DESIGN.md, "Commands")."""
+    options = [
+        click.option("--bucket", help="S3 bucket holding registrations.json [env: REACT_APP_S3_BUCKET_NAME]"),
+        click.option("--table", help="DynamoDB table [env: REACT_APP_DYNAMODB_TABLE_NAME; default KHPL-Registrations]"),
+        click.option("--region", help="AWS region [env: AWS_REGION, REACT_APP_AWS_REGION]"),
+        click.option("--source-key", help="key of the source object [default: registrations.json]"),
+        click.option("--records-path", help="dotted path to the array when the file's top level is an object"),
+        click.option("--state-dir", type=click.Path(path_type=Path), help="local state folder [default: .khpl-migrate]"),
+        click.option("--workers", type=click.IntRange(1, 64), help="records processed at once [default: 8]"),
+        click.option("--max-attempts", type=click.IntRange(1, 20), help="attempts per AWS request [default: 8]"),
+        click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout"),
+        click.option("--quiet", "-q", is_flag=True, help="only the summary"),
+        click.option("-v", "--verbose", count=True, help="log what happens (-vv for more)"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _setup(kwargs: dict[str, Any]) -> tuple[Settings, Any, bool, bool]:
+    """Settings, the human console, --json, --quiet from a command's options."""
+    as_json = kwargs.pop("as_json", False)
+    quiet = kwargs.pop("quiet", False)
+    verbose = kwargs.pop("verbose", 0)
+    _logging(verbose)
+    env = settings_mod.read_env()
+    if kwargs.get("max_attempts") is None and env.get("KHPL_MAX_ATTEMPTS"):
+        kwargs["max_attempts"] = int(env["KHPL_MAX_ATTEMPTS"])
+    settings = settings_mod.load(env=env, **kwargs)
+    console = human_console(quiet=quiet and not as_json)
+    if settings.credentials_source == "react-app":
+        console.print(
+            "[yellow]Warning:[/] using REACT_APP_AWS_ACCESS_KEY_ID/SECRET from the environment. "
+            "Create React App builds REACT_APP_* variables into the browser bundle, where anyone "
+            "can read them. Prefer an AWS profile (AWS_PROFILE), and rotate this key if it was "
+            "ever in a build.",
+            highlight=False,
+        )
+    return settings, console, as_json, quiet
+
+
+def _logging(verbose: int) -> None:
+    if not verbose:
+        return
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=human_console(), show_path=False, markup=False)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s")
+    logging.getLogger("khpl_migrate").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    # botocore's own debug log prints request headers (signatures): it stays at WARNING.
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+
+
+@click.group(cls=KhplGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="khpl-migrate")
+def cli() -> None:
+    """Move KHPL registrations from S3 registrations.json to DynamoDB, losing nothing.
+
+    The usual order: verify, create-table, migrate (a dry run), migrate --apply,
+    verify. Configuration comes from flags, the environment and .env (the
+    guide's REACT_APP_* names or standard AWS settings).
+    """
+
+
+@cli.command("create-table")
+@common_options
+def create_table_cmd(**kwargs: Any) -> None:
+    """Create the DynamoDB table if it is missing, and wait until it is ACTIVE.
+
+    On-demand billing, key id (string), deletion protection and point-in-time
+    recovery on. An existing table with the right key is left as it is.
+    """
+    settings, console, as_json, _ = _setup(kwargs)
+    sys.exit(run_create_table(settings, console, as_json))
+
+
+def run_create_table(settings: Settings, console: Any, as_json: bool) -> int:
+    result = create_table(Store(settings), settings).to_json()
+    if as_json:
+        emit_json(result)
+    render_table_result(console, result)
+    return EXIT_OK
+
+
+@cli.command("verify")
+@common_options
+def verify_cmd(**kwargs: Any) -> None:
+    """Compare registrations.json with the table: the guide's status report.
+
+    Exits 0 when every S3 record is in DynamoDB, 1 when some are not.
+    """
+    settings, console, as_json, _ = _setup(kwargs)
+    sys.exit(run_verify(settings, console, as_json))
+
+
+def run_verify(settings: Settings, console: Any, as_json: bool) -> int:
+    report = verify(Store(settings), settings)
+    data = report.to_json()
+    if as_json:
+        emit_json(data)
+    names = dict(report.only_in_s3) | dict(report.only_in_dynamo)
+    render_verify(console, data, names)
+    return EXIT_OK if report.complete else EXIT_PROBLEMS
+
+
+@cli.command("migrate")
+@click.option("--apply", "apply_", is_flag=True, help="do the real migration without asking")
+@common_options
+def migrate_cmd(apply_: bool, **kwargs: Any) -> None:
+    """Migrate every record: a dry run unless --apply.
+
+    The dry run reads and checks the whole source and prints what would happen
+    to each record, writing nothing. On a terminal it then asks to proceed.
+    --apply backs up the source, uploads the images, writes the items (never
+    overwriting) and records the run's manifest.
+    """
+    settings, console, as_json, quiet = _setup(kwargs)
+    sys.exit(run_migrate(settings, console, as_json=as_json, quiet=quiet, apply=apply_))
+
+
+def _progress(console: Any, quiet: bool) -> Progress:
+    if quiet or not sys.stderr.isatty():
+        return NullProgress()
+    return RichProgress(console)
+
+
+def run_migrate(
+    settings: Settings, console: Any, *, as_json: bool, quiet: bool, apply: bool, ask: bool = True
+) -> int:
+    store = Store(settings)
+    plan = build_plan(store, settings, progress=_progress(console, quiet))
+    dry = result_of_plan(plan)
+    if not apply:
+        render_plan(console, [e.to_json() for e in plan.entries], per_record=not quiet)
+        render_result(console, dry.to_json(), plan.source.bucket, None)
+        interactive = ask and not as_json and sys.stdin.isatty() and sys.stderr.isatty()
+        if interactive and dry.migrated and click.confirm("Proceed?", default=False, err=True):
+            apply = True
+        else:
+            if as_json:
+                emit_json(dry.to_json())
+            if dry.migrated:
+                console.print("💡 Nothing was written. To migrate: khpl-migrate migrate --apply", highlight=False)
+            return EXIT_OK if dry.ok else EXIT_PROBLEMS
+    else:
+        render_plan_line(console, dry.to_json())
+    result = apply_plan(
+        store, settings, plan, runner=make_runner(settings.workers), progress=_progress(console, quiet)
+    )
+    data = result.to_json()
+    if as_json:
+        emit_json(data)
+    render_result(console, data, plan.source.bucket, result.manifest_path)
+    console.print("💡 Next: khpl-migrate verify", highlight=False)
+    return EXIT_OK if result.ok else EXIT_PROBLEMS
+
+
+@cli.group("local")
+def local_group() -> None:
+    """Start, stop or check the local stack (DynamoDB Local + moto S3) on loopback."""
+
+
+def _state_dir(state_dir: Path | None) -> Path:
+    return state_dir or Path(os.environ.get("KHPL_STATE_DIR") or settings_mod.DEFAULT_STATE_DIR)
+
+
+_state_option = click.option(
+    "--state-dir", type=click.Path(path_type=Path), help="local state folder [default: .khpl-migrate]"
+)
+
+
+@local_group.command("up")
+@_state_option
+def local_up(state_dir: Path | None) -> None:
+    """Start the stack and print the environment to use it (eval "$(khpl-migrate local up)")."""
+    console = human_console()
+    stack, notes = local.start(_state_dir(state_dir))
+    for note in notes:
+        console.print(f"ℹ️ {note}", highlight=False, markup=False)
+    console.print(
+        f"✅ DynamoDB ({stack.dynamodb.kind}) on {stack.dynamodb.url}, S3 (moto) on {stack.s3.url}",
+        highlight=False,
+    )
+    for name, value in stack.env().items():
+        click.echo(f"export {name}={value}")
+
+
+@local_group.command("down")
+@_state_option
+def local_down(state_dir: Path | None) -> None:
+    """Stop the stack started by `local up` (its data is in memory and goes with it)."""
+    stopped = local.stop(_state_dir(state_dir))
+    human_console().print("✅ Local stack stopped" if stopped else "The local stack was not running")
+
+
+@local_group.command("status")
+@_state_option
+def local_status(state_dir: Path | None) -> None:
+    """Say whether the stack is running; exit 1 when it is not."""
+    stack = local.status(_state_dir(state_dir))
+    if stack is None:
+        human_console().print("The local stack is not running: start it with `khpl-migrate local up`")
+        sys.exit(EXIT_PROBLEMS)
+    human_console().print(
+        f"Running: DynamoDB ({stack.dynamodb.kind}) {stack.dynamodb.url}, S3 (moto) {stack.s3.url}",
+        highlight=False,
+    )
+    for name, value in stack.env().items():
+        click.echo(f"export {name}={value}")
+
+
+DEMO_BUCKET = "khpl-demo-registrations"
+
+
+@cli.command("demo")
+@click.option("--records", type=click.IntRange(1, 100_000), default=25, show_default=True)
+@click.option("--keep", is_flag=True, help="leave the stack running afterwards and print its environment")
+@_state_option
+def demo_cmd(records: int, keep: bool, state_dir: Path | None) -> None:
+    """The guide's whole job on a local stack with sample registrations.
+
+    Starts DynamoDB Local and moto, seeds a bucket with sample registrations
+    (each with a JPEG photo, a PNG Aadhaar copy and a JPEG payment screenshot),
+    then runs verify, create-table, the dry run, migrate --apply and verify.
+    """
+    console = human_console()
+    base = _state_dir(state_dir)
+    demo_dir = base / "demo"
+    local.stop(demo_dir)
+    stack, notes = local.start(demo_dir)
+    for note in notes:
+        console.print(f"ℹ️ {note}", highlight=False, markup=False)
+    code = EXIT_PROBLEMS
+    try:
+        env = {**stack.env(), "REACT_APP_S3_BUCKET_NAME": DEMO_BUCKET}
+        settings = settings_mod.load(env=env, state_dir=base)
+        store = Store(settings)
+        store.create_bucket(DEMO_BUCKET)
+        body = sample.source_bytes(sample.registrations(records))
+        store.put_object(DEMO_BUCKET, settings.source_key, body, "application/json")
+        console.rule("Local stack")
+        console.print(
+            f"DynamoDB ({stack.dynamodb.kind}) {stack.dynamodb.url} · S3 (moto) {stack.s3.url} · "
+            f"s3://{DEMO_BUCKET}/{settings.source_key}: {records} registrations, {len(body):,} bytes",
+            highlight=False,
+        )
+        steps: list[tuple[str, Callable[[], int]]] = [
+            ("Step 2: Verify current data", lambda: run_verify(settings, console, False)),
+            ("Step 3: Create DynamoDB table", lambda: run_create_table(settings, console, False)),
+            (
+                "Step 4: Run migration (dry run first)",
+                lambda: run_migrate(settings, console, as_json=False, quiet=False, apply=False, ask=False),
+            ),
+            (
+                "Step 5: Run actual migration",
+                lambda: run_migrate(settings, console, as_json=False, quiet=True, apply=True),
+            ),
+            ("Step 6: Verify migration success", lambda: run_verify(settings, console, False)),
+        ]
+        for title, step in steps:
+            console.rule(title)
+            code = step()
+    finally:
+        if keep:
+            console.print("The stack keeps running; to use it:", highlight=False)
+            for name, value in stack.env().items():
+                click.echo(f"export {name}={value}")
+            click.echo(f"export REACT_APP_S3_BUCKET_NAME={DEMO_BUCKET}")
+        else:
+            local.stop(demo_dir)
+    sys.exit(code)
+
+
+def main() -> None:
+    cli(prog_name="khpl-migrate")

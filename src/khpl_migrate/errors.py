@@ -1,0 +1,74 @@
+"""The errors a person can act on.
+
+Every error that stops a command before it could do its job is a `KhplError`:
+its message names the cause and its `fix` says what to do. The command line
+prints both and exits 2; no traceback reaches the user for these.
+"""
+
+from __future__ import annotations
+
+
+class KhplError(Exception):
+    """A foreseeable problem that stops a command; carries the fix."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, fix: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.message}: {self.fix}" if self.fix else self.message
+
+
+class ConfigError(KhplError):
+    """A required setting is missing or invalid."""
+
+
+class CredentialsError(KhplError):
+    """No usable AWS credentials, or AWS refused them."""
+
+
+class EndpointError(KhplError):
+    """An AWS endpoint (or the local stack) could not be reached."""
+
+
+class AccessDenied(KhplError):
+    """AWS refused an operation for lack of permission."""
+
+
+class BucketMissing(KhplError):
+    """The S3 bucket does not exist."""
+
+
+class TableMissing(KhplError):
+    """The DynamoDB table does not exist."""
+
+
+class TableSchemaMismatch(KhplError):
+    """The table exists with a key schema other than `id` (S)."""
+
+
+class SourceMissing(KhplError):
+    """The source object (registrations.json) does not exist."""
+
+
+class SourceInvalid(KhplError):
+    """The source is not complete, valid JSON with an array of records."""
+
+
+class SourceChanged(KhplError):
+    """The source object changed while a run was reading it."""
+
+
+class BackupFailed(KhplError):
+    """The backup copy of the source could not be made or did not check out."""
+
+
+class AwsError(KhplError):
+    """Any other error from AWS that stops the command."""
+
+
+class LocalStackError(KhplError):
+    """The local stack could not be started or reached."""

@@ -1,0 +1,95 @@
+"""The run manifest: what one run did to every record, and the keys it wrote.
+
+JSON Lines, one line per record outcome, appended (and flushed) locally as the
+run goes and uploaded to `migration-runs/{run_id}/manifest.jsonl` when the run
+ends, however it ends. Rollback and verify read it (DESIGN.md, "Where things are
+stored"). It holds ids, keys, sizes and hashes: no personal data.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from khpl_migrate.store import Store
+
+Outcome = Literal["migrated", "skipped", "failed"]
+MANIFEST_PREFIX = "migration-runs"
+
+
+def manifest_key(run_id: str) -> str:
+    return f"{MANIFEST_PREFIX}/{run_id}/manifest.jsonl"
+
+
+@dataclass(frozen=True)
+class ImageWrite:
+    key: str
+    sha256: str
+    size: int
+    written: bool  # False: an identical object was there already
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    index: int
+    id: str | None
+    outcome: Outcome
+    reason: str | None = None
+    item_written: bool = False
+    images: tuple[ImageWrite, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "record",
+            "index": self.index,
+            "id": self.id,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "itemWritten": self.item_written,
+            "images": [asdict(image) for image in self.images],
+        }
+
+
+class Journal:
+    """Appends outcomes to the local manifest; `close` uploads it to S3."""
+
+    def __init__(self, store: Store, bucket: str, run_id: str, state_dir: Path, header: dict[str, Any]) -> None:
+        self._store = store
+        self._bucket = bucket
+        self.run_id = run_id
+        self.key = manifest_key(run_id)
+        self.path = state_dir / "runs" / run_id / "manifest.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._file = self.path.open("a", encoding="utf-8")
+        self._write({"type": "run", "runId": run_id, **header})
+
+    def _write(self, line: dict[str, Any]) -> None:
+        with self._lock:
+            self._file.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+            self._file.flush()
+
+    def record(self, outcome: RecordOutcome) -> None:
+        self._write(outcome.to_json())
+
+    def close(self, summary: dict[str, Any]) -> None:
+        """Write the summary line and upload the manifest (the run's record for rollback)."""
+        self._write({"type": "summary", "finishedAt": now_iso(), **summary})
+        with self._lock:
+            self._file.close()
+        self._store.put_object(
+            self._bucket, self.key, self.path.read_bytes(), "application/x-ndjson"
+        )
+
+
+def now_iso() -> str:
+    """ISO 8601 UTC with milliseconds, as the guide writes migrationDate."""
+    return iso_ms(datetime.now(UTC))
+
+
+def iso_ms(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -1,0 +1,193 @@
+"""The dry run: one plan entry per source record, built without writing anything.
+
+`build_plan` reads and validates the whole source (safety contract 3), runs
+every record through the same pure `transform` the real run uses, and asks
+DynamoDB which ids exist already (BatchGetItem). The result is a frozen `Plan`
+that is either only displayed (dry run) or handed to `apply.apply_plan`, so
+the dry run and the real run cannot drift apart (STYLE.md 2). Building a plan
+sends read requests only (safety contract 7).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, Protocol
+
+from khpl_migrate import source as source_mod
+from khpl_migrate.journal import iso_ms
+from khpl_migrate.settings import Settings
+from khpl_migrate.source import Digest, Source
+from khpl_migrate.store import BATCH_GET_KEYS, Store
+from khpl_migrate.transform import RecordError, RunStamp, transform
+
+
+class Action(str, Enum):
+    CREATE = "create"
+    SKIP = "skip"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """What will happen to the record at `index` of the source array, and why."""
+
+    index: int
+    id: str | None
+    action: Action
+    reason: str | None = None
+    images: int = 0
+    image_bytes: int = 0
+    item_size: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "id": self.id,
+            "action": self.action.value,
+            "reason": self.reason,
+            "images": self.images,
+            "imageBytes": self.image_bytes,
+            "itemSize": self.item_size,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    stamp: RunStamp
+    started: datetime
+    source: Source
+    digest: Digest
+    table: str
+    entries: tuple[PlanEntry, ...]
+
+    def count(self, action: Action) -> int:
+        return sum(1 for entry in self.entries if entry.action is action)
+
+    @property
+    def total(self) -> int:
+        return len(self.entries)
+
+    @property
+    def image_count(self) -> int:
+        return sum(e.images for e in self.entries if e.action is Action.CREATE)
+
+    @property
+    def image_bytes(self) -> int:
+        return sum(e.image_bytes for e in self.entries if e.action is Action.CREATE)
+
+    @property
+    def failures(self) -> list[PlanEntry]:
+        return [e for e in self.entries if e.action is Action.FAIL]
+
+
+class Progress(Protocol):
+    """What the library reports while it works; the CLI draws it, tests ignore it."""
+
+    def start(self, phase: str, total: int | None) -> None: ...
+
+    def advance(self, *, images: int = 0, nbytes: int = 0, failed: bool = False) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class NullProgress:
+    def start(self, phase: str, total: int | None) -> None:
+        pass
+
+    def advance(self, *, images: int = 0, nbytes: int = 0, failed: bool = False) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def new_stamp(started: datetime | None = None) -> tuple[RunStamp, datetime]:
+    """A run id and migrationDate: the run's start, ISO 8601 UTC with milliseconds."""
+    started = started or datetime.now(UTC)
+    run_id = f"{started:%Y%m%dT%H%M%S}{started.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
+    return RunStamp(run_id=run_id, migration_date=iso_ms(started)), started
+
+
+def describe_id(record: Any) -> str | None:
+    """The id as the report shows it, even when it is not a usable one."""
+    if isinstance(record, dict) and "id" in record and record["id"] is not None:
+        rid = record["id"]
+        return rid if isinstance(rid, str) else str(rid)
+    return None
+
+
+@dataclass
+class _Pending:
+    entries: list[PlanEntry] = field(default_factory=list)
+    unchecked: list[int] = field(default_factory=list)  # positions of CREATE entries to check
+
+
+def build_plan(
+    store: Store,
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    stamp: tuple[RunStamp, datetime] | None = None,
+) -> Plan:
+    """Read and validate the whole source and decide every record's fate. Writes nothing."""
+    progress = progress or NullProgress()
+    store.require_table(settings.table)
+    source = source_mod.open_source(store, settings)
+    run_stamp, started = stamp or new_stamp()
+    digest = Digest()
+    pending = _Pending()
+    first_seen: dict[str, int] = {}
+    progress.start("Planning", None)
+
+    def check_existing() -> None:
+        ids = [str(pending.entries[i].id) for i in pending.unchecked]
+        existing = store.existing_ids(settings.table, ids)
+        for position in pending.unchecked:
+            entry = pending.entries[position]
+            if entry.id in existing:
+                pending.entries[position] = PlanEntry(
+                    entry.index, entry.id, Action.SKIP, "already in the table",
+                    entry.images, entry.image_bytes, entry.item_size,
+                )
+        pending.unchecked.clear()
+
+    for index, record in source_mod.iter_records(store, source, digest):
+        entry = _plan_one(index, record, run_stamp, first_seen)
+        pending.entries.append(entry)
+        if entry.action is Action.CREATE:
+            pending.unchecked.append(len(pending.entries) - 1)
+            if len(pending.unchecked) == BATCH_GET_KEYS:
+                check_existing()
+        progress.advance(images=entry.images, nbytes=entry.image_bytes, failed=entry.action is Action.FAIL)
+    if pending.unchecked:
+        check_existing()
+    progress.finish()
+    return Plan(run_stamp, started, source, digest, settings.table, tuple(pending.entries))
+
+
+def _plan_one(
+    index: int,
+    record: Any,
+    stamp: RunStamp,
+    first_seen: dict[str, int],
+) -> PlanEntry:
+    shown = describe_id(record)
+    try:
+        result = transform(record, stamp)
+    except RecordError as exc:
+        return PlanEntry(index, shown, Action.FAIL, str(exc))
+    if result.id in first_seen:
+        return PlanEntry(
+            index, result.id, Action.FAIL,
+            f"duplicate id: the record at index {first_seen[result.id]} has the same id "
+            "and is the one migrated",
+            len(result.images), result.image_bytes, result.item_size,
+        )
+    first_seen[result.id] = index
+    return PlanEntry(
+        index, result.id, Action.CREATE, None, len(result.images), result.image_bytes, result.item_size
+    )
+

@@ -1,0 +1,261 @@
+"""Human (rich) and JSON renderings of results. Works on plain data only.
+
+The verify report keeps the guide's wording and layout line for line
+(`verifyMigration.js`'s output in GUIDE.md), because the operator compares it
+with the guide. Human output goes to stderr; JSON to stdout (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+LIST_LIMIT = 50
+
+
+def human_console(quiet: bool = False) -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True, quiet=quiet)
+
+
+def emit_json(data: Mapping[str, Any]) -> None:
+    """One JSON object on stdout."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=_default) + "\n")
+    sys.stdout.flush()
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)
+
+
+def size(n: int | float) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def _line(console: Console, text: str = "") -> None:
+    console.print(text, markup=False, highlight=False)
+
+
+def _label(rid: str, name: str | None) -> str:
+    return f"{name} ({rid})" if name else rid
+
+
+def render_verify(
+    console: Console,
+    data: Mapping[str, Any],
+    names: Mapping[str, str | None],
+    *,
+    migrate_hint: str = "khpl-migrate migrate",
+) -> None:
+    """The guide's verification report."""
+    _line(console, "🔍 Verifying KHPL Data Migration Status")
+    _line(console, "=====================================")
+    _line(console, "📊 Loading data from both sources...")
+    _line(console)
+    _line(console, "📈 Data Summary:")
+    _line(console, f"   • S3 Records: {data['s3Records']}")
+    _line(console, f"   • DynamoDB Records: {data['dynamoRecords']}")
+    if not data["tableExists"]:
+        _line(console, "   (the DynamoDB table does not exist yet: run `khpl-migrate create-table`)")
+    _line(console)
+    _line(console, "🔍 Migration Analysis:")
+    _line(console, f"   • Records in both S3 and DynamoDB: {data['inBoth']}")
+    _line(console, f"   • Records marked as migrated: {data['markedMigrated']}")
+    _line(console, f"   • Records only in S3: {len(data['onlyInS3'])}")
+    _line(console, f"   • Records only in DynamoDB: {len(data['onlyInDynamo'])}")
+    _line(console)
+    if data["onlyInS3"]:
+        _line(console, "⚠️ Records needing migration (in S3 only):")
+        _numbered(console, data["onlyInS3"], names)
+        _line(console)
+    if data["onlyInDynamo"]:
+        _line(console, "📝 Records only in DynamoDB (written by the app, not in registrations.json):")
+        _numbered(console, data["onlyInDynamo"], names)
+        _line(console)
+    if data["unusable"]:
+        _line(console, "❌ Source entries that cannot be migrated:")
+        for entry in data["unusable"][:LIST_LIMIT]:
+            shown = f" ({entry['id']})" if entry["id"] is not None else ""
+            _line(console, f"   • index {entry['index']}{shown}: {entry['reason']}")
+        _more(console, len(data["unusable"]))
+        _line(console)
+    if data["duplicateIds"]:
+        _line(console, f"⚠️ Ids that appear more than once in S3: {', '.join(data['duplicateIds'][:LIST_LIMIT])}")
+        _line(console)
+    if data["byMigrationDate"]:
+        _line(console, "✅ Successfully migrated records:")
+        for day, counts in data["byMigrationDate"].items():
+            _line(console, f"   📅 {day}: {counts['records']} records")
+            _line(console, f"      📸 Total images: {counts['images']}")
+        _line(console)
+    _line(console, "📊 Overall Status:")
+    if data["complete"]:
+        _line(console, "✅ Migration appears complete - all S3 records found in DynamoDB")
+    else:
+        _line(console, "⚠️ Migration needed - some records only exist in S3")
+        _line(console, f"💡 Run: {migrate_hint}")
+
+
+def _numbered(console: Console, ids: Sequence[str], names: Mapping[str, str | None]) -> None:
+    for number, rid in enumerate(ids[:LIST_LIMIT], start=1):
+        _line(console, f"   {number}. {_label(rid, names.get(rid))}")
+    _more(console, len(ids))
+
+
+def _more(console: Console, count: int) -> None:
+    if count > LIST_LIMIT:
+        _line(console, f"   ... and {count - LIST_LIMIT} more (all of them with --json)")
+
+
+def render_plan(console: Console, entries: Sequence[Mapping[str, Any]], *, per_record: bool) -> None:
+    """The dry run's per-record table: create / skip / fail, images, bytes, item size."""
+    if per_record and entries:
+        table = Table(title="Migration plan", title_justify="left", show_edge=False, pad_edge=False)
+        table.add_column("#", justify="right")
+        table.add_column("id", overflow="fold")
+        table.add_column("action")
+        table.add_column("images", justify="right")
+        table.add_column("image bytes", justify="right")
+        table.add_column("item size", justify="right")
+        table.add_column("reason", overflow="fold")
+        style = {"create": "green", "skip": "yellow", "fail": "red"}
+        for e in entries:
+            table.add_row(
+                str(e["index"]),
+                e["id"] if e["id"] is not None else "-",
+                f"[{style[e['action']]}]{e['action']}[/]",
+                str(e["images"]),
+                size(e["imageBytes"]),
+                size(e["itemSize"]) if e["itemSize"] is not None else "-",
+                e["reason"] or "",
+            )
+        console.print(table)
+        _line(console)
+
+
+def render_result(console: Console, data: Mapping[str, Any], bucket: str, manifest_path: str | None) -> None:
+    """The summary of a run or of a dry run."""
+    planned = data["dryRun"]
+    total = data["total"]
+    failed = data["failed"]
+    if planned:
+        _line(console, f"📋 Dry run (nothing was written) - run id {data['runId']}")
+        _line(console, f"   • Records in S3: {total}")
+        _line(console, f"   • To migrate: {data['migrated']} ({data['images']} images, {size(data['imageBytes'])})")
+        _line(console, f"   • To skip (already in DynamoDB): {data['skipped']}")
+        _line(console, f"   • Will fail: {len(failed)}")
+    else:
+        _line(console, f"📦 Migration run {data['runId']} finished in {data['seconds']:.1f} s")
+        _line(console, f"   • Records in S3: {total}")
+        _line(console, f"   • Migrated: {data['migrated']} ({data['images']} images, {size(data['imageBytes'])})")
+        _line(console, f"   • Skipped (already in DynamoDB): {data['skipped']}")
+        _line(console, f"   • Failed: {len(failed)}")
+        if data["backupKey"]:
+            _line(console, f"   • Backup: s3://{bucket}/{data['backupKey']}")
+        if data["manifestKey"]:
+            local = f" (local copy: {manifest_path})" if manifest_path else ""
+            _line(console, f"   • Manifest: s3://{bucket}/{data['manifestKey']}{local}")
+    if failed:
+        _line(console)
+        _line(console, "❌ Failed records:" if not planned else "❌ Records that will fail:")
+        for f in failed[:LIST_LIMIT]:
+            _line(console, f"   • index {f['index']} ({f['id'] if f['id'] is not None else 'no id'}): {f['reason']}")
+        _more(console, len(failed))
+    if data.get("stopped"):
+        _line(console)
+        _line(console, f"⛔ The run stopped early: {data['stopped']}")
+        _line(console, "💡 Fix the cause and run `khpl-migrate migrate --apply` again: it resumes")
+
+
+def render_plan_line(console: Console, data: Mapping[str, Any]) -> None:
+    """One line of plan before a real run: what it is about to do."""
+    _line(
+        console,
+        f"📋 Plan for run {data['runId']}: {data['total']} records - {data['migrated']} to migrate "
+        f"({data['images']} images, {size(data['imageBytes'])}), {data['skipped']} to skip, "
+        f"{len(data['failed'])} will fail",
+    )
+
+
+def render_table_result(console: Console, data: Mapping[str, Any]) -> None:
+    verb = "Created" if data["created"] else "Table exists:"
+    _line(console, f"✅ {verb} {data['table']} ({data['status']})")
+    _line(console, "   • Key: id (string), billing: on demand")
+    _line(console, f"   • Deletion protection: {_onoff(data['deletionProtection'])}")
+    _line(console, f"   • Point-in-time recovery: {_onoff(data['pointInTimeRecovery'])}")
+    if data.get("note"):
+        _line(console, f"   ℹ️ {data['note']}")
+
+
+def _onoff(value: bool | None) -> str:
+    return {True: "on", False: "off", None: "not available here"}[value]
+
+
+def render_error(console: Console, message: str, fix: str) -> None:
+    console.print(f"[bold red]Error:[/] {_escape(message)}", highlight=False)
+    if fix:
+        console.print(f"[bold]Fix:[/] {_escape(fix)}", highlight=False)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+class RichProgress:
+    """Progress bars on stderr for a terminal: records, images, MB, rate, ETA, failures."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[images]} images, {task.fields[mb]:.1f} MB"),
+            TextColumn("[red]{task.fields[failed]} failed"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self._task: Any = None
+        self._images = 0
+        self._bytes = 0
+        self._failed = 0
+
+    def start(self, phase: str, total: int | None) -> None:
+        self._images = self._bytes = self._failed = 0
+        self._progress.start()
+        self._task = self._progress.add_task(phase, total=total, images=0, mb=0.0, failed=0)
+
+    def advance(self, *, images: int = 0, nbytes: int = 0, failed: bool = False) -> None:
+        self._images += images
+        self._bytes += nbytes
+        self._failed += int(failed)
+        self._progress.update(
+            self._task, advance=1, images=self._images, mb=self._bytes / 1e6, failed=self._failed
+        )
+
+    def finish(self) -> None:
+        self._progress.stop()

@@ -1,0 +1,199 @@
+"""The source, `registrations.json`: pinned to one version, streamed, backed up.
+
+The source is never held whole in memory: ijson (yajl2_c backend) yields one
+record at a time from the S3 stream. Every read is pinned to the ETag (and
+version id) seen when the run started, so the plan, the backup and the apply
+pass all see the same bytes; the stream's SHA-256 is what the backup is checked
+against (DESIGN.md, safety contract 2 and 3).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import ijson
+
+from khpl_migrate import errors
+from khpl_migrate.settings import Settings
+from khpl_migrate.store import ObjectInfo, Store
+
+log = logging.getLogger(__name__)
+
+_VALUE_EVENTS = {"start_array", "start_map", "string", "number", "boolean", "null"}
+if ijson.backend != "yajl2_c":  # pragma: no cover - depends on the wheel installed
+    log.warning("ijson's C backend is not available (%s): parsing will be slower", ijson.backend)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One exact version of the source object."""
+
+    bucket: str
+    info: ObjectInfo
+    records_path: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.info.key}"
+
+
+@dataclass
+class Digest:
+    """Filled in while a stream is read to its end."""
+
+    sha256: str = ""
+    size: int = 0
+
+    @property
+    def sha256_b64(self) -> str:
+        return base64.b64encode(bytes.fromhex(self.sha256)).decode("ascii")
+
+
+class _HashingReader:
+    """A file-like wrapper that hashes and counts what ijson reads."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._hash = hashlib.sha256()
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._raw.read(size)
+        self._hash.update(chunk)
+        self.count += len(chunk)
+        return chunk
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def open_source(store: Store, settings: Settings) -> Source:
+    """Find the source and pin its current version; clear errors when it is not there."""
+    if not settings.bucket:
+        raise errors.ConfigError(
+            "No S3 bucket is set",
+            "pass --bucket, or set REACT_APP_S3_BUCKET_NAME in the environment or .env",
+        )
+    store.check_bucket(settings.bucket)
+    info = store.head_object(settings.bucket, settings.source_key)
+    if info is None:
+        raise errors.SourceMissing(
+            f"s3://{settings.bucket}/{settings.source_key} does not exist",
+            "check --source-key and --bucket (the guide's file is registrations.json)",
+        )
+    return Source(settings.bucket, info, settings.records_path)
+
+
+def iter_records(store: Store, source: Source, digest: Digest | None = None) -> Iterator[tuple[int, Any]]:
+    """(index, record) for every entry of the source's array, numbers as exact Decimal.
+
+    Raises SourceInvalid when the source is not complete, valid JSON with an
+    array at its top (or at --records-path); that is found only once the stream
+    is read to its end, so callers must consume it all before writing anything.
+    """
+    where = source.uri
+    if source.info.size == 0:
+        raise errors.SourceInvalid(
+            f"{where} is empty (0 bytes)", "restore registrations.json from a backup"
+        )
+    reader = _HashingReader(store.open_object(source.bucket, source.info))
+    container = source.records_path or ""
+    seen: dict[str, Any] = {}
+    events = _watch(ijson.parse(reader, use_float=False), container, seen)
+    prefix = f"{container}.item" if container else "item"
+    index = -1
+    try:
+        for index, record in enumerate(ijson.items(events, prefix)):  # noqa: B007
+            yield index, record
+    except ijson.JSONError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise errors.SourceInvalid(
+            f"{where} is not valid JSON near byte {reader.count:,} of {source.info.size:,} "
+            f"({reason}); nothing was written",
+            "fix or restore the file (a truncated upload?) and run again",
+        ) from None
+    kind = seen.get("kind")
+    if kind != "start_array":
+        raise errors.SourceInvalid(_not_an_array(where, source.records_path, kind, seen), _fix(seen))
+    if reader.count != source.info.size:
+        raise errors.SourceChanged(
+            f"{where} was {source.info.size:,} bytes but {reader.count:,} were read",
+            "run the command again",
+        )
+    if digest is not None:
+        digest.sha256 = reader.hexdigest()
+        digest.size = reader.count
+
+
+def _watch(events: Iterator[tuple[str, str, Any]], container: str, seen: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """Pass ijson's events through, noting what sits at the records' container."""
+    keys: list[str] = []
+    for prefix, event, value in events:
+        if prefix == container and event in _VALUE_EVENTS and "kind" not in seen:
+            seen["kind"] = event
+        elif prefix == "" and event == "map_key" and len(keys) < 12:
+            keys.append(value)
+            seen["top_keys"] = keys
+        yield prefix, event, value
+
+
+_KINDS = {
+    "start_map": "an object",
+    "string": "a string",
+    "number": "a number",
+    "boolean": "a boolean",
+    "null": "null",
+}
+
+
+def _not_an_array(where: str, records_path: str | None, kind: str | None, seen: dict[str, Any]) -> str:
+    at = f"at --records-path {records_path}" if records_path else "at its top level"
+    if kind is None:
+        return f"{where} has nothing {at}; nothing was written"
+    return f"{where} holds {_KINDS.get(kind, kind)} {at}, not an array of registrations; nothing was written"
+
+
+def _fix(seen: dict[str, Any]) -> str:
+    keys = seen.get("top_keys")
+    if keys:
+        return "pass --records-path with the key that holds the array (top-level keys: " + ", ".join(keys) + ")"
+    return "check that this is the registrations file, or restore it from a backup"
+
+
+def backup_key(source_key: str, started_iso: str) -> str:
+    """The guide's backup name: migration-backup-{ISO timestamp}-registrations.json."""
+    return f"migration-backup-{started_iso}-{posixpath.basename(source_key)}"
+
+
+def make_backup(store: Store, source: Source, digest: Digest, started_iso: str) -> str:
+    """Server-side copy of the pinned source version, then prove the copy holds the same bytes."""
+    key = backup_key(source.info.key, started_iso)
+    head = store.copy_object(source.bucket, source.info, key)
+    if head.size != digest.size:
+        raise errors.BackupFailed(
+            f"The backup s3://{source.bucket}/{key} is {head.size:,} bytes, "
+            f"the source {digest.size:,}",
+            "run again; nothing was migrated",
+        )
+    if head.sha256_b64 is not None:
+        matches = head.sha256_b64 == digest.sha256_b64
+    else:
+        # No full-object checksum from this endpoint: read the copy back and hash it.
+        hasher = hashlib.sha256()
+        body = store.open_object(source.bucket, head)
+        for chunk in iter(lambda: body.read(1 << 20), b""):
+            hasher.update(chunk)
+        matches = hasher.hexdigest() == digest.sha256
+    if not matches:
+        raise errors.BackupFailed(
+            f"The backup s3://{source.bucket}/{key} does not hash to the source's SHA-256",
+            "run again; nothing was migrated",
+        )
+    log.info("backup %s checked (sha256 %s)", key, digest.sha256)
+    return key

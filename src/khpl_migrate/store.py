@@ -1,0 +1,481 @@
+"""The one place that talks to AWS.
+
+Every S3 and DynamoDB request of the tool goes through `Store`, so that there is
+one set of retry rules (botocore's standard mode), one translation of AWS
+errors into errors a person can act on (`errors.py`), and one hook
+(`observer`) through which tests see every request without patching boto3.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+
+import boto3
+import botocore.exceptions
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+
+from khpl_migrate import errors
+from khpl_migrate.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+Observer = Callable[[str, str], None]
+PutOutcome = Literal["written", "identical", "conflict"]
+
+# BatchGetItem takes at most 100 keys a request (DynamoDB quota).
+BATCH_GET_KEYS = 100
+_CREDENTIAL_CODES = {
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidToken",
+}
+_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "AllAccessDisabled", "403"}
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+    version_id: str | None = None
+    content_type: str | None = None
+    sha256_b64: str | None = None
+
+
+def to_attribute_values(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in item.items()}
+
+
+def from_attribute_values(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+def _code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: botocore.exceptions.ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+class Store:
+    """S3 + DynamoDB for one settings object; thread-safe (boto3 clients are)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        observer: Observer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self._sleep = sleep
+        try:
+            self._session = boto3.Session(
+                profile_name=settings.profile,
+                region_name=settings.region,
+                aws_access_key_id=_reveal(settings.access_key_id),
+                aws_secret_access_key=_reveal(settings.secret_access_key),
+                aws_session_token=_reveal(settings.session_token),
+            )
+        except botocore.exceptions.ProfileNotFound:
+            raise errors.CredentialsError(
+                f"AWS profile {settings.profile!r} is not configured",
+                "check AWS_PROFILE, or run `aws configure --profile NAME`",
+            ) from None
+        if not self._session.region_name:
+            raise errors.ConfigError(
+                "No AWS region is set",
+                "pass --region, or set AWS_REGION (or REACT_APP_AWS_REGION in .env)",
+            )
+        config = Config(
+            retries={"mode": "standard", "max_attempts": settings.max_attempts},
+            # Every worker needs its own connection, or the pool serialises them.
+            max_pool_connections=max(10, settings.workers * 2),
+            connect_timeout=5,
+            read_timeout=60,
+            user_agent_extra="khpl-migrate",
+        )
+        self.s3: S3Client = self._session.client(
+            "s3", endpoint_url=settings.s3_endpoint, config=config
+        )
+        self.ddb: DynamoDBClient = self._session.client(
+            "dynamodb", endpoint_url=settings.dynamodb_endpoint, config=config
+        )
+        if observer is not None:
+            for client, service in ((self.s3, "s3"), (self.ddb, "dynamodb")):
+                client.meta.events.register(
+                    "before-call.*.*",
+                    lambda model, _service=service, **_: observer(_service, model.name),
+                )
+
+    @property
+    def region(self) -> str:
+        return str(self._session.region_name)
+
+    # -- errors ---------------------------------------------------------------
+
+    @contextmanager
+    def _translate(self, what: str, *, bucket: str | None = None) -> Iterator[None]:
+        """Turn botocore's exceptions into errors that name the cause and the fix."""
+        try:
+            yield
+        except botocore.exceptions.NoCredentialsError:
+            raise errors.CredentialsError(
+                "No AWS credentials found",
+                "set AWS_PROFILE (preferred), or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                "or the guide's REACT_APP_AWS_ACCESS_KEY_ID/REACT_APP_AWS_SECRET_ACCESS_KEY "
+                "in .env",
+            ) from None
+        except (
+            botocore.exceptions.PartialCredentialsError,
+            botocore.exceptions.TokenRetrievalError,
+            botocore.exceptions.SSOTokenLoadError,
+        ) as exc:
+            raise errors.CredentialsError(
+                f"AWS credentials are incomplete or expired ({type(exc).__name__})",
+                "check both the access key id and the secret, or run `aws sso login`",
+            ) from None
+        except (
+            botocore.exceptions.EndpointConnectionError,
+            botocore.exceptions.ConnectTimeoutError,
+            botocore.exceptions.ConnectionClosedError,
+        ) as exc:
+            endpoint = getattr(exc, "kwargs", {}).get("endpoint_url", "the AWS endpoint")
+            raise errors.EndpointError(
+                f"Could not reach {endpoint} while trying to {what}",
+                "check the network and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_DYNAMODB; "
+                "for the local stack run `khpl-migrate local up`",
+            ) from None
+        except botocore.exceptions.ClientError as exc:
+            code = _code(exc)
+            if code in _CREDENTIAL_CODES:
+                raise errors.CredentialsError(
+                    f"AWS refused the credentials ({code}) while trying to {what}",
+                    "check the access key and secret, or that the session has not expired",
+                ) from None
+            if code in _DENIED_CODES:
+                raise errors.AccessDenied(
+                    f"Access denied while trying to {what}",
+                    "grant the permissions listed in the README (IAM policy) to this user/role",
+                ) from None
+            if code in {"NoSuchBucket"} or (bucket and code == "404" and what.startswith("open")):
+                raise errors.BucketMissing(
+                    f"Bucket {bucket} does not exist",
+                    "check --bucket or REACT_APP_S3_BUCKET_NAME",
+                ) from None
+            raise errors.AwsError(
+                f"AWS error {code or _status(exc)} while trying to {what}",
+                str(exc.response.get("Error", {}).get("Message", "")) or "see the AWS console",
+            ) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise errors.AwsError(f"Could not {what}", type(exc).__name__) from None
+
+    # -- S3 -------------------------------------------------------------------
+
+    def check_bucket(self, bucket: str) -> None:
+        with self._translate(f"open bucket {bucket}", bucket=bucket):
+            try:
+                self.s3.head_bucket(Bucket=bucket)
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) in {"404", "NoSuchBucket", "NotFound"}:
+                    raise errors.BucketMissing(
+                        f"Bucket {bucket} does not exist",
+                        "check --bucket or REACT_APP_S3_BUCKET_NAME",
+                    ) from None
+                raise
+
+    def create_bucket(self, bucket: str) -> None:
+        """For the demo and tests: create a bucket in the store's region."""
+        with self._translate(f"create bucket {bucket}"):
+            kwargs: dict[str, Any] = {"Bucket": bucket}
+            if self.region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+            try:
+                self.s3.create_bucket(**kwargs)
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    raise
+
+    def head_object(self, bucket: str, key: str) -> ObjectInfo | None:
+        with self._translate(f"read s3://{bucket}/{key}", bucket=bucket):
+            try:
+                head = self.s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                    return None
+                raise
+        return ObjectInfo(
+            key=key,
+            size=int(head["ContentLength"]),
+            etag=head["ETag"],
+            version_id=head.get("VersionId"),
+            content_type=head.get("ContentType"),
+            sha256_b64=head.get("ChecksumSHA256"),
+        )
+
+    def open_object(self, bucket: str, info: ObjectInfo) -> BinaryIO:
+        """Stream one exact version of an object: a change since `info` is refused by S3."""
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": info.key, "IfMatch": info.etag}
+        if info.version_id:
+            kwargs["VersionId"] = info.version_id
+        with self._translate(f"read s3://{bucket}/{info.key}", bucket=bucket):
+            try:
+                body: BinaryIO = self.s3.get_object(**kwargs)["Body"]  # type: ignore[assignment]
+                return body
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) in {"PreconditionFailed", "412"}:
+                    raise errors.SourceChanged(
+                        f"s3://{bucket}/{info.key} changed while this run was reading it",
+                        "run the command again; it reads the new version from the start",
+                    ) from None
+                raise
+
+    def get_bytes(self, bucket: str, key: str) -> bytes | None:
+        with self._translate(f"read s3://{bucket}/{key}", bucket=bucket):
+            try:
+                return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                    return None
+                raise
+
+    def put_object_if_absent(
+        self, bucket: str, key: str, data: bytes, content_type: str
+    ) -> PutOutcome:
+        """Write a new object, never replacing one: S3's conditional write (If-None-Match).
+
+        Where the key exists already, identical bytes count as done and other
+        bytes are a conflict the caller reports; nothing is overwritten.
+        """
+        digest = hashlib.sha256(data).digest()
+        with self._translate(f"upload s3://{bucket}/{key}", bucket=bucket):
+            try:
+                self.s3.put_object(
+                    Bucket=bucket,
+                    Key=key,
+                    Body=data,
+                    ContentType=content_type,
+                    ServerSideEncryption="AES256",
+                    ChecksumSHA256=base64.b64encode(digest).decode("ascii"),
+                    IfNoneMatch="*",
+                )
+                return "written"
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) not in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+                    raise
+            existing = self.get_bytes(bucket, key)
+        if existing is not None and hashlib.sha256(existing).digest() == digest:
+            return "identical"
+        return "conflict"
+
+    def put_object(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+        """Write an object the tool owns outright (a run's own manifest)."""
+        with self._translate(f"upload s3://{bucket}/{key}", bucket=bucket):
+            self.s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                ServerSideEncryption="AES256",
+            )
+
+    def copy_object(self, bucket: str, source: ObjectInfo, key: str) -> ObjectInfo:
+        """Server-side copy of one exact source version to a new key; returns the copy's head."""
+        copy_source: dict[str, str] = {"Bucket": bucket, "Key": source.key}
+        if source.version_id:
+            copy_source["VersionId"] = source.version_id
+        with self._translate(f"copy s3://{bucket}/{source.key} to {key}", bucket=bucket):
+            try:
+                self.s3.copy_object(
+                    Bucket=bucket,
+                    Key=key,
+                    CopySource=copy_source,  # type: ignore[arg-type]
+                    CopySourceIfMatch=source.etag,
+                    ServerSideEncryption="AES256",
+                    ChecksumAlgorithm="SHA256",
+                    MetadataDirective="COPY",
+                )
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) in {"PreconditionFailed", "412"}:
+                    raise errors.SourceChanged(
+                        f"s3://{bucket}/{source.key} changed before the backup was taken",
+                        "run the command again; it plans against the new version",
+                    ) from None
+                raise
+        head = self.head_object(bucket, key)
+        if head is None:
+            raise errors.BackupFailed(
+                f"The backup s3://{bucket}/{key} is missing right after the copy",
+                "check the bucket's lifecycle rules and permissions, then run again",
+            )
+        return head
+
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
+        with self._translate(f"list s3://{bucket}/{prefix}", bucket=bucket):
+            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield ObjectInfo(key=obj["Key"], size=obj["Size"], etag=obj["ETag"])
+
+    # -- DynamoDB -------------------------------------------------------------
+
+    def describe_table(self, table: str) -> dict[str, Any] | None:
+        with self._translate(f"describe table {table}"):
+            try:
+                return dict(self.ddb.describe_table(TableName=table)["Table"])
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) == "ResourceNotFoundException":
+                    return None
+                raise
+
+    def require_table(self, table: str) -> dict[str, Any]:
+        description = self.describe_table(table)
+        if description is None:
+            raise errors.TableMissing(
+                f"Table {table} does not exist", "run `khpl-migrate create-table`"
+            )
+        return description
+
+    def create_table(self, table: str) -> None:
+        with self._translate(f"create table {table}"):
+            self.ddb.create_table(
+                TableName=table,
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+                DeletionProtectionEnabled=True,
+                Tags=[{"Key": "app", "Value": "khpl-registrations"}],
+            )
+
+    def wait_table_active(self, table: str, timeout: float = 300) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            description = self.require_table(table)
+            if description.get("TableStatus") == "ACTIVE":
+                return description
+            if time.monotonic() > deadline:
+                raise errors.AwsError(
+                    f"Table {table} is still {description.get('TableStatus')} after {timeout:.0f}s",
+                    "wait a minute and run `khpl-migrate create-table` again",
+                )
+            self._sleep(2)
+
+    def enable_point_in_time_recovery(self, table: str) -> bool:
+        """True when enabled; False where the endpoint has no such feature (DynamoDB Local)."""
+        with self._translate(f"enable point-in-time recovery on {table}"):
+            try:
+                self.ddb.update_continuous_backups(
+                    TableName=table,
+                    PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+                )
+                return True
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) in {"UnknownOperationException", "UnsupportedOperation"}:
+                    return False
+                raise
+
+    def existing_ids(self, table: str, ids: Iterable[str]) -> set[str]:
+        """Which of `ids` have an item: BatchGetItem, 100 keys a call, unprocessed keys retried."""
+        found: set[str] = set()
+        batch: list[str] = []
+        for rid in ids:
+            batch.append(rid)
+            if len(batch) == BATCH_GET_KEYS:
+                found |= self._batch_get_ids(table, batch)
+                batch = []
+        if batch:
+            found |= self._batch_get_ids(table, batch)
+        return found
+
+    def _batch_get_ids(self, table: str, ids: list[str]) -> set[str]:
+        request: dict[str, Any] = {
+            table: {
+                "Keys": [{"id": {"S": rid}} for rid in ids],
+                "ProjectionExpression": "#id",
+                "ExpressionAttributeNames": {"#id": "id"},
+                "ConsistentRead": True,
+            }
+        }
+        found: set[str] = set()
+        attempt = 0
+        with self._translate(f"read table {table}"):
+            while request:
+                try:
+                    response = self.ddb.batch_get_item(RequestItems=request)
+                except botocore.exceptions.ClientError as exc:
+                    if _code(exc) == "ResourceNotFoundException":
+                        raise errors.TableMissing(
+                            f"Table {table} does not exist", "run `khpl-migrate create-table`"
+                        ) from None
+                    raise
+                for item in response.get("Responses", {}).get(table, []):
+                    found.add(item["id"]["S"])
+                request = dict(response.get("UnprocessedKeys") or {})
+                if request:
+                    # Unprocessed keys are throttled reads: back off, never drop them.
+                    attempt += 1
+                    self._sleep(min(0.05 * 2**attempt, 5.0))
+        return found
+
+    def put_item_if_absent(self, table: str, item: dict[str, Any]) -> bool:
+        """Put an item only where no item with its id exists. False when one does."""
+        with self._translate(f"write to table {table}"):
+            try:
+                self.ddb.put_item(
+                    TableName=table,
+                    Item=to_attribute_values(item),
+                    ConditionExpression="attribute_not_exists(#id)",
+                    ExpressionAttributeNames={"#id": "id"},
+                )
+                return True
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) == "ConditionalCheckFailedException":
+                    return False
+                if _code(exc) == "ValidationException":
+                    raise ItemRejected(str(exc.response["Error"].get("Message", ""))) from None
+                raise
+
+    def get_item(self, table: str, rid: str) -> dict[str, Any] | None:
+        with self._translate(f"read table {table}"):
+            response = self.ddb.get_item(TableName=table, Key={"id": {"S": rid}}, ConsistentRead=True)
+        item = response.get("Item")
+        return from_attribute_values(dict(item)) if item else None
+
+    def scan(self, table: str, attributes: tuple[str, ...] | None = None) -> Iterator[dict[str, Any]]:
+        """Every item of the table, page by page (deserialised, numbers as Decimal)."""
+        kwargs: dict[str, Any] = {"TableName": table}
+        if attributes:
+            names = {f"#a{i}": name for i, name in enumerate(attributes)}
+            kwargs["ProjectionExpression"] = ", ".join(names)
+            kwargs["ExpressionAttributeNames"] = names
+        with self._translate(f"read table {table}"):
+            for page in self.ddb.get_paginator("scan").paginate(**kwargs):
+                for item in page.get("Items", []):
+                    yield from_attribute_values(dict(item))
+
+
+class ItemRejected(Exception):
+    """DynamoDB refused one item (ValidationException); that record fails, the run goes on."""
+
+
+def _reveal(secret: Any) -> str | None:
+    return secret.reveal() if secret is not None else None

@@ -1,0 +1,430 @@
+"""Pure: one source record -> one DynamoDB item + its images, and back.
+
+Nothing here does I/O, so everything here is unit- and property-tested: the
+round trip `restore(transform(record)) == record` is the proof that the
+migration drops nothing but the base64 text it moved to S3.
+
+The rules come from three places: the guide (the field map `image` ->
+`userPhoto`, `aadhaarCopy` -> `aadhaar`, the key layout
+`registration-images/{id}/{name}.{ext}`, the metadata fields), RFC 2397 (data
+URLs) and DynamoDB's limits (400 KB items measured its way, 38 significant
+digits, 32 levels of nesting, no empty attribute names).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pybase64
+
+IMAGE_PREFIX = "registration-images"
+# The guide's names for the two image fields every registration has.
+FIELD_NAMES = {"image": "userPhoto", "aadhaarCopy": "aadhaar"}
+METADATA_FIELDS = ("imageUploadResults", "migratedFrom", "migrationDate", "migrationRunId")
+MIGRATED_FROM = "S3"
+
+# DynamoDB's hard limits (developer guide, "Service, account and table quotas").
+MAX_ITEM_BYTES = 400 * 1024
+MAX_DEPTH = 32
+MAX_NUMBER_DIGITS = 38
+# S3 object keys are at most 1,024 bytes of UTF-8.
+MAX_S3_KEY_BYTES = 1024
+
+EXTENSIONS = {
+    "image/jpeg": "jpeg",
+    "image/jpg": "jpeg",
+    "image/pjpeg": "jpeg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/webp": "webp",
+    "image/heic": "heic",
+    "image/heif": "heif",
+    "image/bmp": "bmp",
+    "image/tiff": "tiff",
+    "image/svg+xml": "svg",
+    "application/pdf": "pdf",
+    "text/plain": "txt",
+    "application/octet-stream": "bin",
+}
+
+_DATA_URL_START = re.compile(r"data:[a-z0-9.+-]*(/[a-z0-9.+-]*)?[;,]", re.IGNORECASE)
+_DATA_URL = re.compile(
+    r"data:(?P<mime>[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+)?(?P<params>(;[^,;]*)*),",
+    re.IGNORECASE,
+)
+_WHITESPACE = re.compile(rb"[\t\n\r ]+")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+Path = tuple[str | int, ...]
+
+
+class RecordError(ValueError):
+    """One record cannot be migrated; the message is the reason the report shows."""
+
+
+@dataclass(frozen=True)
+class DataUrl:
+    mime: str  # lower-case, as stored in imageUploadResults
+    header: str  # everything up to and including the comma, as written
+    data: bytes
+
+    @property
+    def canonical(self) -> bool:
+        return self.header == f"data:{self.mime};base64,"
+
+
+@dataclass(frozen=True)
+class Image:
+    """One image taken out of a record, ready to be stored as an S3 object."""
+
+    name: str
+    path: Path
+    key: str
+    mime: str
+    data: bytes = field(repr=False)
+    sha256: str
+    header: str | None  # the data URL's header when it was not the canonical one
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class Transformed:
+    """A record ready to write: the item (no base64 left) and its images."""
+
+    id: str
+    item: dict[str, Any]
+    images: tuple[Image, ...]
+    item_size: int
+
+    @property
+    def image_bytes(self) -> int:
+        return sum(image.size for image in self.images)
+
+
+@dataclass(frozen=True)
+class RunStamp:
+    """What every item of one run carries: its run id and the run's start."""
+
+    run_id: str
+    migration_date: str  # ISO 8601 UTC with milliseconds, e.g. 2025-12-19T10:30:00.000Z
+
+
+def looks_like_data_url(value: str) -> bool:
+    return _DATA_URL_START.match(value[:300]) is not None
+
+
+def parse_data_url(value: str, where: str = "value") -> DataUrl:
+    """Decode a data URL (RFC 2397): base64 or percent-encoded, any case, line breaks allowed."""
+    match = _DATA_URL.match(value)
+    if match is None:
+        raise RecordError(f"malformed data URL at {where} (expected data:<type>;base64,<data>)")
+    header = match.group(0)
+    mime = (match.group("mime") or "application/octet-stream").lower()
+    params = [p.strip().lower() for p in (match.group("params") or "").split(";") if p.strip()]
+    payload = value[match.end() :]
+    if "base64" in params:
+        data = _b64decode(payload, where)
+    else:
+        data = urllib.parse.unquote_to_bytes(payload)
+    if not data:
+        raise RecordError(f"empty data URL at {where}: no image bytes")
+    return DataUrl(mime=mime, header=header, data=data)
+
+
+def _b64decode(payload: str, where: str) -> bytes:
+    try:
+        raw = payload.encode("ascii")
+    except UnicodeEncodeError:
+        raise RecordError(f"invalid base64 at {where}: non-ASCII characters") from None
+    raw = _WHITESPACE.sub(b"", raw)
+    if len(raw) % 4 == 1:
+        raise RecordError(f"invalid base64 at {where}: truncated (length {len(raw)})")
+    raw += b"=" * (-len(raw) % 4)  # browsers sometimes drop the padding; the bytes are intact
+    try:
+        return pybase64.b64decode(raw, validate=True)
+    except ValueError as exc:
+        raise RecordError(f"invalid base64 at {where}: {exc}") from None
+
+
+def extension(mime: str) -> str:
+    """The key's extension: the guide's `image/jpeg` -> `jpeg`, else the cleaned subtype."""
+    known = EXTENSIONS.get(mime)
+    if known:
+        return known
+    subtype = mime.split("/", 1)[-1].split("+", 1)[0]
+    return _UNSAFE_NAME.sub("", subtype).lower()[:16] or "bin"
+
+
+def image_name(path: Path) -> str:
+    """The guide's name for an image at `path` in the record, safe for an S3 key."""
+    if len(path) == 1 and path[0] in FIELD_NAMES:
+        return FIELD_NAMES[str(path[0])]
+    joined = ".".join(str(part) for part in path)
+    return _UNSAFE_NAME.sub("_", joined).strip(".") or "image"
+
+
+def image_key(record_id: str, name: str, ext: str) -> str:
+    return f"{IMAGE_PREFIX}/{record_id}/{name}.{ext}"
+
+
+def record_id(record: object) -> str:
+    """The record's id, checked to be usable as a DynamoDB key and in S3 keys."""
+    if not isinstance(record, dict):
+        kind = type(record).__name__ if record is not None else "null"
+        raise RecordError(f"not a registration object (found a JSON {_json_kind(kind)})")
+    if "id" not in record:
+        raise RecordError("record has no id")
+    rid = record["id"]
+    if not isinstance(rid, str):
+        raise RecordError(f"id is a JSON {_json_kind(type(rid).__name__)}, not a string")
+    if not rid.strip():
+        raise RecordError("id is empty")
+    if "/" in rid or rid in (".", "..") or any(ord(c) < 32 or ord(c) == 127 for c in rid):
+        raise RecordError("id contains '/', control characters or is '.'/'..'; unsafe in S3 keys")
+    if len(rid.encode("utf-8", "surrogatepass")) > 512:
+        raise RecordError("id is longer than 512 bytes")
+    return rid
+
+
+def _json_kind(python_type: str) -> str:
+    return {
+        "dict": "object",
+        "list": "array",
+        "str": "string",
+        "int": "number",
+        "Decimal": "number",
+        "float": "number",
+        "bool": "boolean",
+        "null": "null",
+        "NoneType": "null",
+    }.get(python_type, python_type)
+
+
+def transform(record: object, stamp: RunStamp) -> Transformed:
+    """Record -> item + images. Raises RecordError with the reason when it cannot be migrated."""
+    rid = record_id(record)
+    assert isinstance(record, dict)
+    for name in METADATA_FIELDS:
+        if name in record:
+            raise RecordError(f"record already has the field {name!r}, which the migration writes")
+    found: list[tuple[Path, DataUrl]] = []
+    body = _strip(record, (), found, depth=0)
+    images: list[Image] = []
+    used: set[str] = set()
+    results: dict[str, Any] = {}
+    for path, url in found:
+        name = _unique(image_name(path), used)
+        key = image_key(rid, name, extension(url.mime))
+        if len(key.encode("utf-8")) > MAX_S3_KEY_BYTES:
+            raise RecordError(f"image key for {_where(path)} is longer than 1,024 bytes")
+        digest = hashlib.sha256(url.data).hexdigest()
+        header = None if url.canonical else url.header
+        images.append(Image(name, path, key, url.mime, url.data, digest, header))
+        entry: dict[str, Any] = {
+            "s3Key": key,
+            "mimeType": url.mime,
+            "size": len(url.data),
+            "sha256": digest,
+            "field": list(path),
+        }
+        if header is not None:
+            entry["dataUrlHeader"] = header
+        results[name] = entry
+    item = dict(body)
+    item["imageUploadResults"] = results
+    item["migratedFrom"] = MIGRATED_FROM
+    item["migrationDate"] = stamp.migration_date
+    item["migrationRunId"] = stamp.run_id
+    size = item_size(item)
+    if size > MAX_ITEM_BYTES:
+        raise RecordError(
+            f"item is {size:,} bytes after the images are taken out; "
+            f"DynamoDB's limit is {MAX_ITEM_BYTES:,}"
+        )
+    return Transformed(rid, item, tuple(images), size)
+
+
+def _unique(name: str, used: set[str]) -> str:
+    candidate, n = name, 2
+    while candidate in used:
+        candidate, n = f"{name}-{n}", n + 1
+    used.add(candidate)
+    return candidate
+
+
+def _where(path: Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "(record)"
+
+
+def _strip(value: Any, path: Path, found: list[tuple[Path, DataUrl]], depth: int) -> Any:
+    """Copy `value` without its data URLs (collected in `found`), checking DynamoDB's rules."""
+    if depth > MAX_DEPTH:
+        raise RecordError(f"nested deeper than DynamoDB's {MAX_DEPTH} levels at {_where(path)}")
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, child in value.items():
+            if not isinstance(key, str) or key == "":
+                raise RecordError(f"empty attribute name in {_where(path)}")
+            _check_text(key, path + (key,))
+            sub = path + (key,)
+            if isinstance(child, str) and looks_like_data_url(child):
+                found.append((sub, parse_data_url(child, _where(sub))))
+                continue
+            out[key] = _strip(child, sub, found, depth + 1)
+        return out
+    if isinstance(value, list):
+        items: list[Any] = []
+        for index, child in enumerate(value):
+            sub = path + (index,)
+            if isinstance(child, str) and looks_like_data_url(child):
+                found.append((sub, parse_data_url(child, _where(sub))))
+                continue
+            items.append(_strip(child, sub, found, depth + 1))
+        return items
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        _check_text(value, path)
+        return value
+    if isinstance(value, int | float | Decimal):
+        return check_number(value, _where(path))
+    raise RecordError(f"unsupported value of type {type(value).__name__} at {_where(path)}")
+
+
+def _check_text(text: str, path: Path) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecordError(f"text at {_where(path)} is not valid Unicode (lone surrogate)") from None
+
+
+def check_number(value: int | float | Decimal, where: str = "value") -> Decimal | int:
+    """A JSON number as DynamoDB will hold it exactly, or the reason it cannot."""
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    if not number.is_finite():
+        raise RecordError(f"number at {where} is {number}; DynamoDB holds only finite numbers")
+    if number.is_zero():
+        return value if isinstance(value, int) else number
+    digits = len(number.normalize().as_tuple().digits)
+    if digits > MAX_NUMBER_DIGITS:
+        raise RecordError(
+            f"number at {where} has {digits} significant digits; DynamoDB keeps at most 38"
+        )
+    exponent = number.adjusted()
+    if exponent > 125 or exponent < -130:
+        raise RecordError(f"number at {where} is outside DynamoDB's range (1E-130 to 1E+126)")
+    return value if isinstance(value, int) else number
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """The item's size as DynamoDB counts it against the 400 KB limit."""
+    return sum(len(name.encode("utf-8")) + value_size(value) for name, value in item.items())
+
+
+def value_size(value: Any) -> int:
+    """DynamoDB's size of one attribute value (developer guide, "Item sizes and formats")."""
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    if isinstance(value, bool) or value is None:
+        return 1
+    if isinstance(value, int | Decimal | float):
+        return _number_size(value)
+    if isinstance(value, bytes | bytearray):
+        return len(value)
+    if isinstance(value, dict):
+        return 3 + sum(1 + len(k.encode("utf-8")) + value_size(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return 3 + sum(1 + value_size(v) for v in value)
+    raise TypeError(f"no DynamoDB size for {type(value).__name__}")
+
+
+def _number_size(value: int | Decimal | float) -> int:
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    try:
+        digits = len(number.normalize().as_tuple().digits)
+    except InvalidOperation:
+        digits = MAX_NUMBER_DIGITS
+    return (digits + 1) // 2 + 1
+
+
+def restore(item: Mapping[str, Any], images: Mapping[str, bytes]) -> dict[str, Any]:
+    """Item + image bytes (by S3 key) -> the source record: the inverse of `transform`."""
+    results: Mapping[str, Any] = item.get("imageUploadResults") or {}
+    record = {k: _copy(v) for k, v in item.items() if k not in METADATA_FIELDS}
+    entries = sorted(results.values(), key=lambda e: tuple(_path_of(e)))
+    for entry in entries:
+        path = _path_of(entry)
+        data = images[entry["s3Key"]]
+        header = entry.get("dataUrlHeader") or f"data:{entry['mimeType']};base64,"
+        if ";base64" in header.lower():
+            text = header + pybase64.b64encode(data).decode("ascii")
+        else:
+            text = header + urllib.parse.quote_from_bytes(data)
+        parent: Any = record
+        for part in path[:-1]:
+            parent = parent[part]
+        last = path[-1]
+        if isinstance(parent, list):
+            assert isinstance(last, int)
+            parent.insert(last, text)
+        else:
+            parent[last] = text
+    return record
+
+
+def _path_of(entry: Mapping[str, Any]) -> list[str | int]:
+    return [p if isinstance(p, str) else int(p) for p in entry["field"]]
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def data_url(mime: str, data: bytes) -> str:
+    """The canonical data URL the registration app wrote."""
+    return f"data:{mime};base64,{pybase64.b64encode(data).decode('ascii')}"
+
+
+def dumps(value: Any) -> str:
+    """JSON text with numbers written exactly (Decimal('499.50') -> 499.50)."""
+    return "".join(_dump(value))
+
+
+def _dump(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        yield "{"
+        for i, (k, v) in enumerate(value.items()):
+            if i:
+                yield ","
+            yield json.dumps(k, ensure_ascii=False)
+            yield ":"
+            yield from _dump(v)
+        yield "}"
+    elif isinstance(value, list | tuple):
+        yield "["
+        for i, v in enumerate(value):
+            if i:
+                yield ","
+            yield from _dump(v)
+        yield "]"
+    elif isinstance(value, Decimal):
+        yield str(value)
+    else:
+        yield json.dumps(value, ensure_ascii=False)
