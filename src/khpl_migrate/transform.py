@@ -19,7 +19,7 @@ import re
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import pybase64
@@ -318,7 +318,7 @@ def check_number(value: int | float | Decimal, where: str = "value") -> Decimal 
         raise RecordError(f"number at {where} is {number}; DynamoDB holds only finite numbers")
     if number.is_zero():
         return value if isinstance(value, int) else number
-    digits = len(number.normalize().as_tuple().digits)
+    digits = significant_digits(number)
     if digits > MAX_NUMBER_DIGITS:
         raise RecordError(
             f"number at {where} has {digits} significant digits; DynamoDB keeps at most 38"
@@ -351,13 +351,17 @@ def value_size(value: Any) -> int:
     raise TypeError(f"no DynamoDB size for {type(value).__name__}")
 
 
+def significant_digits(number: Decimal) -> int:
+    """Digits DynamoDB keeps: leading and trailing zeros trimmed (no context rounding)."""
+    digits = "".join(map(str, number.as_tuple().digits)).strip("0")
+    return max(len(digits), 1)
+
+
 def _number_size(value: int | Decimal | float) -> int:
     number = value if isinstance(value, Decimal) else Decimal(str(value))
-    try:
-        digits = len(number.normalize().as_tuple().digits)
-    except InvalidOperation:
-        digits = MAX_NUMBER_DIGITS
-    return (digits + 1) // 2 + 1
+    if not number.is_finite():
+        return 1 + (MAX_NUMBER_DIGITS + 1) // 2
+    return (significant_digits(number) + 1) // 2 + 1
 
 
 def restore(item: Mapping[str, Any], images: Mapping[str, bytes]) -> dict[str, Any]:
