@@ -11,7 +11,9 @@ from khpl_migrate.store import Store
 from khpl_migrate.transform import restore
 
 
-def put_source(store: Store, settings: Settings, records: list[Any] | None = None, *, raw: bytes | None = None) -> bytes:
+def put_source(
+    store: Store, settings: Settings, records: list[Any] | None = None, *, raw: bytes | None = None
+) -> bytes:
     body = raw if raw is not None else sample.source_bytes(records or [])
     assert settings.bucket
     store.put_object(settings.bucket, settings.source_key, body, "application/json")

@@ -165,6 +165,12 @@ def apply_plan(
     began = time.monotonic()
     source = plan.source
     store.require_table(plan.table)
+    if plan.count(Action.CREATE) == 0:
+        # Nothing to write: no backup copy, no manifest, so re-runs cost nothing.
+        result = result_of_plan(plan)
+        result.dry_run = False
+        result.seconds = time.monotonic() - began
+        return result
     backup = source_mod.make_backup(store, source, plan.digest, plan.stamp.migration_date)
     journal = Journal(
         store,
@@ -290,7 +296,9 @@ def migrate_record(store: Store, plan: Plan, entry: PlanEntry, record: Any) -> R
         outcome = store.put_object_if_absent(bucket, image.key, image.data, image.mime)
         if outcome == "conflict":
             return RecordOutcome(
-                entry.index, result.id, "failed",
+                entry.index,
+                result.id,
+                "failed",
                 f"image s3://{bucket}/{image.key} exists with other bytes; not overwritten",
                 images=tuple(writes),
             )
@@ -299,13 +307,20 @@ def migrate_record(store: Store, plan: Plan, entry: PlanEntry, record: Any) -> R
         written = store.put_item_if_absent(plan.table, result.item)
     except ItemRejected as exc:
         return RecordOutcome(
-            entry.index, result.id, "failed", f"DynamoDB refused the item: {exc}",
+            entry.index,
+            result.id,
+            "failed",
+            f"DynamoDB refused the item: {exc}",
             images=tuple(writes),
         )
     if not written:
         return RecordOutcome(
-            entry.index, result.id, "skipped",
+            entry.index,
+            result.id,
+            "skipped",
             "an item with this id appeared in the table during the run; left untouched",
             images=tuple(writes),
         )
-    return RecordOutcome(entry.index, result.id, "migrated", item_written=True, images=tuple(writes))
+    return RecordOutcome(
+        entry.index, result.id, "migrated", item_written=True, images=tuple(writes)
+    )

@@ -62,14 +62,31 @@ class KhplGroup(click.Group):
 def common_options(func: F) -> F:
     """The options every AWS-facing command takes (DESIGN.md, "Commands")."""
     options = [
-        click.option("--bucket", help="S3 bucket holding registrations.json [env: REACT_APP_S3_BUCKET_NAME]"),
-        click.option("--table", help="DynamoDB table [env: REACT_APP_DYNAMODB_TABLE_NAME; default KHPL-Registrations]"),
+        click.option(
+            "--bucket", help="S3 bucket holding registrations.json [env: REACT_APP_S3_BUCKET_NAME]"
+        ),
+        click.option(
+            "--table",
+            help="DynamoDB table [env: REACT_APP_DYNAMODB_TABLE_NAME; default KHPL-Registrations]",
+        ),
         click.option("--region", help="AWS region [env: AWS_REGION, REACT_APP_AWS_REGION]"),
         click.option("--source-key", help="key of the source object [default: registrations.json]"),
-        click.option("--records-path", help="dotted path to the array when the file's top level is an object"),
-        click.option("--state-dir", type=click.Path(path_type=Path), help="local state folder [default: .khpl-migrate]"),
-        click.option("--workers", type=click.IntRange(1, 64), help="records processed at once [default: 8]"),
-        click.option("--max-attempts", type=click.IntRange(1, 20), help="attempts per AWS request [default: 8]"),
+        click.option(
+            "--records-path", help="dotted path to the array when the file's top level is an object"
+        ),
+        click.option(
+            "--state-dir",
+            type=click.Path(path_type=Path),
+            help="local state folder [default: .khpl-migrate]",
+        ),
+        click.option(
+            "--workers", type=click.IntRange(1, 64), help="records processed at once [default: 8]"
+        ),
+        click.option(
+            "--max-attempts",
+            type=click.IntRange(1, 20),
+            help="attempts per AWS request [default: 8]",
+        ),
         click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout"),
         click.option("--quiet", "-q", is_flag=True, help="only the summary"),
         click.option("-v", "--verbose", count=True, help="log what happens (-vv for more)"),
@@ -202,12 +219,19 @@ def run_migrate(
             if as_json:
                 emit_json(dry.to_json())
             if dry.migrated:
-                console.print("💡 Nothing was written. To migrate: khpl-migrate migrate --apply", highlight=False)
+                console.print(
+                    "💡 Nothing was written. To migrate: khpl-migrate migrate --apply",
+                    highlight=False,
+                )
             return EXIT_OK if dry.ok else EXIT_PROBLEMS
     else:
         render_plan_line(console, dry.to_json())
     result = apply_plan(
-        store, settings, plan, runner=make_runner(settings.workers), progress=_progress(console, quiet)
+        store,
+        settings,
+        plan,
+        runner=make_runner(settings.workers),
+        progress=_progress(console, quiet),
     )
     data = result.to_json()
     if as_json:
@@ -227,7 +251,9 @@ def _state_dir(state_dir: Path | None) -> Path:
 
 
 _state_option = click.option(
-    "--state-dir", type=click.Path(path_type=Path), help="local state folder [default: .khpl-migrate]"
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    help="local state folder [default: .khpl-migrate]",
 )
 
 
@@ -252,7 +278,9 @@ def local_up(state_dir: Path | None) -> None:
 def local_down(state_dir: Path | None) -> None:
     """Stop the stack started by `local up` (its data is in memory and goes with it)."""
     stopped = local.stop(_state_dir(state_dir))
-    human_console().print("✅ Local stack stopped" if stopped else "The local stack was not running")
+    human_console().print(
+        "✅ Local stack stopped" if stopped else "The local stack was not running"
+    )
 
 
 @local_group.command("status")
@@ -261,7 +289,9 @@ def local_status(state_dir: Path | None) -> None:
     """Say whether the stack is running; exit 1 when it is not."""
     stack = local.status(_state_dir(state_dir))
     if stack is None:
-        human_console().print("The local stack is not running: start it with `khpl-migrate local up`")
+        human_console().print(
+            "The local stack is not running: start it with `khpl-migrate local up`"
+        )
         sys.exit(EXIT_PROBLEMS)
     human_console().print(
         f"Running: DynamoDB ({stack.dynamodb.kind}) {stack.dynamodb.url}, S3 (moto) {stack.s3.url}",
@@ -276,7 +306,9 @@ DEMO_BUCKET = "khpl-demo-registrations"
 
 @cli.command("demo")
 @click.option("--records", type=click.IntRange(1, 100_000), default=25, show_default=True)
-@click.option("--keep", is_flag=True, help="leave the stack running afterwards and print its environment")
+@click.option(
+    "--keep", is_flag=True, help="leave the stack running afterwards and print its environment"
+)
 @_state_option
 def demo_cmd(records: int, keep: bool, state_dir: Path | None) -> None:
     """The guide's whole job on a local stack with sample registrations.
@@ -303,7 +335,8 @@ def demo_cmd(records: int, keep: bool, state_dir: Path | None) -> None:
         console.rule("Local stack")
         console.print(
             f"DynamoDB ({stack.dynamodb.kind}) {stack.dynamodb.url} · S3 (moto) {stack.s3.url} · "
-            f"s3://{DEMO_BUCKET}/{settings.source_key}: {records} registrations, {len(body):,} bytes",
+            f"s3://{DEMO_BUCKET}/{settings.source_key}: "
+            f"{records} registrations, {len(body):,} bytes",
             highlight=False,
         )
         steps: list[tuple[str, Callable[[], int]]] = [
@@ -311,7 +344,9 @@ def demo_cmd(records: int, keep: bool, state_dir: Path | None) -> None:
             ("Step 3: Create DynamoDB table", lambda: run_create_table(settings, console, False)),
             (
                 "Step 4: Run migration (dry run first)",
-                lambda: run_migrate(settings, console, as_json=False, quiet=False, apply=False, ask=False),
+                lambda: run_migrate(
+                    settings, console, as_json=False, quiet=False, apply=False, ask=False
+                ),
             ),
             (
                 "Step 5: Run actual migration",

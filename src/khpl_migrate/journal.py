@@ -57,7 +57,9 @@ class RecordOutcome:
 class Journal:
     """Appends outcomes to the local manifest; `close` uploads it to S3."""
 
-    def __init__(self, store: Store, bucket: str, run_id: str, state_dir: Path, header: dict[str, Any]) -> None:
+    def __init__(
+        self, store: Store, bucket: str, run_id: str, state_dir: Path, header: dict[str, Any]
+    ) -> None:
         self._store = store
         self._bucket = bucket
         self.run_id = run_id

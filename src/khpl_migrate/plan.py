@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol
 
 from khpl_migrate import source as source_mod
@@ -24,7 +24,7 @@ from khpl_migrate.store import BATCH_GET_KEYS, Store
 from khpl_migrate.transform import RecordError, RunStamp, transform
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     CREATE = "create"
     SKIP = "skip"
     FAIL = "fail"
@@ -134,8 +134,8 @@ def build_plan(
 ) -> Plan:
     """Read and validate the whole source and decide every record's fate. Writes nothing."""
     progress = progress or NullProgress()
-    store.require_table(settings.table)
     source = source_mod.open_source(store, settings)
+    store.require_table(settings.table)
     run_stamp, started = stamp or new_stamp()
     digest = Digest()
     pending = _Pending()
@@ -149,8 +149,13 @@ def build_plan(
             entry = pending.entries[position]
             if entry.id in existing:
                 pending.entries[position] = PlanEntry(
-                    entry.index, entry.id, Action.SKIP, "already in the table",
-                    entry.images, entry.image_bytes, entry.item_size,
+                    entry.index,
+                    entry.id,
+                    Action.SKIP,
+                    "already in the table",
+                    entry.images,
+                    entry.image_bytes,
+                    entry.item_size,
                 )
         pending.unchecked.clear()
 
@@ -161,7 +166,9 @@ def build_plan(
             pending.unchecked.append(len(pending.entries) - 1)
             if len(pending.unchecked) == BATCH_GET_KEYS:
                 check_existing()
-        progress.advance(images=entry.images, nbytes=entry.image_bytes, failed=entry.action is Action.FAIL)
+        progress.advance(
+            images=entry.images, nbytes=entry.image_bytes, failed=entry.action is Action.FAIL
+        )
     if pending.unchecked:
         check_existing()
     progress.finish()
@@ -181,13 +188,22 @@ def _plan_one(
         return PlanEntry(index, shown, Action.FAIL, str(exc))
     if result.id in first_seen:
         return PlanEntry(
-            index, result.id, Action.FAIL,
+            index,
+            result.id,
+            Action.FAIL,
             f"duplicate id: the record at index {first_seen[result.id]} has the same id "
             "and is the one migrated",
-            len(result.images), result.image_bytes, result.item_size,
+            len(result.images),
+            result.image_bytes,
+            result.item_size,
         )
     first_seen[result.id] = index
     return PlanEntry(
-        index, result.id, Action.CREATE, None, len(result.images), result.image_bytes, result.item_size
+        index,
+        result.id,
+        Action.CREATE,
+        None,
+        len(result.images),
+        result.image_bytes,
+        result.item_size,
     )
-

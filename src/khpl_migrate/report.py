@@ -68,7 +68,9 @@ def render_verify(
     _line(console, f"   • S3 Records: {data['s3Records']}")
     _line(console, f"   • DynamoDB Records: {data['dynamoRecords']}")
     if not data["tableExists"]:
-        _line(console, "   (the DynamoDB table does not exist yet: run `khpl-migrate create-table`)")
+        _line(
+            console, "   (the DynamoDB table does not exist yet: run `khpl-migrate create-table`)"
+        )
     _line(console)
     _line(console, "🔍 Migration Analysis:")
     _line(console, f"   • Records in both S3 and DynamoDB: {data['inBoth']}")
@@ -81,7 +83,9 @@ def render_verify(
         _numbered(console, data["onlyInS3"], names)
         _line(console)
     if data["onlyInDynamo"]:
-        _line(console, "📝 Records only in DynamoDB (written by the app, not in registrations.json):")
+        _line(
+            console, "📝 Records only in DynamoDB (written by the app, not in registrations.json):"
+        )
         _numbered(console, data["onlyInDynamo"], names)
         _line(console)
     if data["unusable"]:
@@ -92,7 +96,11 @@ def render_verify(
         _more(console, len(data["unusable"]))
         _line(console)
     if data["duplicateIds"]:
-        _line(console, f"⚠️ Ids that appear more than once in S3: {', '.join(data['duplicateIds'][:LIST_LIMIT])}")
+        _line(
+            console,
+            "⚠️ Ids that appear more than once in S3: "
+            + ", ".join(data["duplicateIds"][:LIST_LIMIT]),
+        )
         _line(console)
     if data["byMigrationDate"]:
         _line(console, "✅ Successfully migrated records:")
@@ -119,7 +127,9 @@ def _more(console: Console, count: int) -> None:
         _line(console, f"   ... and {count - LIST_LIMIT} more (all of them with --json)")
 
 
-def render_plan(console: Console, entries: Sequence[Mapping[str, Any]], *, per_record: bool) -> None:
+def render_plan(
+    console: Console, entries: Sequence[Mapping[str, Any]], *, per_record: bool
+) -> None:
     """The dry run's per-record table: create / skip / fail, images, bytes, item size."""
     if per_record and entries:
         table = Table(title="Migration plan", title_justify="left", show_edge=False, pad_edge=False)
@@ -145,7 +155,9 @@ def render_plan(console: Console, entries: Sequence[Mapping[str, Any]], *, per_r
         _line(console)
 
 
-def render_result(console: Console, data: Mapping[str, Any], bucket: str, manifest_path: str | None) -> None:
+def render_result(
+    console: Console, data: Mapping[str, Any], bucket: str, manifest_path: str | None
+) -> None:
     """The summary of a run or of a dry run."""
     planned = data["dryRun"]
     total = data["total"]
@@ -153,13 +165,22 @@ def render_result(console: Console, data: Mapping[str, Any], bucket: str, manife
     if planned:
         _line(console, f"📋 Dry run (nothing was written) - run id {data['runId']}")
         _line(console, f"   • Records in S3: {total}")
-        _line(console, f"   • To migrate: {data['migrated']} ({data['images']} images, {size(data['imageBytes'])})")
+        _line(
+            console,
+            f"   • To migrate: {data['migrated']} ({_images(data)})",
+        )
         _line(console, f"   • To skip (already in DynamoDB): {data['skipped']}")
         _line(console, f"   • Will fail: {len(failed)}")
     else:
-        _line(console, f"📦 Migration run {data['runId']} finished in {data['seconds']:.1f} s")
+        if not data["migrated"] and not data["backupKey"]:
+            _line(console, "📦 Nothing to migrate: no backup or manifest was written")
+        else:
+            _line(console, f"📦 Migration run {data['runId']} finished in {data['seconds']:.1f} s")
         _line(console, f"   • Records in S3: {total}")
-        _line(console, f"   • Migrated: {data['migrated']} ({data['images']} images, {size(data['imageBytes'])})")
+        _line(
+            console,
+            f"   • Migrated: {data['migrated']} ({_images(data)})",
+        )
         _line(console, f"   • Skipped (already in DynamoDB): {data['skipped']}")
         _line(console, f"   • Failed: {len(failed)}")
         if data["backupKey"]:
@@ -171,12 +192,23 @@ def render_result(console: Console, data: Mapping[str, Any], bucket: str, manife
         _line(console)
         _line(console, "❌ Failed records:" if not planned else "❌ Records that will fail:")
         for f in failed[:LIST_LIMIT]:
-            _line(console, f"   • index {f['index']} ({f['id'] if f['id'] is not None else 'no id'}): {f['reason']}")
+            _line(
+                console,
+                f"   • index {f['index']} ({_id(f['id'])}): {f['reason']}",
+            )
         _more(console, len(failed))
     if data.get("stopped"):
         _line(console)
         _line(console, f"⛔ The run stopped early: {data['stopped']}")
         _line(console, "💡 Fix the cause and run `khpl-migrate migrate --apply` again: it resumes")
+
+
+def _images(data: Mapping[str, Any]) -> str:
+    return f"{data['images']} images, {size(data['imageBytes'])}"
+
+
+def _id(rid: str | None) -> str:
+    return rid if rid is not None else "no id"
 
 
 def render_plan_line(console: Console, data: Mapping[str, Any]) -> None:

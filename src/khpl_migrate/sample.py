@@ -18,8 +18,24 @@ from PIL import Image, ImageDraw
 
 from khpl_migrate.transform import data_url, dumps
 
-FIRST = ["Arjun", "Kiran", "Ravi", "Suresh", "Manjunath", "Prakash", "Naveen", "Rahul",
-         "Vinay", "Sandeep", "Anil", "Deepak", "Harish", "Mahesh", "Santosh", "Girish"]
+FIRST = [
+    "Arjun",
+    "Kiran",
+    "Ravi",
+    "Suresh",
+    "Manjunath",
+    "Prakash",
+    "Naveen",
+    "Rahul",
+    "Vinay",
+    "Sandeep",
+    "Anil",
+    "Deepak",
+    "Harish",
+    "Mahesh",
+    "Santosh",
+    "Girish",
+]
 LAST = ["Gowda", "Shetty", "Rao", "Hegde", "Naik", "Patil", "Kumar", "Reddy", "Bhat", "Poojary"]
 ROLES = ["Batsman", "Bowler", "All-rounder", "Wicket-keeper"]
 VILLAGES = ["Kundapura", "Udupi", "Brahmavar", "Karkala", "Byndoor", "Kota", "Hebri"]
@@ -62,7 +78,8 @@ def registration(rng: random.Random, index: int, *, photo_detail: int = 40) -> d
         "id": f"KHPL_{epoch}_{suffix}",
         "name": f"{first} {last}",
         "fatherName": f"{rng.choice(FIRST)} {last}",
-        "dateOfBirth": f"{rng.randrange(1980, 2008)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
+        "dateOfBirth": f"{rng.randrange(1980, 2008)}-{rng.randrange(1, 13):02d}-"
+        f"{rng.randrange(1, 29):02d}",
         "phone": f"9{rng.randrange(10**8, 10**9)}",
         "email": f"{first.lower()}.{last.lower()}{index}@example.com",
         "village": rng.choice(VILLAGES),
@@ -74,7 +91,8 @@ def registration(rng: random.Random, index: int, *, photo_detail: int = 40) -> d
         "registrationFee": Decimal("499.50"),
         "paymentStatus": "verified",
         "transactionId": f"UPI{rng.randrange(10**11, 10**12)}",
-        "registrationDate": f"2025-11-{rng.randrange(1, 29):02d}T10:{rng.randrange(60):02d}:00.000Z",
+        "registrationDate": f"2025-11-{rng.randrange(1, 29):02d}T"
+        f"10:{rng.randrange(60):02d}:00.000Z",
         "image": data_url("image/jpeg", photo),
         "aadhaarCopy": data_url("image/png", card),
         "paymentScreenshot": data_url("image/jpeg", payment),

@@ -87,7 +87,9 @@ def _is_loopback(url: str | None) -> bool:
         return False
 
 
-def read_env(environ: Mapping[str, str] | None = None, dotenv: Path | None = None) -> dict[str, str]:
+def read_env(
+    environ: Mapping[str, str] | None = None, dotenv: Path | None = None
+) -> dict[str, str]:
     """The environment as the tool sees it: `.env` values under the real environment."""
     merged: dict[str, str] = {}
     path = dotenv if dotenv is not None else Path.cwd() / ".env"
@@ -137,8 +139,7 @@ def load(
     return Settings(
         bucket=bucket or _first(env, "REACT_APP_S3_BUCKET_NAME", "KHPL_S3_BUCKET"),
         table=table or _first(env, "REACT_APP_DYNAMODB_TABLE_NAME") or DEFAULT_TABLE,
-        region=region
-        or _first(env, "AWS_REGION", "AWS_DEFAULT_REGION", "REACT_APP_AWS_REGION"),
+        region=region or _first(env, "AWS_REGION", "AWS_DEFAULT_REGION", "REACT_APP_AWS_REGION"),
         source_key=source_key or DEFAULT_SOURCE_KEY,
         records_path=records_path,
         profile=profile,

@@ -90,7 +90,9 @@ def open_source(store: Store, settings: Settings) -> Source:
     return Source(settings.bucket, info, settings.records_path)
 
 
-def iter_records(store: Store, source: Source, digest: Digest | None = None) -> Iterator[tuple[int, Any]]:
+def iter_records(
+    store: Store, source: Source, digest: Digest | None = None
+) -> Iterator[tuple[int, Any]]:
     """(index, record) for every entry of the source's array, numbers as exact Decimal.
 
     Raises SourceInvalid when the source is not complete, valid JSON with an
@@ -107,10 +109,8 @@ def iter_records(store: Store, source: Source, digest: Digest | None = None) -> 
     seen: dict[str, Any] = {}
     events = _watch(ijson.parse(reader, use_float=False), container, seen)
     prefix = f"{container}.item" if container else "item"
-    index = -1
     try:
-        for index, record in enumerate(ijson.items(events, prefix)):  # noqa: B007
-            yield index, record
+        yield from enumerate(ijson.items(events, prefix))
     except ijson.JSONError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise errors.SourceInvalid(
@@ -120,7 +120,9 @@ def iter_records(store: Store, source: Source, digest: Digest | None = None) -> 
         ) from None
     kind = seen.get("kind")
     if kind != "start_array":
-        raise errors.SourceInvalid(_not_an_array(where, source.records_path, kind, seen), _fix(seen))
+        raise errors.SourceInvalid(
+            _not_an_array(where, source.records_path, kind, seen), _fix(seen)
+        )
     if reader.count != source.info.size:
         raise errors.SourceChanged(
             f"{where} was {source.info.size:,} bytes but {reader.count:,} were read",
@@ -131,7 +133,9 @@ def iter_records(store: Store, source: Source, digest: Digest | None = None) -> 
         digest.size = reader.count
 
 
-def _watch(events: Iterator[tuple[str, str, Any]], container: str, seen: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
+def _watch(
+    events: Iterator[tuple[str, str, Any]], container: str, seen: dict[str, Any]
+) -> Iterator[tuple[str, str, Any]]:
     """Pass ijson's events through, noting what sits at the records' container."""
     keys: list[str] = []
     for prefix, event, value in events:
@@ -152,17 +156,24 @@ _KINDS = {
 }
 
 
-def _not_an_array(where: str, records_path: str | None, kind: str | None, seen: dict[str, Any]) -> str:
+def _not_an_array(
+    where: str, records_path: str | None, kind: str | None, seen: dict[str, Any]
+) -> str:
     at = f"at --records-path {records_path}" if records_path else "at its top level"
     if kind is None:
         return f"{where} has nothing {at}; nothing was written"
-    return f"{where} holds {_KINDS.get(kind, kind)} {at}, not an array of registrations; nothing was written"
+    found = _KINDS.get(kind, kind)
+    return f"{where} holds {found} {at}, not an array of registrations; nothing was written"
 
 
 def _fix(seen: dict[str, Any]) -> str:
     keys = seen.get("top_keys")
     if keys:
-        return "pass --records-path with the key that holds the array (top-level keys: " + ", ".join(keys) + ")"
+        return (
+            "pass --records-path with the key that holds the array (top-level keys: "
+            + ", ".join(keys)
+            + ")"
+        )
     return "check that this is the registrations file, or restore it from a backup"
 
 

@@ -363,7 +363,6 @@ class Store:
                 AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                 BillingMode="PAY_PER_REQUEST",
                 DeletionProtectionEnabled=True,
-                Tags=[{"Key": "app", "Value": "khpl-registrations"}],
             )
 
     def wait_table_active(self, table: str, timeout: float = 300) -> dict[str, Any]:
@@ -456,11 +455,15 @@ class Store:
 
     def get_item(self, table: str, rid: str) -> dict[str, Any] | None:
         with self._translate(f"read table {table}"):
-            response = self.ddb.get_item(TableName=table, Key={"id": {"S": rid}}, ConsistentRead=True)
+            response = self.ddb.get_item(
+                TableName=table, Key={"id": {"S": rid}}, ConsistentRead=True
+            )
         item = response.get("Item")
         return from_attribute_values(dict(item)) if item else None
 
-    def scan(self, table: str, attributes: tuple[str, ...] | None = None) -> Iterator[dict[str, Any]]:
+    def scan(
+        self, table: str, attributes: tuple[str, ...] | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Every item of the table, page by page (deserialised, numbers as Decimal)."""
         kwargs: dict[str, Any] = {"TableName": table}
         if attributes:

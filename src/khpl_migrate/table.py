@@ -37,7 +37,9 @@ class TableResult:
 
 def check_key_schema(table: str, description: dict[str, Any]) -> None:
     keys = [(k["AttributeName"], k["KeyType"]) for k in description.get("KeySchema", [])]
-    types = {a["AttributeName"]: a["AttributeType"] for a in description.get("AttributeDefinitions", [])}
+    types = {
+        a["AttributeName"]: a["AttributeType"] for a in description.get("AttributeDefinitions", [])
+    }
     if keys != [("id", "HASH")] or types.get("id") != "S":
         shown = ", ".join(f"{name} ({kind}, {types.get(name, '?')})" for name, kind in keys)
         raise errors.TableSchemaMismatch(

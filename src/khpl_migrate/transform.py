@@ -278,8 +278,8 @@ def _strip(value: Any, path: Path, found: list[tuple[Path, DataUrl]], depth: int
         for key, child in value.items():
             if not isinstance(key, str) or key == "":
                 raise RecordError(f"empty attribute name in {_where(path)}")
-            _check_text(key, path + (key,))
-            sub = path + (key,)
+            _check_text(key, (*path, key))
+            sub = (*path, key)
             if isinstance(child, str) and looks_like_data_url(child):
                 found.append((sub, parse_data_url(child, _where(sub))))
                 continue
@@ -288,7 +288,7 @@ def _strip(value: Any, path: Path, found: list[tuple[Path, DataUrl]], depth: int
     if isinstance(value, list):
         items: list[Any] = []
         for index, child in enumerate(value):
-            sub = path + (index,)
+            sub = (*path, index)
             if isinstance(child, str) and looks_like_data_url(child):
                 found.append((sub, parse_data_url(child, _where(sub))))
                 continue

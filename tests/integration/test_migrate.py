@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,16 @@ from khpl_migrate.verify import verify
 from tests.helpers import items, objects, put_source, restored
 
 pytestmark = pytest.mark.integration
-READS = {"HeadBucket", "HeadObject", "GetObject", "ListObjectsV2", "DescribeTable", "BatchGetItem", "GetItem", "Scan"}
+READS = {
+    "HeadBucket",
+    "HeadObject",
+    "GetObject",
+    "ListObjectsV2",
+    "DescribeTable",
+    "BatchGetItem",
+    "GetItem",
+    "Scan",
+}
 
 
 def migrate(store: Store, settings: Settings) -> Any:
@@ -60,7 +70,12 @@ def test_the_guides_flow_moves_every_field_and_image_byte(
 
     after = verify(store, settings)
     assert after.complete
-    assert (after.s3_records, after.dynamo_records, after.in_both, after.marked_migrated) == (6, 6, 6, 6)
+    assert (after.s3_records, after.dynamo_records, after.in_both, after.marked_migrated) == (
+        6,
+        6,
+        6,
+        6,
+    )
     assert list(after.by_date.values()) == [(6, 18)]
 
 
@@ -94,13 +109,24 @@ def test_running_again_changes_nothing(
 
     assert (second.migrated, second.skipped, second.failed) == (0, 6, [])
     assert items(store, settings) == table
-    new_objects = objects(store, settings)
-    assert {k: v for k, v in new_objects.items() if k in stored} == stored
-    added = sorted(set(new_objects) - set(stored))
-    assert len(added) == 2  # only the second run's backup and manifest
-    assert any(k.startswith("migration-backup-") for k in added)
-    assert f"migration-runs/{second.run_id}/manifest.jsonl" in added
+    assert objects(store, settings) == stored  # not even a new backup or manifest
+    assert (second.backup_key, second.manifest_key) == (None, None)
     assert first.run_id != second.run_id
+
+
+def test_a_re_run_after_a_partial_run_migrates_only_the_rest(
+    store: Store, settings: Settings, sample_records: list[dict[str, Any]]
+) -> None:
+    put_source(store, settings, sample_records[:2])
+    create_table(store, settings)
+    first = migrate(store, settings)
+    put_source(store, settings, sample_records)  # four more registrations arrived since
+
+    second = migrate(store, settings)
+
+    assert (first.migrated, second.migrated, second.skipped) == (2, 4, 2)
+    assert second.backup_key and second.manifest_key
+    assert verify(store, settings).complete
 
 
 def test_a_record_the_app_wrote_is_skipped_and_left_untouched(
@@ -110,7 +136,11 @@ def test_a_record_the_app_wrote_is_skipped_and_left_untouched(
     create_table(store, settings)
     rid = sample_records[0]["id"]
     app_key = f"registration-images/{rid}/userPhoto.jpeg"
-    app_item = {"id": rid, "name": "Written by the app", "imageUploadResults": {"userPhoto": {"s3Key": app_key}}}
+    app_item = {
+        "id": rid,
+        "name": "Written by the app",
+        "imageUploadResults": {"userPhoto": {"s3Key": app_key}},
+    }
     store.put_item_if_absent(settings.table, app_item)
     assert settings.bucket
     store.put_object(settings.bucket, app_key, b"the app's own photo", "image/jpeg")
@@ -148,7 +178,9 @@ def test_the_backup_is_byte_identical_to_the_source(
     create_table(store, settings)
     result = migrate(store, settings)
     assert settings.bucket and result.backup_key
-    assert result.backup_key.startswith("migration-backup-") and result.backup_key.endswith("Z-registrations.json")
+    assert result.backup_key.startswith("migration-backup-") and result.backup_key.endswith(
+        "Z-registrations.json"
+    )
     assert store.get_bytes(settings.bucket, result.backup_key) == body
     assert store.get_bytes(settings.bucket, settings.source_key) == body  # the source is untouched
 
@@ -176,7 +208,9 @@ def test_bad_records_fail_with_index_id_and_reason_and_the_run_goes_on(
         "id": "KHPL_nested",
         "fee": Decimal("499.50"),
         "big": 123456789012345678901234567890,
-        "documents": [{"scan": "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4").decode()}],
+        "documents": [
+            {"scan": "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4").decode()}
+        ],
     }
     source: list[Any] = [
         good,
@@ -213,7 +247,9 @@ def test_bad_records_fail_with_index_id_and_reason_and_the_run_goes_on(
     assert settings.bucket and store.get_bytes(settings.bucket, key) == b"%PDF-1.4"
 
 
-def test_our_item_size_agrees_with_dynamodb_at_the_400_kb_limit(store: Store, settings: Settings) -> None:
+def test_our_item_size_agrees_with_dynamodb_at_the_400_kb_limit(
+    store: Store, settings: Settings
+) -> None:
     create_table(store, settings)
     stamp = RunStamp("run", "2025-12-19T10:30:00.000Z")
     base = transform({"id": "KHPL_edge", "notes": ""}, stamp)
@@ -237,19 +273,26 @@ def test_the_run_manifest_records_every_outcome(
     assert body is not None
     lines = [json.loads(line) for line in body.decode().splitlines()]
     assert lines[0]["type"] == "run" and lines[0]["backupKey"] == result.backup_key
-    assert lines[0]["source"]["sha256"] == hashlib.sha256(
-        store.get_bytes(settings.bucket, settings.source_key) or b""
-    ).hexdigest()
+    assert (
+        lines[0]["source"]["sha256"]
+        == hashlib.sha256(store.get_bytes(settings.bucket, settings.source_key) or b"").hexdigest()
+    )
     records = [line for line in lines if line["type"] == "record"]
     assert sorted((r["index"], r["outcome"]) for r in records) == [
-        (0, "migrated"), (1, "migrated"), (2, "migrated"), (3, "failed")
+        (0, "migrated"),
+        (1, "migrated"),
+        (2, "migrated"),
+        (3, "failed"),
     ]
     assert all(len(r["images"]) == 3 and r["itemWritten"] for r in records[:3])
     assert lines[-1]["type"] == "summary" and lines[-1]["migrated"] == 3
-    assert result.manifest_path and open(result.manifest_path, "rb").read() == body
+    assert result.manifest_path
+    assert Path(result.manifest_path).read_bytes() == body
 
 
-def test_create_table_is_idempotent_and_refuses_another_key_schema(store: Store, settings: Settings) -> None:
+def test_create_table_is_idempotent_and_refuses_another_key_schema(
+    store: Store, settings: Settings
+) -> None:
     first = create_table(store, settings)
     second = create_table(store, settings)
     assert (first.created, second.created) == (True, False)
@@ -268,7 +311,9 @@ def test_create_table_is_idempotent_and_refuses_another_key_schema(store: Store,
         create_table(store, other)
 
 
-def test_migrate_needs_the_table(store: Store, settings: Settings, sample_records: list[dict[str, Any]]) -> None:
+def test_migrate_needs_the_table(
+    store: Store, settings: Settings, sample_records: list[dict[str, Any]]
+) -> None:
     put_source(store, settings, sample_records)
     with pytest.raises(errors.TableMissing, match="create-table"):
         build_plan(store, settings)

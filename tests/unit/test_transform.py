@@ -159,8 +159,12 @@ def test_other_fields_keep_their_name_and_nested_ones_their_path() -> None:
 
 
 def test_names_that_collide_get_a_suffix_and_unsafe_characters_are_replaced() -> None:
-    record = {"id": "K1", "image": url("image/png", PNG), "userPhoto": url("image/png", PNG),
-              "my photo/1": url("image/png", PNG)}
+    record = {
+        "id": "K1",
+        "image": url("image/png", PNG),
+        "userPhoto": url("image/png", PNG),
+        "my photo/1": url("image/png", PNG),
+    }
     keys = sorted(i.key for i in transform(record, STAMP).images)
     assert keys == [
         "registration-images/K1/my_photo_1.png",
@@ -181,7 +185,9 @@ def test_data_urls_in_a_list_are_removed_and_restored_in_place() -> None:
 
 def test_numbers_stay_exact() -> None:
     big = 123456789012345678901234567890
-    result = transform({"id": "K1", "fee": Decimal("499.50"), "big": big, "neg": Decimal("-0.001")}, STAMP)
+    result = transform(
+        {"id": "K1", "fee": Decimal("499.50"), "big": big, "neg": Decimal("-0.001")}, STAMP
+    )
     assert result.item["fee"] == Decimal("499.50") and str(result.item["fee"]) == "499.50"
     assert result.item["big"] == big
     assert result.item["neg"] == Decimal("-0.001")
@@ -284,7 +290,9 @@ def test_dumps_writes_numbers_exactly() -> None:
 safe_text = st.text(max_size=20).filter(lambda s: not looks_like_data_url(s))
 numbers = st.one_of(
     st.integers(min_value=-(10**37), max_value=10**37),
-    st.decimals(allow_nan=False, allow_infinity=False, places=3, min_value=-(10**12), max_value=10**12),
+    st.decimals(
+        allow_nan=False, allow_infinity=False, places=3, min_value=-(10**12), max_value=10**12
+    ),
 )
 images = st.tuples(
     st.sampled_from(["image/jpeg", "image/png", "application/pdf", "image/webp"]),
@@ -294,7 +302,8 @@ leaves = st.one_of(safe_text, numbers, st.booleans(), st.none(), images)
 values = st.recursive(
     leaves,
     lambda children: st.one_of(
-        st.lists(children, max_size=4), st.dictionaries(st.text(min_size=1, max_size=8), children, max_size=4)
+        st.lists(children, max_size=4),
+        st.dictionaries(st.text(min_size=1, max_size=8), children, max_size=4),
     ),
     max_leaves=12,
 )
@@ -302,9 +311,18 @@ records = st.builds(
     lambda rid, fields: {"id": rid, **fields},
     st.from_regex(r"KHPL_[0-9]{3,10}_[a-z0-9]{1,6}", fullmatch=True),
     st.dictionaries(
-        st.text(min_size=1, max_size=12).filter(lambda k: k not in {"id", "imageUploadResults",
-                                                                   "migratedFrom", "migrationDate",
-                                                                   "migrationRunId"}),
+        st.text(min_size=1, max_size=12).filter(
+            lambda k: (
+                k
+                not in {
+                    "id",
+                    "imageUploadResults",
+                    "migratedFrom",
+                    "migrationDate",
+                    "migrationRunId",
+                }
+            )
+        ),
         values,
         max_size=6,
     ),
