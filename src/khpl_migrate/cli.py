@@ -106,7 +106,8 @@ def _setup(kwargs: dict[str, Any]) -> tuple[Settings, Any, bool, bool]:
     if kwargs.get("max_attempts") is None and env.get("KHPL_MAX_ATTEMPTS"):
         kwargs["max_attempts"] = int(env["KHPL_MAX_ATTEMPTS"])
     settings = settings_mod.load(env=env, **kwargs)
-    console = human_console(quiet=quiet and not as_json)
+    # --quiet drops the per-record table and the progress bars, never the summary.
+    console = human_console()
     if settings.credentials_source == "react-app":
         console.print(
             "[yellow]Warning:[/] using REACT_APP_AWS_ACCESS_KEY_ID/SECRET from the environment. "
