@@ -286,7 +286,11 @@ class RichProgress:
         self._bytes += nbytes
         self._failed += int(failed)
         self._progress.update(
-            self._task, advance=1, images=self._images, mb=self._bytes / 1048576, failed=self._failed
+            self._task,
+            advance=1,
+            images=self._images,
+            mb=self._bytes / 1048576,
+            failed=self._failed,
         )
 
     def finish(self) -> None:

@@ -295,3 +295,31 @@ def test_readme_names_every_command() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     for command in COMMANDS[1:]:
         assert f"khpl-migrate {' '.join(command)}" in readme, command
+
+
+def test_a_standard_aws_profile_works(
+    seeded: Store, settings: Settings, env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "aws-config").write_text("[profile khpl]\nregion = ap-south-1\n")
+    (tmp_path / "aws-credentials").write_text(
+        "[khpl]\naws_access_key_id = profilekey\naws_secret_access_key = profilesecret123\n"
+    )
+    profile_env = {
+        k: v for k, v in env.items() if not k.startswith(("AWS_ACCESS", "AWS_SECRET", "AWS_REGION"))
+    }
+    profile_env |= {
+        "AWS_PROFILE": "khpl",
+        "AWS_CONFIG_FILE": str(tmp_path / "aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "aws-credentials"),
+    }
+    proc = run(["verify", "--json", "-vv"], profile_env)
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["s3Records"] == 6
+    assert "REACT_APP" not in proc.stderr  # no warning: the profile is the preferred way
+    assert "profilesecret123" not in proc.stderr + proc.stdout
+
+
+def test_a_missing_profile_is_a_clear_error(env: dict[str, str]) -> None:
+    assert_clean_error(
+        run(["verify"], {**env, "AWS_PROFILE": "nope"}), "profile 'nope' is not configured"
+    )
