@@ -178,10 +178,7 @@ class Store:
                     "grant the permissions listed in the README (IAM policy) to this user/role",
                 ) from None
             if code in {"NoSuchBucket"} or (bucket and code == "404" and what.startswith("open")):
-                raise errors.BucketMissing(
-                    f"Bucket {bucket} does not exist",
-                    "check --bucket or REACT_APP_S3_BUCKET_NAME",
-                ) from None
+                raise bucket_missing(bucket) from None
             raise errors.AwsError(
                 f"AWS error {code or _status(exc)} while trying to {what}",
                 str(exc.response.get("Error", {}).get("Message", "")) or "see the AWS console",
@@ -197,10 +194,7 @@ class Store:
                 self.s3.head_bucket(Bucket=bucket)
             except botocore.exceptions.ClientError as exc:
                 if _code(exc) in {"404", "NoSuchBucket", "NotFound"}:
-                    raise errors.BucketMissing(
-                        f"Bucket {bucket} does not exist",
-                        "check --bucket or REACT_APP_S3_BUCKET_NAME",
-                    ) from None
+                    raise bucket_missing(bucket) from None
                 raise
 
     def create_bucket(self, bucket: str) -> None:
@@ -350,9 +344,7 @@ class Store:
     def require_table(self, table: str) -> dict[str, Any]:
         description = self.describe_table(table)
         if description is None:
-            raise errors.TableMissing(
-                f"Table {table} does not exist", "run `khpl-migrate create-table`"
-            )
+            raise table_missing(table)
         return description
 
     def create_table(self, table: str) -> None:
@@ -422,9 +414,7 @@ class Store:
                     response = self.ddb.batch_get_item(RequestItems=request)
                 except botocore.exceptions.ClientError as exc:
                     if _code(exc) == "ResourceNotFoundException":
-                        raise errors.TableMissing(
-                            f"Table {table} does not exist", "run `khpl-migrate create-table`"
-                        ) from None
+                        raise table_missing(table) from None
                     raise
                 for item in response.get("Responses", {}).get(table, []):
                     found.add(item["id"]["S"])
@@ -478,6 +468,16 @@ class Store:
 
 class ItemRejected(Exception):
     """DynamoDB refused one item (ValidationException); that record fails, the run goes on."""
+
+
+def table_missing(table: str) -> errors.TableMissing:
+    return errors.TableMissing(f"Table {table} does not exist", "run `khpl-migrate create-table`")
+
+
+def bucket_missing(bucket: str | None) -> errors.BucketMissing:
+    return errors.BucketMissing(
+        f"Bucket {bucket} does not exist", "check --bucket or REACT_APP_S3_BUCKET_NAME"
+    )
 
 
 def _reveal(secret: Any) -> str | None:
