@@ -37,5 +37,9 @@ format: setup
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
+# Speed and memory are measured here, never by timed tests (shared, noisy machines).
+bench: setup
+	$(BIN)/python bench/deep_verify.py --records 1000
+
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -14,20 +14,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from khpl_migrate import errors
 from khpl_migrate import source as source_mod
 from khpl_migrate.journal import ImageWrite, Journal, RecordOutcome, manifest_key
 from khpl_migrate.plan import Action, NullProgress, Plan, PlanEntry, Progress
+from khpl_migrate.runner import Runner, make_runner
 from khpl_migrate.settings import Settings
 from khpl_migrate.store import ItemRejected, Store
 from khpl_migrate.transform import RecordError, transform
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # These stop the whole run: retrying the next record would fail the same way.
 FATAL = (
@@ -98,58 +98,6 @@ def result_of_plan(plan: Plan) -> RunResult:
         images=plan.image_count,
         image_bytes=plan.image_bytes,
     )
-
-
-class Runner(Protocol):
-    """Runs record tasks; `submit` blocks when too many are in flight (back-pressure)."""
-
-    def submit(self, task: Callable[[], T], done: Callable[[Future[T]], None]) -> None: ...
-
-    def drain(self) -> None: ...
-
-
-class SerialRunner:
-    """Runs each task at once in the caller's thread: for tests and --workers 1."""
-
-    def submit(self, task: Callable[[], T], done: Callable[[Future[T]], None]) -> None:
-        future: Future[T] = Future()
-        try:
-            future.set_result(task())
-        except BaseException as exc:  # handed to `done`, as a pool would
-            future.set_exception(exc)
-        done(future)
-
-    def drain(self) -> None:
-        pass
-
-
-class BoundedRunner:
-    """A thread pool with at most `2 x workers` tasks in flight, so memory stays bounded."""
-
-    def __init__(self, workers: int) -> None:
-        if workers < 1:
-            raise errors.ConfigError(f"--workers must be at least 1, not {workers}", "use 1-64")
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="khpl")
-        self._slots = threading.BoundedSemaphore(workers * 2)
-
-    def submit(self, task: Callable[[], T], done: Callable[[Future[T]], None]) -> None:
-        self._slots.acquire()
-        future = self._pool.submit(task)
-
-        def finished(f: Future[T]) -> None:
-            try:
-                done(f)
-            finally:
-                self._slots.release()
-
-        future.add_done_callback(finished)
-
-    def drain(self) -> None:
-        self._pool.shutdown(wait=True)
-
-
-def make_runner(workers: int) -> Runner:
-    return SerialRunner() if workers == 1 else BoundedRunner(workers)
 
 
 def apply_plan(

@@ -19,23 +19,31 @@ import click
 
 from khpl_migrate import __version__, errors, local, sample
 from khpl_migrate import settings as settings_mod
-from khpl_migrate.apply import apply_plan, make_runner, result_of_plan
+from khpl_migrate.apply import apply_plan, result_of_plan
+from khpl_migrate.backups import list_backups
+from khpl_migrate.journal import list_runs
 from khpl_migrate.plan import NullProgress, Progress, build_plan
 from khpl_migrate.report import (
     RichProgress,
     emit_json,
     human_console,
+    render_backups,
+    render_deep,
     render_error,
     render_plan,
     render_plan_line,
     render_result,
+    render_rollback,
+    render_runs,
     render_table_result,
     render_verify,
 )
+from khpl_migrate.rollback import apply_rollback, plan_rollback, show_rollback
+from khpl_migrate.runner import make_runner
 from khpl_migrate.settings import Settings
 from khpl_migrate.store import Store
 from khpl_migrate.table import create_table
-from khpl_migrate.verify import verify
+from khpl_migrate.verify import deep_verify, verify
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OK, EXIT_PROBLEMS, EXIT_CANNOT_START = 0, 1, 2
@@ -163,30 +171,106 @@ def run_create_table(settings: Settings, console: Any, as_json: bool) -> int:
 
 
 @cli.command("verify")
+@click.option("--deep", is_flag=True, help="also compare every field and every image byte")
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="with --deep: write the reconciliation report (one line per record) to FILE",
+)
+@click.option(
+    "--failed-ids",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="with --deep: write the ids that need attention to FILE (for migrate --only-ids)",
+)
 @common_options
-def verify_cmd(**kwargs: Any) -> None:
+def verify_cmd(
+    deep: bool, report_file: Path | None, failed_ids: Path | None, **kwargs: Any
+) -> None:
     """Compare registrations.json with the table: the guide's status report.
 
-    Exits 0 when every S3 record is in DynamoDB, 1 when some are not.
+    --deep also rebuilds every item from its source record and compares every
+    field and every image object (exists, SHA-256, size, Content-Type, decodes).
+    Exits 0 when everything checks out, 1 when something does not.
     """
     settings, console, as_json, _ = _setup(kwargs)
-    sys.exit(run_verify(settings, console, as_json))
+    if (report_file or failed_ids) and not deep:
+        raise click.UsageError("--report and --failed-ids go with --deep")
+    sys.exit(run_verify(settings, console, as_json, deep, report_file, failed_ids))
 
 
-def run_verify(settings: Settings, console: Any, as_json: bool) -> int:
-    report = verify(Store(settings), settings)
-    data = report.to_json()
+def run_verify(
+    settings: Settings,
+    console: Any,
+    as_json: bool,
+    deep: bool = False,
+    report_file: Path | None = None,
+    failed_ids: Path | None = None,
+) -> int:
+    store = Store(settings)
+    if not deep:
+        report = verify(store, settings)
+        data = report.to_json()
+    else:
+        report, checked = deep_verify(store, settings)
+        data = report.to_json()
+        lines = checked.lines()
+        data["deep"] = checked.to_json()
+        if report_file:
+            _write_lines(report_file, lines)
+        if failed_ids:
+            _write_lines(failed_ids, checked.attention_ids())
     if as_json:
         emit_json(data)
     names = dict(report.only_in_s3) | dict(report.only_in_dynamo)
     render_verify(console, data, names)
+    if deep:
+        render_deep(console, data["deep"], lines)
+        for path, what in ((report_file, "reconciliation report"), (failed_ids, "ids to re-run")):
+            if path:
+                console.print(f"📝 {what}: {path}", highlight=False, markup=False)
+        return EXIT_OK if report.complete and checked.ok else EXIT_PROBLEMS
     return EXIT_OK if report.complete else EXIT_PROBLEMS
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    try:
+        path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    except OSError as exc:
+        raise errors.ConfigError(
+            f"Cannot write {path}: {exc.strerror}", "choose another path"
+        ) from None
+
+
+def _read_ids(path: Path) -> frozenset[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise errors.ConfigError(f"Cannot read {path}: {exc.strerror}", "check the path") from None
+    ids = frozenset(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+    if not ids:
+        raise errors.ConfigError(f"{path} lists no ids", "put one registration id on each line")
+    return ids
 
 
 @cli.command("migrate")
 @click.option("--apply", "apply_", is_flag=True, help="do the real migration without asking")
+@click.option(
+    "--only-ids",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="migrate only the records whose id is in FILE (one id a line)",
+)
+@click.option(
+    "--failed-ids",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="write the ids of the records that failed to FILE (for --only-ids)",
+)
 @common_options
-def migrate_cmd(apply_: bool, **kwargs: Any) -> None:
+def migrate_cmd(
+    apply_: bool, only_ids: Path | None, failed_ids: Path | None, **kwargs: Any
+) -> None:
     """Migrate every record: a dry run unless --apply.
 
     The dry run reads and checks the whole source and prints what would happen
@@ -195,7 +279,18 @@ def migrate_cmd(apply_: bool, **kwargs: Any) -> None:
     overwriting) and records the run's manifest.
     """
     settings, console, as_json, quiet = _setup(kwargs)
-    sys.exit(run_migrate(settings, console, as_json=as_json, quiet=quiet, apply=apply_))
+    selected = _read_ids(only_ids) if only_ids else None
+    sys.exit(
+        run_migrate(
+            settings,
+            console,
+            as_json=as_json,
+            quiet=quiet,
+            apply=apply_,
+            only_ids=selected,
+            failed_ids=failed_ids,
+        )
+    )
 
 
 def _progress(console: Any, quiet: bool) -> Progress:
@@ -205,10 +300,22 @@ def _progress(console: Any, quiet: bool) -> Progress:
 
 
 def run_migrate(
-    settings: Settings, console: Any, *, as_json: bool, quiet: bool, apply: bool, ask: bool = True
+    settings: Settings,
+    console: Any,
+    *,
+    as_json: bool,
+    quiet: bool,
+    apply: bool,
+    ask: bool = True,
+    only_ids: frozenset[str] | None = None,
+    failed_ids: Path | None = None,
 ) -> int:
     store = Store(settings)
-    plan = build_plan(store, settings, progress=_progress(console, quiet))
+    plan = build_plan(store, settings, progress=_progress(console, quiet), only_ids=only_ids)
+    if only_ids is not None:
+        unknown = len(only_ids - {e.id for e in plan.entries if e.id is not None})
+        if unknown:
+            console.print(f"⚠️ {unknown} of the ids given are not in the source", highlight=False)
     dry = result_of_plan(plan)
     if not apply:
         render_plan(console, [e.to_json() for e in plan.entries], per_record=not quiet)
@@ -219,6 +326,8 @@ def run_migrate(
         else:
             if as_json:
                 emit_json(dry.to_json())
+            if failed_ids:
+                _write_lines(failed_ids, [f.id for f in dry.failed if f.id is not None])
             if dry.migrated:
                 console.print(
                     "💡 Nothing was written. To migrate: khpl-migrate migrate --apply",
@@ -235,11 +344,67 @@ def run_migrate(
         progress=_progress(console, quiet),
     )
     data = result.to_json()
+    if failed_ids:
+        _write_lines(failed_ids, [f.id for f in result.failed if f.id is not None])
     if as_json:
         emit_json(data)
     render_result(console, data, plan.source.bucket, result.manifest_path)
     console.print("💡 Next: khpl-migrate verify", highlight=False)
     return EXIT_OK if result.ok else EXIT_PROBLEMS
+
+
+@cli.command("rollback")
+@click.option("--run", "run_id", required=True, help="the run to undo (see `khpl-migrate runs`)")
+@click.option(
+    "--apply", "apply_", is_flag=True, help="delete for real (default: show what would go)"
+)
+@common_options
+def rollback_cmd(run_id: str, apply_: bool, **kwargs: Any) -> None:
+    """Undo one run: delete exactly the items and image objects it created.
+
+    Items go only while they still carry the run's id; image objects only while
+    their bytes are the ones the run wrote. Everything else stays, with the
+    reason. A dry run unless --apply.
+    """
+    settings, console, as_json, _ = _setup(kwargs)
+    store = Store(settings)
+    plan = plan_rollback(store, settings, run_id)
+    result = apply_rollback(store, plan) if apply_ else show_rollback(plan)
+    data = result.to_json()
+    if as_json:
+        emit_json(data)
+    render_rollback(console, data)
+    sys.exit(EXIT_OK)
+
+
+@cli.command("runs")
+@common_options
+def runs_cmd(**kwargs: Any) -> None:
+    """List the migration runs recorded in the bucket, with their counts and manifests."""
+    settings, console, as_json, _ = _setup(kwargs)
+    if not settings.bucket:
+        raise errors.ConfigError(
+            "No S3 bucket is set", "pass --bucket or set REACT_APP_S3_BUCKET_NAME"
+        )
+    store = Store(settings)
+    store.check_bucket(settings.bucket)
+    runs = [run.to_json() for run in list_runs(store, settings.bucket)]
+    if as_json:
+        emit_json({"runs": runs})
+    render_runs(console, runs)
+
+
+@cli.command("backups")
+@common_options
+def backups_cmd(**kwargs: Any) -> None:
+    """List the backups of the source, and whether each still matches what it copied."""
+    settings, console, as_json, _ = _setup(kwargs)
+    backups = [b.to_json() for b in list_backups(Store(settings), settings)]
+    if as_json:
+        emit_json({"backups": backups})
+    render_backups(console, backups)
+    bad = any(b["matchesSource"] is False for b in backups)
+    sys.exit(EXIT_PROBLEMS if bad else EXIT_OK)
 
 
 @cli.group("local")
@@ -316,7 +481,8 @@ def demo_cmd(records: int, keep: bool, state_dir: Path | None) -> None:
 
     Starts DynamoDB Local and moto, seeds a bucket with sample registrations
     (each with a JPEG photo, a PNG Aadhaar copy and a JPEG payment screenshot),
-    then runs verify, create-table, the dry run, migrate --apply and verify.
+    then runs verify, create-table, the dry run, migrate --apply and
+    verify --deep.
     """
     console = human_console()
     base = _state_dir(state_dir)
@@ -353,7 +519,10 @@ def demo_cmd(records: int, keep: bool, state_dir: Path | None) -> None:
                 "Step 5: Run actual migration",
                 lambda: run_migrate(settings, console, as_json=False, quiet=True, apply=True),
             ),
-            ("Step 6: Verify migration success", lambda: run_verify(settings, console, False)),
+            (
+                "Step 6: Verify migration success (deep)",
+                lambda: run_verify(settings, console, False, deep=True),
+            ),
         ]
         for title, step in steps:
             console.rule(title)

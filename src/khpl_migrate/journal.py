@@ -95,3 +95,82 @@ def now_iso() -> str:
 
 def iso_ms(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A run's manifest, read back: its header, its record lines, its summary (if it ended)."""
+
+    run_id: str
+    key: str
+    header: dict[str, Any]
+    records: tuple[dict[str, Any], ...]
+    summary: dict[str, Any] | None
+
+    @property
+    def started(self) -> str:
+        return str(self.header.get("startedAt", ""))
+
+    def to_json(self) -> dict[str, Any]:
+        counts = {
+            o: sum(1 for r in self.records if r.get("outcome") == o)
+            for o in ("migrated", "skipped", "failed")
+        }
+        return {
+            "runId": self.run_id,
+            "startedAt": self.started,
+            "finishedAt": (self.summary or {}).get("finishedAt"),
+            **counts,
+            "backupKey": self.header.get("backupKey"),
+            "manifestKey": self.key,
+            "stopped": (self.summary or {}).get("stopped"),
+        }
+
+
+def parse_manifest(run_id: str, key: str, body: bytes) -> Manifest:
+    header: dict[str, Any] = {}
+    records: list[dict[str, Any]] = []
+    summary: dict[str, Any] | None = None
+    for raw in body.decode("utf-8").splitlines():
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue  # a line cut short by a crash: the lines before it still count
+        kind = line.get("type")
+        if kind == "run":
+            header = line
+        elif kind == "record":
+            records.append(line)
+        elif kind == "summary":
+            summary = line
+    return Manifest(run_id, key, header, tuple(records), summary)
+
+
+def read_manifest(store: Store, bucket: str, run_id: str, state_dir: Path) -> Manifest | None:
+    """The run's manifest from S3, or from the local copy when S3 has none (a crashed run)."""
+    key = manifest_key(run_id)
+    body = store.get_bytes(bucket, key)
+    if body is None:
+        local = state_dir / "runs" / run_id / "manifest.jsonl"
+        if not local.is_file():
+            return None
+        body = local.read_bytes()
+    return parse_manifest(run_id, key, body)
+
+
+def list_runs(store: Store, bucket: str) -> list[Manifest]:
+    """Every run with a manifest in the bucket, oldest first."""
+    runs = []
+    for info in store.list_objects(bucket, f"{MANIFEST_PREFIX}/"):
+        parts = info.key.split("/")
+        if len(parts) == 3 and parts[2] == "manifest.jsonl":
+            body = store.get_bytes(bucket, info.key)
+            if body is not None:
+                runs.append(parse_manifest(parts[1], info.key, body))
+    return sorted(runs, key=lambda m: m.started)
+
+
+def rollback_key(run_id: str, stamp: str) -> str:
+    return f"{MANIFEST_PREFIX}/{run_id}/rollback-{stamp}.json"

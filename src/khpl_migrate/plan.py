@@ -23,6 +23,8 @@ from khpl_migrate.source import Digest, Source
 from khpl_migrate.store import BATCH_GET_KEYS, Store
 from khpl_migrate.transform import RecordError, RunStamp, transform
 
+NOT_SELECTED = "not selected by --only-ids"
+
 
 class Action(StrEnum):
     CREATE = "create"
@@ -131,8 +133,13 @@ def build_plan(
     *,
     progress: Progress | None = None,
     stamp: tuple[RunStamp, datetime] | None = None,
+    only_ids: frozenset[str] | None = None,
 ) -> Plan:
-    """Read and validate the whole source and decide every record's fate. Writes nothing."""
+    """Read and validate the whole source and decide every record's fate. Writes nothing.
+
+    With `only_ids`, records whose id is not in it are skipped ("not selected"):
+    how the ids a report flagged are fed back in (`migrate --only-ids FILE`).
+    """
     progress = progress or NullProgress()
     source = source_mod.open_source(store, settings)
     store.require_table(settings.table)
@@ -160,7 +167,10 @@ def build_plan(
         pending.unchecked.clear()
 
     for index, record in source_mod.iter_records(store, source, digest):
-        entry = _plan_one(index, record, run_stamp, first_seen)
+        if only_ids is not None and describe_id(record) not in only_ids:
+            entry = PlanEntry(index, describe_id(record), Action.SKIP, NOT_SELECTED)
+        else:
+            entry = _plan_one(index, record, run_stamp, first_seen)
         pending.entries.append(entry)
         if entry.action is Action.CREATE:
             pending.unchecked.append(len(pending.entries) - 1)

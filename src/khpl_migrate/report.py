@@ -247,6 +247,110 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+def render_deep(console: Console, deep: Mapping[str, Any], lines: Sequence[str]) -> None:
+    """The deep section after the guide's report: every field and image byte."""
+    _line(console)
+    _line(console, "🔬 Deep Check (every field and every image byte):")
+    _line(console, f"   • Identical (=): {deep['identical']}")
+    _line(console, f"   • Missing in DynamoDB (-): {deep['missing']}")
+    _line(console, f"   • Different (*): {deep['differs']}")
+    _line(console, f"   • Could not be checked (!): {deep['unchecked']}")
+    _line(
+        console, f"   • Images checked: {deep['imagesChecked']} ({size(deep['imageBytesChecked'])})"
+    )
+    _line(console, f"   • Orphan image objects: {len(deep['orphans'])}")
+    _line(console, f"   • Migrated items in no source record: {len(deep['unexplained'])}")
+    _line(console, f"   • Checked in {deep['seconds']:.1f} s")
+    problems = [line for line in lines if not line.startswith("= ")]
+    warned = [r for r in deep["records"] if r["warnings"] and r["status"] == "="]
+    if problems:
+        _line(console)
+        _line(console, "❌ Differences (= same, - missing, * differs, ! not checked, + extra):")
+        for line in problems[:LIST_LIMIT]:
+            _line(console, f"   {line}")
+        _more(console, len(problems))
+    if warned:
+        _line(console)
+        _line(console, "⚠️ Faithful copies of questionable source images:")
+        for record in warned[:LIST_LIMIT]:
+            _line(console, f"   {record['id']}: {'; '.join(record['warnings'])}")
+        _more(console, len(warned))
+    _line(console)
+    if deep["ok"]:
+        _line(console, "✅ Deep check passed - every field and image matches the source")
+    else:
+        _line(console, "❌ Deep check found differences - see above")
+
+
+def render_rollback(console: Console, data: Mapping[str, Any]) -> None:
+    deleted, left = data["deleted"], data["left"]
+    verb = "Would delete" if data["dryRun"] else "Deleted"
+    items = sum(1 for s in deleted if s["kind"] == "item")
+    objects = len(deleted) - items
+    _line(
+        console,
+        f"↩️ Rollback of run {data['runId']}"
+        + (" (dry run: nothing deleted)" if data["dryRun"] else ""),
+    )
+    _line(console, f"   • {verb}: {items} items, {objects} image objects")
+    _line(console, f"   • Left in place: {len(left)}")
+    for step in deleted[:LIST_LIMIT]:
+        _line(console, f"   - {step['kind']} {step['target']}")
+    _more(console, len(deleted))
+    if left:
+        _line(console, "   Left, and why:")
+        for step in left[:LIST_LIMIT]:
+            _line(console, f"   = {step['kind']} {step['target']}: {step['reason']}")
+        _more(console, len(left))
+    if data["dryRun"] and deleted:
+        _line(console, f"💡 To delete: khpl-migrate rollback --run {data['runId']} --apply")
+    elif data.get("recordKey"):
+        _line(console, f"   • Record of this rollback: {data['recordKey']}")
+
+
+def render_runs(console: Console, runs: Sequence[Mapping[str, Any]]) -> None:
+    if not runs:
+        _line(console, "No runs yet: `khpl-migrate migrate --apply` records one per run")
+        return
+    # Ids wrap rather than being cut: the operator copies them into commands.
+    table = Table(title="Migration runs", title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("run id", no_wrap=True)
+    table.add_column("started", overflow="fold")
+    for column in ("migrated", "skipped", "failed"):
+        table.add_column(column, justify="right")
+    table.add_column("state", overflow="fold")
+    for run in runs:
+        state = "finished" if run["finishedAt"] else "unfinished"
+        table.add_row(
+            run["runId"],
+            run["startedAt"],
+            str(run["migrated"]),
+            str(run["skipped"]),
+            str(run["failed"]),
+            "stopped early" if run["stopped"] else state,
+        )
+    console.print(table, markup=False)
+    _line(console, "   Manifests: migration-runs/RUN_ID/manifest.jsonl (every field with --json)")
+    _line(console, "💡 Undo one: khpl-migrate rollback --run RUN_ID (a dry run first)")
+
+
+def render_backups(console: Console, backups: Sequence[Mapping[str, Any]]) -> None:
+    if not backups:
+        _line(console, "No backups yet: each `migrate --apply` takes one before writing")
+        return
+    words = {True: "yes", False: "NO", None: "unknown (no run manifest names it)"}
+    _line(console, f"💾 Backups of the source: {len(backups)}")
+    for backup in backups:
+        run = f"run {backup['runId']}" if backup["runId"] else "no run manifest"
+        _line(console, f"   {backup['key']}")
+        _line(
+            console,
+            f"      {size(backup['size'])} · {run} · matches its source: "
+            f"{words[backup['matchesSource']]} · same as the current source: "
+            f"{words[backup['sameAsCurrent']]}",
+        )
+
+
 class RichProgress:
     """Progress bars on stderr for a terminal: records, images, MB, rate, ETA, failures."""
 

@@ -223,7 +223,7 @@ class Store:
             etag=head["ETag"],
             version_id=head.get("VersionId"),
             content_type=head.get("ContentType"),
-            sha256_b64=head.get("ChecksumSHA256"),
+            sha256_b64=_full_object_sha256(head),
         )
 
     def open_object(self, bucket: str, info: ObjectInfo) -> BinaryIO:
@@ -250,6 +250,36 @@ class Store:
             except botocore.exceptions.ClientError as exc:
                 if _code(exc) in {"404", "NoSuchKey", "NotFound"}:
                     return None
+                raise
+
+    def get_object(self, bucket: str, key: str) -> tuple[bytes, ObjectInfo] | None:
+        """An object's bytes and its head (ETag, Content-Type), or None where it is missing."""
+        with self._translate(f"read s3://{bucket}/{key}", bucket=bucket):
+            try:
+                response = self.s3.get_object(Bucket=bucket, Key=key)
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                    return None
+                raise
+            data = response["Body"].read()
+        info = ObjectInfo(
+            key=key,
+            size=len(data),
+            etag=response["ETag"],
+            version_id=response.get("VersionId"),
+            content_type=response.get("ContentType"),
+        )
+        return data, info
+
+    def delete_object_if_unchanged(self, bucket: str, key: str, etag: str) -> bool:
+        """Delete only the version with this ETag (S3 conditional delete). False if it changed."""
+        with self._translate(f"delete s3://{bucket}/{key}", bucket=bucket):
+            try:
+                self.s3.delete_object(Bucket=bucket, Key=key, IfMatch=etag)
+                return True
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) in {"PreconditionFailed", "412", "NoSuchKey", "404"}:
+                    return False
                 raise
 
     def put_object_if_absent(
@@ -443,6 +473,23 @@ class Store:
                     raise ItemRejected(str(exc.response["Error"].get("Message", ""))) from None
                 raise
 
+    def delete_item_if_run(self, table: str, rid: str, run_id: str) -> bool:
+        """Delete an item only while it still carries this run's id. False where it does not."""
+        with self._translate(f"delete from table {table}"):
+            try:
+                self.ddb.delete_item(
+                    TableName=table,
+                    Key={"id": {"S": rid}},
+                    ConditionExpression="#run = :run",
+                    ExpressionAttributeNames={"#run": "migrationRunId"},
+                    ExpressionAttributeValues={":run": {"S": run_id}},
+                )
+                return True
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) == "ConditionalCheckFailedException":
+                    return False
+                raise
+
     def get_item(self, table: str, rid: str) -> dict[str, Any] | None:
         with self._translate(f"read table {table}"):
             response = self.ddb.get_item(
@@ -468,6 +515,14 @@ class Store:
 
 class ItemRejected(Exception):
     """DynamoDB refused one item (ValidationException); that record fails, the run goes on."""
+
+
+def _full_object_sha256(head: Any) -> str | None:
+    """The object's own SHA-256, not a multipart upload's composite checksum ("...-N")."""
+    value = head.get("ChecksumSHA256")
+    if not value or "-" in value or head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
+        return None
+    return str(value)
 
 
 def table_missing(table: str) -> errors.TableMissing:

@@ -59,15 +59,17 @@ def test_demo_migrates_and_verifies_sample_registrations(tmp_path: Path) -> None
         "Step 3: Create DynamoDB table",
         "Step 4: Run migration (dry run first)",
         "Step 5: Run actual migration",
-        "Step 6: Verify migration success",
+        "Step 6: Verify migration success (deep)",
     ]
     positions = [out.index(step) for step in steps]
     assert positions == sorted(positions)
     assert "• DynamoDB Records: 0" in out[: positions[1]]
     final = out[positions[-1] :]
     assert "• DynamoDB Records: 4" in final and "📸 Total images: 12" in final
+    assert "✅ Migration appears complete - all S3 records found in DynamoDB" in final
+    assert "• Identical (=): 4" in final and "• Images checked: 12" in final
     assert final.rstrip().endswith(
-        "✅ Migration appears complete - all S3 records found in DynamoDB"
+        "✅ Deep check passed - every field and image matches the source"
     )
     # The demo's stack is gone afterwards.
     assert (

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from khpl_migrate import errors, sample
-from khpl_migrate.apply import SerialRunner, apply_plan
+from khpl_migrate.apply import apply_plan
 from khpl_migrate.plan import Action, build_plan
+from khpl_migrate.runner import SerialRunner
 from khpl_migrate.settings import Settings
 from khpl_migrate.store import Store
 from khpl_migrate.table import create_table

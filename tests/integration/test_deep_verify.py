@@ -1,0 +1,180 @@
+"""verify --deep catches every kind of damage and passes a clean migration."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from khpl_migrate.apply import apply_plan
+from khpl_migrate.plan import build_plan
+from khpl_migrate.settings import Settings
+from khpl_migrate.store import Store, to_attribute_values
+from khpl_migrate.table import create_table
+from khpl_migrate.transform import data_url
+from khpl_migrate.verify import deep_verify, diff_values
+from tests.command.test_cli import run
+from tests.helpers import put_source
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def migrated(
+    store: Store, settings: Settings, sample_records: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    put_source(store, settings, sample_records)
+    create_table(store, settings)
+    result = apply_plan(store, settings, build_plan(store, settings))
+    assert result.migrated == len(sample_records)
+    return sample_records
+
+
+def key_of(record: dict[str, Any], name: str) -> str:
+    ext = {"userPhoto": "jpeg", "aadhaar": "png", "paymentScreenshot": "jpeg"}[name]
+    return f"registration-images/{record['id']}/{name}.{ext}"
+
+
+def test_a_clean_migration_passes(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    summary, deep = deep_verify(store, settings)
+    assert summary.complete and deep.ok
+    assert [e.status for e in deep.entries] == ["="] * len(migrated)
+    assert deep.images == 3 * len(migrated)
+    assert deep.orphans == [] and deep.unexplained == []
+
+
+def test_five_kinds_of_damage_are_each_named(
+    store: Store,
+    settings: Settings,
+    migrated: list[dict[str, Any]],
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    bucket = settings.bucket or ""
+    deleted, changed, no_image, other_bytes, wrong_type, clean = migrated
+    store.ddb.delete_item(TableName=settings.table, Key={"id": {"S": deleted["id"]}})
+    item = store.get_item(settings.table, changed["id"])
+    assert item is not None
+    item["village"] = "Somewhere else"
+    store.ddb.put_item(TableName=settings.table, Item=to_attribute_values(item))
+    store.s3.delete_object(Bucket=bucket, Key=key_of(no_image, "aadhaar"))
+    photo = store.get_bytes(bucket, key_of(other_bytes, "userPhoto")) or b""
+    forged = photo[:-10] + bytes(10)  # same size, other bytes
+    store.s3.put_object(
+        Bucket=bucket, Key=key_of(other_bytes, "userPhoto"), Body=forged, ContentType="image/jpeg"
+    )
+    target = key_of(wrong_type, "paymentScreenshot")
+    store.s3.copy_object(
+        Bucket=bucket,
+        Key=target,
+        CopySource={"Bucket": bucket, "Key": target},
+        ContentType="application/octet-stream",
+        MetadataDirective="REPLACE",
+    )
+
+    _, deep = deep_verify(store, settings)
+
+    by_id = {e.id: e for e in deep.entries}
+    assert by_id[deleted["id"]].status == "-"
+    assert by_id[changed["id"]].status == "*"
+    assert by_id[changed["id"]].details == ("field village: value differs",)
+    assert by_id[no_image["id"]].details == (
+        f"image aadhaar: object {key_of(no_image, 'aadhaar')} is missing",
+    )
+    assert by_id[other_bytes["id"]].details == (
+        "image userPhoto: bytes differ from the source (SHA-256 mismatch)",
+    )
+    assert by_id[wrong_type["id"]].details == (
+        "image paymentScreenshot: Content-Type application/octet-stream, expected image/jpeg",
+    )
+    assert by_id[clean["id"]].status == "="
+    assert not deep.ok
+    assert "Somewhere else" not in "\n".join(deep.lines())  # values are personal data: never shown
+
+    report, failed = tmp_path / "report.txt", tmp_path / "ids.txt"
+    proc = run(["verify", "--deep", "--report", str(report), "--failed-ids", str(failed)], env)
+    assert proc.returncode == 1
+    lines = report.read_text().splitlines()
+    assert lines[0] == f"- {deleted['id']}"
+    assert lines[1] == f"* {changed['id']}: field village: value differs"
+    assert lines[5] == f"= {clean['id']}"
+    assert failed.read_text().split() == [r["id"] for r in migrated[:5]]
+    assert "❌ Deep check found differences" in proc.stderr
+
+
+def test_orphan_objects_and_unexplained_items_are_reported(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    bucket = settings.bucket or ""
+    store.put_object(
+        bucket, "registration-images/KHPL_ghost/userPhoto.jpeg", b"stray", "image/jpeg"
+    )
+    store.put_item_if_absent(
+        settings.table, {"id": "KHPL_ghost2", "migratedFrom": "S3", "migrationRunId": "x"}
+    )
+    store.put_item_if_absent(settings.table, {"id": "KHPL_app", "name": "the app's own"})
+
+    _, deep = deep_verify(store, settings)
+
+    assert deep.orphans == ["registration-images/KHPL_ghost/userPhoto.jpeg"]
+    assert deep.unexplained == ["KHPL_ghost2"]  # the app's own item is not "unexplained"
+    assert not deep.ok
+    assert (
+        "+ registration-images/KHPL_ghost/userPhoto.jpeg: image object no item references (orphan)"
+        in deep.lines()
+    )
+
+
+def test_a_png_labelled_jpeg_is_kept_byte_for_byte_and_flagged(
+    store: Store, settings: Settings
+) -> None:
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(png, "PNG")
+    put_source(
+        store,
+        settings,
+        [{"id": "KHPL_mislabelled", "image": data_url("image/jpeg", png.getvalue())}],
+    )
+    create_table(store, settings)
+    apply_plan(store, settings, build_plan(store, settings))
+
+    _, deep = deep_verify(store, settings)
+
+    entry = deep.entries[0]
+    assert entry.status == "="  # a faithful copy of what the source holds
+    assert entry.warnings == ("image userPhoto: labelled image/jpeg but the bytes are PNG",)
+
+
+def test_records_the_app_wrote_are_not_compared_but_say_why(
+    store: Store, settings: Settings, sample_records: list[dict[str, Any]]
+) -> None:
+    put_source(store, settings, sample_records[:2])
+    create_table(store, settings)
+    store.put_item_if_absent(settings.table, {"id": sample_records[0]["id"], "name": "app"})
+    apply_plan(store, settings, build_plan(store, settings))
+    _, deep = deep_verify(store, settings)
+    assert [(e.status, e.details) for e in deep.entries] == [
+        ("!", ("the item was not written by the migration (no migratedFrom S3)",)),
+        ("=", ()),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "found"),
+    [
+        ({"a": 1}, {"a": True}, ["field a: a boolean, the source has a number"]),
+        ({"a": [1, 2]}, {"a": [1]}, ["field a: 1 elements, the source has 2"]),
+        ({"a": {"b": "x"}}, {"a": {}}, ["field a.b: missing"]),
+        ({}, {"z": None}, ["field z: not in the source"]),
+        ({"n": 499}, {"n": 499}, []),
+    ],
+)
+def test_diff_names_the_field_and_never_the_value(
+    expected: Any, actual: Any, found: list[str]
+) -> None:
+    assert diff_values(expected, actual) == found
