@@ -44,20 +44,26 @@ def main() -> None:
             summary, deep = deep_verify(store, settings)
             wall, cpu = time.perf_counter() - began, time.process_time() - cpu
             assert deep.ok and summary.complete, deep.lines()[:5]
-            print(json.dumps({
-                "benchmark": "verify --deep",
-                "records": args.records,
-                "images": deep.images,
-                "imageMB": round(deep.image_bytes / 1048576, 1),
-                "sourceMB": round(len(body) / 1048576, 1),
-                "workers": args.workers,
-                "dynamodb": stack.dynamodb.kind,
-                "migrateSeconds": round(migrated.seconds, 2),
-                "deepVerifySeconds": round(wall, 2),
-                "deepVerifyCpuSeconds": round(cpu, 2),
-                "recordsPerSecond": round(args.records / wall, 1),
-                "peakRssMB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            }))
+            print(
+                json.dumps(
+                    {
+                        "benchmark": "verify --deep",
+                        "records": args.records,
+                        "images": deep.images,
+                        "imageMB": round(deep.image_bytes / 1048576, 1),
+                        "sourceMB": round(len(body) / 1048576, 1),
+                        "workers": args.workers,
+                        "dynamodb": stack.dynamodb.kind,
+                        "migrateSeconds": round(migrated.seconds, 2),
+                        "deepVerifySeconds": round(wall, 2),
+                        "deepVerifyCpuSeconds": round(cpu, 2),
+                        "recordsPerSecond": round(args.records / wall, 1),
+                        "peakRssMB": round(
+                            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+                        ),
+                    }
+                )
+            )
         finally:
             local.stop(Path(tmp))
 

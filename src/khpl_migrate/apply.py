@@ -24,7 +24,7 @@ from khpl_migrate.journal import ImageWrite, Journal, RecordOutcome, manifest_ke
 from khpl_migrate.plan import Action, NullProgress, Plan, PlanEntry, Progress
 from khpl_migrate.runner import Runner, make_runner
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import ItemRejected, Store
+from khpl_migrate.store import TRANSACT_BYTES, TRANSACT_ITEMS, ItemRejected, Store
 from khpl_migrate.transform import RecordError, transform
 
 log = logging.getLogger(__name__)
@@ -107,8 +107,13 @@ def apply_plan(
     *,
     runner: Runner | None = None,
     progress: Progress | None = None,
+    item_batch: int = TRANSACT_ITEMS,
 ) -> RunResult:
-    """Carry out `plan` for real. Raises the fatal error that stopped it, after the manifest."""
+    """Carry out `plan` for real. Raises the fatal error that stopped it, after the manifest.
+
+    `item_batch` is how many items go in one conditional transaction (1: one
+    PutItem per item).
+    """
     progress = progress or NullProgress()
     began = time.monotonic()
     source = plan.source
@@ -151,7 +156,7 @@ def apply_plan(
     lock = threading.Lock()
     fatal: list[errors.KhplError] = []
 
-    def settle(outcome: RecordOutcome) -> None:
+    def settle(outcome: RecordOutcome, counted: bool = False) -> None:
         journal.record(outcome)
         with lock:
             if outcome.outcome == "migrated":
@@ -162,17 +167,28 @@ def apply_plan(
                 result.skipped += 1
             else:
                 result.failed.append(Failure(outcome.index, outcome.id, outcome.reason or ""))
-        progress.advance(
-            images=len(outcome.images),
-            nbytes=sum(i.size for i in outcome.images),
-            failed=outcome.outcome == "failed",
-        )
+        failed = outcome.outcome == "failed"
+        if counted:  # the bar moved when its images were stored: only a failure is news
+            if failed:
+                progress.advance(records=0, failed=True)
+        else:
+            progress.advance(
+                images=len(outcome.images),
+                nbytes=sum(i.size for i in outcome.images),
+                failed=failed,
+            )
 
-    def on_done(entry: PlanEntry) -> Callable[[Future[RecordOutcome]], None]:
-        def done(future: Future[RecordOutcome]) -> None:
+    writer = ItemWriter(
+        store, plan.table, plan.stamp.run_id, lambda o: settle(o, counted=True), item_batch
+    )
+
+    def on_done(entry: PlanEntry) -> Callable[[Future[RecordOutcome | None]], None]:
+        def done(future: Future[RecordOutcome | None]) -> None:
             exc = future.exception()
             if exc is None:
-                settle(future.result())
+                outcome = future.result()
+                if outcome is not None:
+                    settle(outcome)
             elif isinstance(exc, FATAL):
                 fatal.append(exc)
             else:
@@ -199,9 +215,14 @@ def apply_plan(
                 with lock:
                     result.failed.append(Failure(index, entry.id, entry.reason or ""))
             else:
-                runner.submit(_task(store, plan, entry, record), on_done(entry))
+                runner.submit(_task(store, plan, entry, record, writer, progress), on_done(entry))
     finally:
         runner.drain()
+        if not fatal:
+            try:
+                writer.flush()
+            except FATAL as exc:
+                fatal.append(exc)
         progress.finish()
         result.seconds = time.monotonic() - began
         if fatal:
@@ -228,12 +249,36 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _task(store: Store, plan: Plan, entry: PlanEntry, record: Any) -> Callable[[], RecordOutcome]:
-    return lambda: migrate_record(store, plan, entry, record)
+def _task(
+    store: Store, plan: Plan, entry: PlanEntry, record: Any, writer: ItemWriter, progress: Progress
+) -> Callable[[], RecordOutcome | None]:
+    def task() -> RecordOutcome | None:
+        staged = stage_record(store, plan, entry, record)
+        if isinstance(staged, RecordOutcome):
+            return staged
+        progress.advance(images=len(staged.writes), nbytes=sum(w.size for w in staged.writes))
+        writer.add(staged)  # the writer settles it once its item is written
+        return None
+
+    return task
 
 
-def migrate_record(store: Store, plan: Plan, entry: PlanEntry, record: Any) -> RecordOutcome:
-    """Images first, then the item, each without replacing anything."""
+@dataclass(frozen=True)
+class Staged:
+    """A record whose images are all stored: only its item is left to write.
+
+    It holds the item, not the image bytes, so a waiting batch stays small.
+    """
+
+    entry: PlanEntry
+    id: str
+    item: dict[str, Any]
+    item_size: int
+    writes: tuple[ImageWrite, ...]
+
+
+def stage_record(store: Store, plan: Plan, entry: PlanEntry, record: Any) -> Staged | RecordOutcome:
+    """Transform and upload the images, each without replacing anything."""
     try:
         result = transform(record, plan.stamp)
     except RecordError as exc:  # the plan said create; only a changed source gets here
@@ -251,24 +296,95 @@ def migrate_record(store: Store, plan: Plan, entry: PlanEntry, record: Any) -> R
                 images=tuple(writes),
             )
         writes.append(ImageWrite(image.key, image.sha256, image.size, outcome == "written"))
-    try:
-        written = store.put_item_if_absent(plan.table, result.item)
-    except ItemRejected as exc:
+    return Staged(entry, result.id, result.item, result.item_size, tuple(writes))
+
+
+class ItemWriter:
+    """Writes staged items, up to `batch` at a time in one conditional transaction.
+
+    Measured (bench/transact_vs_put.py, 20 ms per exchange): 300 conditional
+    writes take 1.0 s as 16 workers of PutItem and 0.3 s as TransactWriteItems
+    of 100. Every put keeps `attribute_not_exists(id)`; a cancelled transaction
+    (one item exists, or DynamoDB refused one) writes nothing, and its items are
+    then put one by one to give each its own outcome. Items only: a record's
+    images are stored before its item joins a batch (safety contract 5).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        table: str,
+        run_id: str,
+        settle: Callable[[RecordOutcome], None],
+        batch: int = TRANSACT_ITEMS,
+    ) -> None:
+        self._store = store
+        self._table = table
+        self._run_id = run_id
+        self._settle = settle
+        self._batch = max(1, min(batch, TRANSACT_ITEMS))
+        self._lock = threading.Lock()
+        self._pending: list[Staged] = []
+        self._bytes = 0
+
+    def add(self, staged: Staged) -> None:
+        with self._lock:
+            self._pending.append(staged)
+            self._bytes += staged.item_size
+            full = len(self._pending) >= self._batch or self._bytes >= TRANSACT_BYTES
+            ready = self._take() if full else []
+        if ready:
+            self._write(ready)
+
+    def flush(self) -> None:
+        with self._lock:
+            ready = self._take()
+        if ready:
+            self._write(ready)
+
+    def _take(self) -> list[Staged]:
+        ready, self._pending, self._bytes = self._pending, [], 0
+        return ready
+
+    def _write(self, batch: list[Staged]) -> None:
+        try:
+            items = [s.item for s in batch]
+            if len(batch) > 1 and self._store.transact_put_if_absent(self._table, items):
+                for staged in batch:
+                    self._settle(_migrated(staged))
+                return
+            for staged in batch:
+                self._settle(self._put_one(staged))
+        except FATAL:
+            raise
+        except Exception as exc:  # settle the whole batch: no record may go unaccounted
+            for staged in batch:
+                self._settle(_failed(staged, _reason(exc)))
+
+    def _put_one(self, staged: Staged) -> RecordOutcome:
+        try:
+            written = self._store.put_item_if_absent(self._table, staged.item)
+        except ItemRejected as exc:
+            return _failed(staged, f"DynamoDB refused the item: {exc}")
+        if written:
+            return _migrated(staged)
+        existing = self._store.get_item(self._table, staged.id)
+        if existing is not None and existing.get("migrationRunId") == self._run_id:
+            return _migrated(staged)  # our own write, answered late and retried
         return RecordOutcome(
-            entry.index,
-            result.id,
-            "failed",
-            f"DynamoDB refused the item: {exc}",
-            images=tuple(writes),
-        )
-    if not written:
-        return RecordOutcome(
-            entry.index,
-            result.id,
+            staged.entry.index,
+            staged.id,
             "skipped",
             "an item with this id appeared in the table during the run; left untouched",
-            images=tuple(writes),
+            images=staged.writes,
         )
+
+
+def _migrated(staged: Staged) -> RecordOutcome:
     return RecordOutcome(
-        entry.index, result.id, "migrated", item_written=True, images=tuple(writes)
+        staged.entry.index, staged.id, "migrated", item_written=True, images=staged.writes
     )
+
+
+def _failed(staged: Staged, reason: str) -> RecordOutcome:
+    return RecordOutcome(staged.entry.index, staged.id, "failed", reason, images=staged.writes)

@@ -88,7 +88,7 @@ def common_options(func: F) -> F:
             help="local state folder [default: .khpl-migrate]",
         ),
         click.option(
-            "--workers", type=click.IntRange(1, 64), help="records processed at once [default: 8]"
+            "--workers", type=click.IntRange(1, 64), help="records processed at once [default: 16]"
         ),
         click.option(
             "--max-attempts",

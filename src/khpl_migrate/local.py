@@ -54,6 +54,8 @@ class Stack:
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_REGION": REGION,
+            # Older botocore and the AWS CLI read only this one.
+            "AWS_DEFAULT_REGION": REGION,
         }
 
 

@@ -86,20 +86,41 @@ class Plan:
 
 
 class Progress(Protocol):
-    """What the library reports while it works; the CLI draws it, tests ignore it."""
+    """What the library reports while it works; the CLI draws it, tests ignore it.
 
-    def start(self, phase: str, total: int | None) -> None: ...
+    `total` counts records, or bytes of the source when `by_bytes` (the plan
+    pass does not know the record count until it has read everything); then
+    `advance` says how far the stream is with `position`.
+    """
 
-    def advance(self, *, images: int = 0, nbytes: int = 0, failed: bool = False) -> None: ...
+    def start(self, phase: str, total: int | None, *, by_bytes: bool = False) -> None: ...
+
+    def advance(
+        self,
+        *,
+        records: int = 1,
+        images: int = 0,
+        nbytes: int = 0,
+        failed: bool = False,
+        position: int | None = None,
+    ) -> None: ...
 
     def finish(self) -> None: ...
 
 
 class NullProgress:
-    def start(self, phase: str, total: int | None) -> None:
+    def start(self, phase: str, total: int | None, *, by_bytes: bool = False) -> None:
         pass
 
-    def advance(self, *, images: int = 0, nbytes: int = 0, failed: bool = False) -> None:
+    def advance(
+        self,
+        *,
+        records: int = 1,
+        images: int = 0,
+        nbytes: int = 0,
+        failed: bool = False,
+        position: int | None = None,
+    ) -> None:
         pass
 
     def finish(self) -> None:
@@ -147,7 +168,7 @@ def build_plan(
     digest = Digest()
     pending = _Pending()
     first_seen: dict[str, int] = {}
-    progress.start("Planning", None)
+    progress.start("Planning", source.info.size, by_bytes=True)
 
     def check_existing() -> None:
         ids = [str(pending.entries[i].id) for i in pending.unchecked]
@@ -177,7 +198,10 @@ def build_plan(
             if len(pending.unchecked) == BATCH_GET_KEYS:
                 check_existing()
         progress.advance(
-            images=entry.images, nbytes=entry.image_bytes, failed=entry.action is Action.FAIL
+            images=entry.images,
+            nbytes=entry.image_bytes,
+            failed=entry.action is Action.FAIL,
+            position=digest.read,
         )
     if pending.unchecked:
         check_existing()

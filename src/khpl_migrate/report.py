@@ -357,7 +357,6 @@ class RichProgress:
     def __init__(self, console: Console) -> None:
         from rich.progress import (
             BarColumn,
-            MofNCompleteColumn,
             Progress,
             TextColumn,
             TimeElapsedColumn,
@@ -367,8 +366,9 @@ class RichProgress:
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.fields[done]}"),
             TextColumn("{task.fields[images]} images, {task.fields[mb]:.1f} MB"),
+            TextColumn("{task.fields[rate]}"),
             TextColumn("[red]{task.fields[failed]} failed"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
@@ -376,24 +376,52 @@ class RichProgress:
             transient=True,
         )
         self._task: Any = None
-        self._images = 0
-        self._bytes = 0
-        self._failed = 0
+        self._total: int | None = None
+        self._by_bytes = False
+        self._records = self._images = self._bytes = self._failed = 0
+        self._began = 0.0
 
-    def start(self, phase: str, total: int | None) -> None:
-        self._images = self._bytes = self._failed = 0
+    def start(self, phase: str, total: int | None, *, by_bytes: bool = False) -> None:
+        import time
+
+        self._records = self._images = self._bytes = self._failed = 0
+        self._total, self._by_bytes, self._began = total, by_bytes, time.monotonic()
         self._progress.start()
-        self._task = self._progress.add_task(phase, total=total, images=0, mb=0.0, failed=0)
+        self._task = self._progress.add_task(
+            phase, total=total, done="", images=0, mb=0.0, rate="", failed=0
+        )
 
-    def advance(self, *, images: int = 0, nbytes: int = 0, failed: bool = False) -> None:
+    def advance(
+        self,
+        *,
+        records: int = 1,
+        images: int = 0,
+        nbytes: int = 0,
+        failed: bool = False,
+        position: int | None = None,
+    ) -> None:
+        import time
+
+        self._records += records
         self._images += images
         self._bytes += nbytes
         self._failed += int(failed)
+        elapsed = max(time.monotonic() - self._began, 1e-6)
+        if self._by_bytes:
+            done = f"{self._records} records"
+            completed = position if position is not None else 0
+        else:
+            done = (
+                f"{self._records}/{self._total}" if self._total is not None else str(self._records)
+            )
+            completed = self._records
         self._progress.update(
             self._task,
-            advance=1,
+            completed=completed,
+            done=done,
             images=self._images,
             mb=self._bytes / 1048576,
+            rate=f"{self._records / elapsed:.0f} rec/s",
             failed=self._failed,
         )
 

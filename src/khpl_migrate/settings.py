@@ -63,7 +63,7 @@ class Settings:
     s3_endpoint: str | None = None
     dynamodb_endpoint: str | None = None
     state_dir: Path = field(default_factory=lambda: Path(DEFAULT_STATE_DIR))
-    workers: int = 8
+    workers: int = 16
     max_attempts: int = 8
 
     @property
@@ -150,7 +150,7 @@ def load(
         s3_endpoint=_first(env, "AWS_ENDPOINT_URL_S3") or common,
         dynamodb_endpoint=_first(env, "AWS_ENDPOINT_URL_DYNAMODB") or common,
         state_dir=state_dir or Path(_first(env, "KHPL_STATE_DIR") or DEFAULT_STATE_DIR),
-        workers=workers if workers is not None else 8,
+        workers=workers if workers is not None else 16,
         max_attempts=max_attempts if max_attempts is not None else 8,
     )
 

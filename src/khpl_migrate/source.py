@@ -49,6 +49,7 @@ class Digest:
 
     sha256: str = ""
     size: int = 0
+    read: int = 0  # bytes read so far, while the stream is being read
 
     @property
     def sha256_b64(self) -> str:
@@ -58,15 +59,18 @@ class Digest:
 class _HashingReader:
     """A file-like wrapper that hashes and counts what ijson reads."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, digest: Digest | None = None) -> None:
         self._raw = raw
         self._hash = hashlib.sha256()
+        self._digest = digest
         self.count = 0
 
     def read(self, size: int = -1) -> bytes:
         chunk = self._raw.read(size)
         self._hash.update(chunk)
         self.count += len(chunk)
+        if self._digest is not None:
+            self._digest.read = self.count  # how far the stream is: for progress
         return chunk
 
     def hexdigest(self) -> str:
@@ -104,7 +108,7 @@ def iter_records(
         raise errors.SourceInvalid(
             f"{where} is empty (0 bytes)", "restore registrations.json from a backup"
         )
-    reader = _HashingReader(store.open_object(source.bucket, source.info))
+    reader = _HashingReader(store.open_object(source.bucket, source.info), digest)
     container = source.records_path or ""
     seen: dict[str, Any] = {}
     events = _watch(ijson.parse(reader, use_float=False), container, seen)

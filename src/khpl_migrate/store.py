@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import boto3
 import botocore.exceptions
+import botocore.utils
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 
@@ -34,8 +35,11 @@ log = logging.getLogger(__name__)
 Observer = Callable[[str, str], None]
 PutOutcome = Literal["written", "identical", "conflict"]
 
-# BatchGetItem takes at most 100 keys a request (DynamoDB quota).
+# BatchGetItem takes at most 100 keys a request, TransactWriteItems 100 actions
+# and 4 MB (DynamoDB quotas).
 BATCH_GET_KEYS = 100
+TRANSACT_ITEMS = 100
+TRANSACT_BYTES = 3_500_000
 _CREDENTIAL_CODES = {
     "UnrecognizedClientException",
     "InvalidClientTokenId",
@@ -120,6 +124,10 @@ class Store:
         self.ddb: DynamoDBClient = self._session.client(
             "dynamodb", endpoint_url=settings.dynamodb_endpoint, config=config
         )
+        # botocore asks S3 for "100 Continue" before every file-like body: one more
+        # round trip per image. For bodies this small, sending them is cheaper.
+        # (before-sign runs after botocore's before-call.s3 handler has added it.)
+        self.s3.meta.events.register("before-sign.s3.PutObject", _no_expect_for_small_bodies)
         if observer is not None:
             for client, service in ((self.s3, "s3"), (self.ddb, "dynamodb")):
                 client.meta.events.register(
@@ -490,6 +498,36 @@ class Store:
                     return False
                 raise
 
+    def transact_put_if_absent(self, table: str, items: list[dict[str, Any]]) -> bool:
+        """Put up to 100 items in one conditional transaction. False when it was cancelled.
+
+        One request instead of one per item; every put keeps its
+        `attribute_not_exists(id)`. A cancelled transaction wrote nothing; the
+        caller then puts the items one by one to learn which already existed.
+        botocore fills ClientRequestToken and reuses it on retries, so a retry
+        after a lost response does not count our own write as a conflict.
+        """
+        with self._translate(f"write to table {table}"):
+            try:
+                self.ddb.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Put": {
+                                "TableName": table,
+                                "Item": to_attribute_values(item),
+                                "ConditionExpression": "attribute_not_exists(#id)",
+                                "ExpressionAttributeNames": {"#id": "id"},
+                            }
+                        }
+                        for item in items
+                    ]
+                )
+                return True
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) in {"TransactionCanceledException", "ValidationException"}:
+                    return False
+                raise
+
     def get_item(self, table: str, rid: str) -> dict[str, Any] | None:
         with self._translate(f"read table {table}"):
             response = self.ddb.get_item(
@@ -515,6 +553,16 @@ class Store:
 
 class ItemRejected(Exception):
     """DynamoDB refused one item (ValidationException); that record fails, the run goes on."""
+
+
+SMALL_BODY = 1024 * 1024
+
+
+def _no_expect_for_small_bodies(request: Any, **_: Any) -> None:
+    if request.headers.get("Expect") == "100-continue":
+        length = botocore.utils.determine_content_length(request.body)
+        if length is not None and length < SMALL_BODY:
+            del request.headers["Expect"]
 
 
 def _full_object_sha256(head: Any) -> str | None:

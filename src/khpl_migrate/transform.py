@@ -59,7 +59,6 @@ _DATA_URL = re.compile(
     r"data:(?P<mime>[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+)?(?P<params>(;[^,;]*)*),",
     re.IGNORECASE,
 )
-_WHITESPACE = re.compile(rb"[\t\n\r ]+")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 Path = tuple[str | int, ...]
@@ -146,7 +145,8 @@ def _b64decode(payload: str, where: str) -> bytes:
         raw = payload.encode("ascii")
     except UnicodeEncodeError:
         raise RecordError(f"invalid base64 at {where}: non-ASCII characters") from None
-    raw = _WHITESPACE.sub(b"", raw)
+    # bytes.translate deletes in C; a regex over ~100 KB strings cost ~0.7 ms each.
+    raw = raw.translate(None, b" \t\r\n")
     if len(raw) % 4 == 1:
         raise RecordError(f"invalid base64 at {where}: truncated (length {len(raw)})")
     raw += b"=" * (-len(raw) % 4)  # browsers sometimes drop the padding; the bytes are intact

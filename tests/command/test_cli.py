@@ -245,7 +245,7 @@ def test_unreachable_endpoint(env: dict[str, str]) -> None:
 
 
 def test_no_region(env: dict[str, str]) -> None:
-    without = {k: v for k, v in env.items() if k != "AWS_REGION"}
+    without = {k: v for k, v in env.items() if k not in {"AWS_REGION", "AWS_DEFAULT_REGION"}}
     assert_clean_error(run(["verify"], without), "No AWS region is set", "--region")
 
 

@@ -278,7 +278,7 @@ def test_the_run_manifest_records_every_outcome(
         lines[0]["source"]["sha256"]
         == hashlib.sha256(store.get_bytes(settings.bucket, settings.source_key) or b"").hexdigest()
     )
-    records = [line for line in lines if line["type"] == "record"]
+    records = sorted((line for line in lines if line["type"] == "record"), key=lambda r: r["index"])
     assert sorted((r["index"], r["outcome"]) for r in records) == [
         (0, "migrated"),
         (1, "migrated"),
