@@ -37,6 +37,7 @@ class DelayProxy:
 
         def serve() -> None:
             loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
             self._loop = loop
             server = loop.run_until_complete(
                 asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -48,7 +49,8 @@ class DelayProxy:
             tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
             for task in tasks:
                 task.cancel()
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.run_until_complete(server.wait_closed())
             loop.close()
 
