@@ -20,7 +20,14 @@ from typing import Any
 
 from khpl_migrate import errors
 from khpl_migrate import source as source_mod
-from khpl_migrate.journal import ImageWrite, Journal, RecordOutcome, manifest_key
+from khpl_migrate.journal import (
+    ImageWrite,
+    Journal,
+    RecordOutcome,
+    keep_unfinished,
+    manifest_key,
+    unfinished_runs,
+)
 from khpl_migrate.plan import Action, NullProgress, Plan, PlanEntry, Progress
 from khpl_migrate.runner import Runner, make_runner
 from khpl_migrate.settings import Settings
@@ -64,6 +71,8 @@ class RunResult:
     manifest_path: str | None = None
     seconds: float = 0.0
     stopped: str | None = None  # why the run stopped early, if it did
+    resumed: list[str] = field(default_factory=list)  # earlier runs this one picks up from
+    warnings: list[tuple[int, str | None, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -83,6 +92,8 @@ class RunResult:
             "manifestKey": self.manifest_key,
             "seconds": round(self.seconds, 3),
             "stopped": self.stopped,
+            "resumedFrom": self.resumed,
+            "warnings": [{"index": i, "id": rid, "warning": w} for i, rid, w in self.warnings],
         }
 
 
@@ -97,6 +108,7 @@ def result_of_plan(plan: Plan) -> RunResult:
         failed=[Failure(e.index, e.id, e.reason or "") for e in plan.failures],
         images=plan.image_count,
         image_bytes=plan.image_bytes,
+        warnings=plan.warnings,
     )
 
 
@@ -118,10 +130,14 @@ def apply_plan(
     began = time.monotonic()
     source = plan.source
     store.require_table(plan.table)
+    earlier = unfinished_runs(settings.state_dir, source.bucket, plan.table)
+    for cut_off in earlier:
+        keep_unfinished(store, settings.state_dir, cut_off, plan.stamp.run_id)
     if plan.count(Action.CREATE) == 0:
         # Nothing to write: no backup copy, no manifest, so re-runs cost nothing.
         result = result_of_plan(plan)
         result.dry_run = False
+        result.resumed = [m.run_id for m in earlier]
         result.seconds = time.monotonic() - began
         return result
     backup = source_mod.make_backup(store, source, plan.digest, plan.stamp.migration_date)
@@ -152,6 +168,8 @@ def apply_plan(
         backup_key=backup,
         manifest_key=manifest_key(plan.stamp.run_id),
         manifest_path=str(journal.path),
+        warnings=plan.warnings,
+        resumed=[m.run_id for m in earlier],
     )
     lock = threading.Lock()
     fatal: list[errors.KhplError] = []
@@ -200,6 +218,7 @@ def apply_plan(
     progress.start("Migrating", plan.count(Action.CREATE))
     runner = runner or make_runner(settings.workers)
     seen = 0
+    interrupted = False
     try:
         for index, record in source_mod.iter_records(store, source):
             if fatal:
@@ -216,6 +235,9 @@ def apply_plan(
                     result.failed.append(Failure(index, entry.id, entry.reason or ""))
             else:
                 runner.submit(_task(store, plan, entry, record, writer, progress), on_done(entry))
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: take no new record; those in flight finish below.
+        interrupted = True
     finally:
         runner.drain()
         if not fatal:
@@ -227,6 +249,8 @@ def apply_plan(
         result.seconds = time.monotonic() - began
         if fatal:
             result.stopped = str(fatal[0])
+        elif interrupted:
+            result.stopped = "interrupted (Ctrl-C or SIGTERM)"
         elif seen != plan.total:
             result.stopped = f"read {seen} records, the plan has {plan.total}"
         journal.close(
@@ -240,6 +264,13 @@ def apply_plan(
     result.failed.sort(key=lambda f: f.index)
     if fatal:
         raise fatal[0]
+    if interrupted:
+        raise errors.Interrupted(
+            f"Interrupted: {result.migrated} records migrated, {result.skipped} skipped, "
+            f"{len(result.failed)} failed before the stop; the manifest is "
+            f"s3://{source.bucket}/{result.manifest_key}",
+            "run `khpl-migrate migrate --apply` again: it resumes where this run stopped",
+        )
     return result
 
 
@@ -286,8 +317,20 @@ def stage_record(store: Store, plan: Plan, entry: PlanEntry, record: Any) -> Sta
     bucket = plan.source.bucket
     writes: list[ImageWrite] = []
     for image in result.images:
-        outcome = store.put_object_if_absent(bucket, image.key, image.data, image.mime)
+        outcome = store.put_object_if_absent(
+            bucket, image.key, image.data, image.mime, plan.stamp.run_id
+        )
         if outcome == "conflict":
+            if store.get_item(plan.table, result.id) is not None:
+                # The app registered this id, with its own images, during the run.
+                return RecordOutcome(
+                    entry.index,
+                    result.id,
+                    "skipped",
+                    "an item with this id (and its own images) appeared during the run; "
+                    "left untouched",
+                    images=tuple(writes),
+                )
             return RecordOutcome(
                 entry.index,
                 result.id,

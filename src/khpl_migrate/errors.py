@@ -72,3 +72,9 @@ class AwsError(KhplError):
 
 class LocalStackError(KhplError):
     """The local stack could not be started or reached."""
+
+
+class Interrupted(KhplError):
+    """Ctrl-C or SIGTERM stopped a run cleanly; running again resumes it."""
+
+    exit_code = 130

@@ -174,3 +174,37 @@ def list_runs(store: Store, bucket: str) -> list[Manifest]:
 
 def rollback_key(run_id: str, stamp: str) -> str:
     return f"{MANIFEST_PREFIX}/{run_id}/rollback-{stamp}.json"
+
+
+def unfinished_runs(state_dir: Path, bucket: str, table: str) -> list[Manifest]:
+    """Runs of this bucket and table whose local manifest has no summary: they were cut off."""
+    found = []
+    for path in sorted((state_dir / "runs").glob("*/manifest.jsonl")):
+        manifest = parse_manifest(
+            path.parent.name, manifest_key(path.parent.name), path.read_bytes()
+        )
+        header = manifest.header
+        if (
+            manifest.summary is None
+            and header.get("bucket") == bucket
+            and header.get("table") == table
+        ):
+            found.append(manifest)
+    return found
+
+
+def keep_unfinished(store: Store, state_dir: Path, manifest: Manifest, resumed_by: str) -> None:
+    """Close a cut-off run's manifest with a summary and make sure S3 holds it (for rollback)."""
+    path = state_dir / "runs" / manifest.run_id / "manifest.jsonl"
+    summary = {
+        "type": "summary",
+        "finishedAt": None,
+        "migrated": sum(1 for r in manifest.records if r.get("outcome") == "migrated"),
+        "skipped": sum(1 for r in manifest.records if r.get("outcome") == "skipped"),
+        "failed": sum(1 for r in manifest.records if r.get("outcome") == "failed"),
+        "stopped": f"cut off; resumed by run {resumed_by}",
+    }
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(summary) + "\n")
+    bucket = str(manifest.header.get("bucket"))
+    store.put_object(bucket, manifest.key, path.read_bytes(), "application/x-ndjson")

@@ -21,7 +21,7 @@ from khpl_migrate.journal import iso_ms
 from khpl_migrate.settings import Settings
 from khpl_migrate.source import Digest, Source
 from khpl_migrate.store import BATCH_GET_KEYS, Store
-from khpl_migrate.transform import RecordError, RunStamp, transform
+from khpl_migrate.transform import RecordError, RunStamp, SourceProblem, transform
 
 NOT_SELECTED = "not selected by --only-ids"
 
@@ -43,9 +43,11 @@ class PlanEntry:
     images: int = 0
     image_bytes: int = 0
     item_size: int | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "warnings": list(self.warnings),
             "index": self.index,
             "id": self.id,
             "action": self.action.value,
@@ -79,6 +81,10 @@ class Plan:
     @property
     def image_bytes(self) -> int:
         return sum(e.image_bytes for e in self.entries if e.action is Action.CREATE)
+
+    @property
+    def warnings(self) -> list[tuple[int, str | None, str]]:
+        return [(e.index, e.id, w) for e in self.entries for w in e.warnings]
 
     @property
     def failures(self) -> list[PlanEntry]:
@@ -136,6 +142,8 @@ def new_stamp(started: datetime | None = None) -> tuple[RunStamp, datetime]:
 
 def describe_id(record: Any) -> str | None:
     """The id as the report shows it, even when it is not a usable one."""
+    if isinstance(record, SourceProblem):
+        return record.id
     if isinstance(record, dict) and "id" in record and record["id"] is not None:
         rid = record["id"]
         return rid if isinstance(rid, str) else str(rid)
@@ -240,4 +248,5 @@ def _plan_one(
         len(result.images),
         result.image_bytes,
         result.item_size,
+        result.warnings,
     )

@@ -174,6 +174,8 @@ def render_result(
     else:
         if not data["migrated"] and not data["backupKey"]:
             _line(console, "📦 Nothing to migrate: no backup or manifest was written")
+            for earlier in data.get("resumedFrom") or []:
+                _line(console, f"   • Run {earlier} had been cut off: its manifest is kept")
         else:
             _line(console, f"📦 Migration run {data['runId']} finished in {data['seconds']:.1f} s")
         _line(console, f"   • Records in S3: {total}")
@@ -183,6 +185,11 @@ def render_result(
         )
         _line(console, f"   • Skipped (already in DynamoDB): {data['skipped']}")
         _line(console, f"   • Failed: {len(failed)}")
+        for earlier in data.get("resumedFrom") or []:
+            _line(
+                console,
+                f"   • Resumed after run {earlier}, which was cut off (its manifest is kept)",
+            )
         if data["backupKey"]:
             _line(console, f"   • Backup: s3://{bucket}/{data['backupKey']}")
         if data["manifestKey"]:
@@ -197,6 +204,12 @@ def render_result(
                 f"   • index {f['index']} ({_id(f['id'])}): {f['reason']}",
             )
         _more(console, len(failed))
+    if data.get("warnings"):
+        _line(console)
+        _line(console, "⚠️ Warnings (migrated as they are):")
+        for w in data["warnings"][:LIST_LIMIT]:
+            _line(console, f"   • index {w['index']} ({_id(w['id'])}): {w['warning']}")
+        _more(console, len(data["warnings"]))
     if data.get("stopped"):
         _line(console)
         _line(console, f"⛔ The run stopped early: {data['stopped']}")

@@ -15,13 +15,14 @@ import logging
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 import ijson
 
 from khpl_migrate import errors
 from khpl_migrate.settings import Settings
 from khpl_migrate.store import ObjectInfo, Store
+from khpl_migrate.transform import SourceProblem
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +57,37 @@ class Digest:
         return base64.b64encode(bytes.fromhex(self.sha256)).decode("ascii")
 
 
-class _HashingReader:
-    """A file-like wrapper that hashes and counts what ijson reads."""
+_BOM = b"\xef\xbb\xbf"
 
-    def __init__(self, raw: BinaryIO, digest: Digest | None = None) -> None:
-        self._raw = raw
+
+class _HashingReader:
+    """A file-like wrapper that hashes and counts what ijson reads.
+
+    The stream comes from `Store.open_stream`, which reopens the pinned version
+    where it stopped if the connection drops. A UTF-8 byte-order mark at the
+    very start, which JSON forbids but Windows editors write, is skipped (and
+    still hashed, so the backup check covers it).
+    """
+
+    def __init__(self, store: Store, source: Source, digest: Digest | None = None) -> None:
+        self._raw = store.open_stream(source.bucket, source.info)
         self._hash = hashlib.sha256()
         self._digest = digest
         self.count = 0
+        self.had_bom = False
+
+    def _read_raw(self, size: int) -> bytes:
+        return self._raw.read(size)
 
     def read(self, size: int = -1) -> bytes:
-        chunk = self._raw.read(size)
+        chunk = self._read_raw(size)
+        if self.count == 0 and chunk.startswith(_BOM):
+            self._hash.update(_BOM)
+            self.count += len(_BOM)
+            self.had_bom = True
+            chunk = chunk[len(_BOM) :]
+            if not chunk:
+                return self.read(size)
         self._hash.update(chunk)
         self.count += len(chunk)
         if self._digest is not None:
@@ -108,13 +129,21 @@ def iter_records(
         raise errors.SourceInvalid(
             f"{where} is empty (0 bytes)", "restore registrations.json from a backup"
         )
-    reader = _HashingReader(store.open_object(source.bucket, source.info), digest)
+    reader = _HashingReader(store, source, digest)
     container = source.records_path or ""
     seen: dict[str, Any] = {}
-    events = _watch(ijson.parse(reader, use_float=False), container, seen)
     prefix = f"{container}.item" if container else "item"
+    events = _watch(ijson.parse(reader, use_float=False), container, prefix, seen)
     try:
-        yield from enumerate(ijson.items(events, prefix))
+        for index, record in enumerate(ijson.items(events, prefix)):
+            duplicate = seen.pop("duplicate", None)
+            if duplicate is None:
+                yield index, record
+            else:
+                # A parser keeps the last value of a repeated key: the others would be lost.
+                reason = f"the key {duplicate!r} appears twice in one object; refusing to guess"
+                rid = record.get("id") if isinstance(record, dict) else None
+                yield index, SourceProblem(reason, rid if isinstance(rid, str) else None)
     except ijson.JSONError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise errors.SourceInvalid(
@@ -138,17 +167,27 @@ def iter_records(
 
 
 def _watch(
-    events: Iterator[tuple[str, str, Any]], container: str, seen: dict[str, Any]
+    events: Iterator[tuple[str, str, Any]], container: str, prefix: str, seen: dict[str, Any]
 ) -> Iterator[tuple[str, str, Any]]:
-    """Pass ijson's events through, noting what sits at the records' container."""
+    """Pass ijson's events through, noting what sits at the records' container and
+    a key repeated within one object of a record."""
     keys: list[str] = []
-    for prefix, event, value in events:
-        if prefix == container and event in _VALUE_EVENTS and "kind" not in seen:
+    maps: list[set[str]] = []
+    for path, event, value in events:
+        if event == "start_map":
+            maps.append(set())
+        elif event == "end_map":
+            maps.pop()
+        elif event == "map_key" and maps:
+            if value in maps[-1] and path.startswith(prefix):
+                seen.setdefault("duplicate", value)
+            maps[-1].add(value)
+            if path == "" and len(keys) < 12:
+                keys.append(value)
+                seen["top_keys"] = keys
+        if path == container and event in _VALUE_EVENTS and "kind" not in seen:
             seen["kind"] = event
-        elif prefix == "" and event == "map_key" and len(keys) < 12:
-            keys.append(value)
-            seen["top_keys"] = keys
-        yield prefix, event, value
+        yield path, event, value
 
 
 _KINDS = {

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 import boto3
 import botocore.exceptions
 import botocore.utils
+import urllib3.exceptions
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Observer = Callable[[str, str], None]
+RUN_METADATA = "khpl-run"
 PutOutcome = Literal["written", "identical", "conflict"]
 
 # BatchGetItem takes at most 100 keys a request, TransactWriteItems 100 actions
@@ -62,6 +64,7 @@ class ObjectInfo:
     version_id: str | None = None
     content_type: str | None = None
     sha256_b64: str | None = None
+    run_id: str | None = None  # the khpl-run metadata: which run wrote the object
 
 
 def to_attribute_values(item: dict[str, Any]) -> dict[str, Any]:
@@ -234,9 +237,11 @@ class Store:
             sha256_b64=_full_object_sha256(head),
         )
 
-    def open_object(self, bucket: str, info: ObjectInfo) -> BinaryIO:
-        """Stream one exact version of an object: a change since `info` is refused by S3."""
+    def open_object(self, bucket: str, info: ObjectInfo, start: int = 0) -> BinaryIO:
+        """Stream one exact version of an object (from byte `start`): a change is refused by S3."""
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": info.key, "IfMatch": info.etag}
+        if start:
+            kwargs["Range"] = f"bytes={start}-"
         if info.version_id:
             kwargs["VersionId"] = info.version_id
         with self._translate(f"read s3://{bucket}/{info.key}", bucket=bucket):
@@ -250,6 +255,10 @@ class Store:
                         "run the command again; it reads the new version from the start",
                     ) from None
                 raise
+
+    def open_stream(self, bucket: str, info: ObjectInfo) -> ResumingStream:
+        """`open_object`, reopened where it stopped when the connection drops mid-stream."""
+        return ResumingStream(self, bucket, info)
 
     def get_bytes(self, bucket: str, key: str) -> bytes | None:
         with self._translate(f"read s3://{bucket}/{key}", bucket=bucket):
@@ -276,6 +285,7 @@ class Store:
             etag=response["ETag"],
             version_id=response.get("VersionId"),
             content_type=response.get("ContentType"),
+            run_id=(response.get("Metadata") or {}).get(RUN_METADATA),
         )
         return data, info
 
@@ -291,7 +301,7 @@ class Store:
                 raise
 
     def put_object_if_absent(
-        self, bucket: str, key: str, data: bytes, content_type: str
+        self, bucket: str, key: str, data: bytes, content_type: str, run_id: str = ""
     ) -> PutOutcome:
         """Write a new object, never replacing one: S3's conditional write (If-None-Match).
 
@@ -309,15 +319,19 @@ class Store:
                     ServerSideEncryption="AES256",
                     ChecksumSHA256=base64.b64encode(digest).decode("ascii"),
                     IfNoneMatch="*",
+                    # Which run wrote it: a retry after a lost response finds its own object.
+                    Metadata={RUN_METADATA: run_id} if run_id else {},
                 )
                 return "written"
             except botocore.exceptions.ClientError as exc:
                 if _code(exc) not in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
                     raise
-            existing = self.get_bytes(bucket, key)
-        if existing is not None and hashlib.sha256(existing).digest() == digest:
-            return "identical"
-        return "conflict"
+            found = self.get_object(bucket, key)
+        if found is None or hashlib.sha256(found[0]).digest() != digest:
+            return "conflict"
+        if run_id and found[1].run_id == run_id:
+            return "written"  # this run's own earlier attempt, whose answer was lost
+        return "identical"
 
     def put_object(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
         """Write an object the tool owns outright (a run's own manifest)."""
@@ -549,6 +563,40 @@ class Store:
             for page in self.ddb.get_paginator("scan").paginate(**kwargs):
                 for item in page.get("Items", []):
                     yield from_attribute_values(dict(item))
+
+
+class ResumingStream:
+    """A pinned object stream that survives dropped connections.
+
+    botocore retries a request, not a body half read. When reading fails, the
+    same version is requested again from the byte where it stopped (a Range GET
+    with If-Match), up to `RESUMES` times.
+    """
+
+    RESUMES = 10
+
+    def __init__(self, store: Store, bucket: str, info: ObjectInfo) -> None:
+        self._store, self._bucket, self._info = store, bucket, info
+        self._body = store.open_object(bucket, info)
+        self.position = 0
+        self.resumed = 0
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            try:
+                chunk: bytes = self._body.read(size)
+            except (OSError, botocore.exceptions.BotoCoreError, urllib3.exceptions.HTTPError):
+                if self.resumed >= self.RESUMES:
+                    raise errors.EndpointError(
+                        f"Reading s3://{self._bucket}/{self._info.key} failed {self.resumed} times",
+                        "check the network and run the command again",
+                    ) from None
+                self.resumed += 1
+                log.info("stream dropped at byte %d; resuming", self.position)
+                self._body = self._store.open_object(self._bucket, self._info, self.position)
+                continue
+            self.position += len(chunk)
+            return chunk
 
 
 class ItemRejected(Exception):

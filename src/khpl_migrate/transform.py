@@ -69,6 +69,34 @@ class RecordError(ValueError):
 
 
 @dataclass(frozen=True)
+class SourceProblem:
+    """Stands in for a source entry the parser had to change (a duplicate key): not migrated."""
+
+    reason: str
+    id: str | None = None
+
+
+# The first bytes of the formats a registration form uploads (file signatures).
+_MAGIC = {
+    b"\xff\xd8\xff": "image/jpeg",
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"%PDF-": "application/pdf",
+    b"GIF87a": "image/gif",
+    b"GIF89a": "image/gif",
+}
+
+
+def sniff(data: bytes) -> str | None:
+    """The MIME type the bytes announce themselves as, where they do."""
+    for magic, mime in _MAGIC.items():
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+@dataclass(frozen=True)
 class DataUrl:
     mime: str  # lower-case, as stored in imageUploadResults
     header: str  # everything up to and including the comma, as written
@@ -104,6 +132,7 @@ class Transformed:
     item: dict[str, Any]
     images: tuple[Image, ...]
     item_size: int
+    warnings: tuple[str, ...] = ()
 
     @property
     def image_bytes(self) -> int:
@@ -179,6 +208,8 @@ def image_key(record_id: str, name: str, ext: str) -> str:
 
 def record_id(record: object) -> str:
     """The record's id, checked to be usable as a DynamoDB key and in S3 keys."""
+    if isinstance(record, SourceProblem):
+        raise RecordError(record.reason)
     if not isinstance(record, dict):
         kind = type(record).__name__ if record is not None else "null"
         raise RecordError(f"not a registration object (found a JSON {_json_kind(kind)})")
@@ -251,7 +282,16 @@ def transform(record: object, stamp: RunStamp) -> Transformed:
             f"item is {size:,} bytes after the images are taken out; "
             f"DynamoDB's limit is {MAX_ITEM_BYTES:,}"
         )
-    return Transformed(rid, item, tuple(images), size)
+    warnings = tuple(
+        f"{image.name}: labelled {image.mime} but the bytes are {actual} (kept as they are)"
+        for image in images
+        if (actual := sniff(image.data)) is not None
+        and actual != image.mime
+        and not (
+            actual == "image/jpeg" and image.mime in EXTENSIONS and EXTENSIONS[image.mime] == "jpeg"
+        )
+    )
+    return Transformed(rid, item, tuple(images), size, warnings)
 
 
 def _unique(name: str, used: set[str]) -> str:
