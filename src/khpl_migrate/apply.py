@@ -130,7 +130,7 @@ def apply_plan(
     began = time.monotonic()
     source = plan.source
     store.require_table(plan.table)
-    earlier = unfinished_runs(settings.state_dir, source.bucket, plan.table)
+    earlier = unfinished_runs(store, settings.state_dir, source.bucket, plan.table)
     for cut_off in earlier:
         keep_unfinished(store, settings.state_dir, cut_off, plan.stamp.run_id)
     if plan.count(Action.CREATE) == 0:

@@ -176,19 +176,17 @@ def rollback_key(run_id: str, stamp: str) -> str:
     return f"{MANIFEST_PREFIX}/{run_id}/rollback-{stamp}.json"
 
 
-def unfinished_runs(state_dir: Path, bucket: str, table: str) -> list[Manifest]:
-    """Runs of this bucket and table whose local manifest has no summary: they were cut off."""
+def unfinished_runs(store: Store, state_dir: Path, bucket: str, table: str) -> list[Manifest]:
+    """Runs of this bucket and table that were cut off: their local manifest has no
+    summary, or it never reached S3 (killed while uploading it)."""
     found = []
     for path in sorted((state_dir / "runs").glob("*/manifest.jsonl")):
-        manifest = parse_manifest(
-            path.parent.name, manifest_key(path.parent.name), path.read_bytes()
-        )
+        run_id = path.parent.name
+        manifest = parse_manifest(run_id, manifest_key(run_id), path.read_bytes())
         header = manifest.header
-        if (
-            manifest.summary is None
-            and header.get("bucket") == bucket
-            and header.get("table") == table
-        ):
+        if header.get("bucket") != bucket or header.get("table") != table:
+            continue
+        if manifest.summary is None or store.head_object(bucket, manifest.key) is None:
             found.append(manifest)
     return found
 
@@ -196,15 +194,16 @@ def unfinished_runs(state_dir: Path, bucket: str, table: str) -> list[Manifest]:
 def keep_unfinished(store: Store, state_dir: Path, manifest: Manifest, resumed_by: str) -> None:
     """Close a cut-off run's manifest with a summary and make sure S3 holds it (for rollback)."""
     path = state_dir / "runs" / manifest.run_id / "manifest.jsonl"
-    summary = {
-        "type": "summary",
-        "finishedAt": None,
-        "migrated": sum(1 for r in manifest.records if r.get("outcome") == "migrated"),
-        "skipped": sum(1 for r in manifest.records if r.get("outcome") == "skipped"),
-        "failed": sum(1 for r in manifest.records if r.get("outcome") == "failed"),
-        "stopped": f"cut off; resumed by run {resumed_by}",
-    }
-    with path.open("a", encoding="utf-8") as out:
-        out.write(json.dumps(summary) + "\n")
+    if manifest.summary is None:
+        summary = {
+            "type": "summary",
+            "finishedAt": None,
+            "migrated": sum(1 for r in manifest.records if r.get("outcome") == "migrated"),
+            "skipped": sum(1 for r in manifest.records if r.get("outcome") == "skipped"),
+            "failed": sum(1 for r in manifest.records if r.get("outcome") == "failed"),
+            "stopped": f"cut off; resumed by run {resumed_by}",
+        }
+        with path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(summary) + "\n")
     bucket = str(manifest.header.get("bucket"))
     store.put_object(bucket, manifest.key, path.read_bytes(), "application/x-ndjson")

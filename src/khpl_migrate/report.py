@@ -175,7 +175,7 @@ def render_result(
         if not data["migrated"] and not data["backupKey"]:
             _line(console, "📦 Nothing to migrate: no backup or manifest was written")
             for earlier in data.get("resumedFrom") or []:
-                _line(console, f"   • Run {earlier} had been cut off: its manifest is kept")
+                _line(console, f"   • {_resumed(earlier)}")
         else:
             _line(console, f"📦 Migration run {data['runId']} finished in {data['seconds']:.1f} s")
         _line(console, f"   • Records in S3: {total}")
@@ -186,10 +186,7 @@ def render_result(
         _line(console, f"   • Skipped (already in DynamoDB): {data['skipped']}")
         _line(console, f"   • Failed: {len(failed)}")
         for earlier in data.get("resumedFrom") or []:
-            _line(
-                console,
-                f"   • Resumed after run {earlier}, which was cut off (its manifest is kept)",
-            )
+            _line(console, f"   • {_resumed(earlier)}")
         if data["backupKey"]:
             _line(console, f"   • Backup: s3://{bucket}/{data['backupKey']}")
         if data["manifestKey"]:
@@ -214,6 +211,10 @@ def render_result(
         _line(console)
         _line(console, f"⛔ The run stopped early: {data['stopped']}")
         _line(console, "💡 Fix the cause and run `khpl-migrate migrate --apply` again: it resumes")
+
+
+def _resumed(run_id: str) -> str:
+    return f"Resumed after run {run_id}, which was cut off (its manifest is kept)"
 
 
 def _images(data: Mapping[str, Any]) -> str:

@@ -1,0 +1,60 @@
+"""The migration keeps going through throttling, errors, resets and slowness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from khpl_migrate import settings as settings_mod
+from khpl_migrate.apply import apply_plan
+from khpl_migrate.plan import build_plan
+from khpl_migrate.settings import Settings
+from khpl_migrate.store import Store
+from khpl_migrate.table import create_table
+from khpl_migrate.verify import deep_verify
+from tests.faults.conftest import ProxyPair
+from tests.faults.proxy import Rule
+from tests.helpers import put_source
+from tests.integration.test_concurrency import end_state
+
+pytestmark = pytest.mark.faults
+
+EVERY_KIND = ["throttle", "internal", "reset_request", "reset_response", "slow"]
+
+
+def test_a_migration_through_every_kind_of_fault_ends_like_a_clean_one(
+    faulty: ProxyPair,
+    store: Store,
+    settings: Settings,
+    env: dict[str, str],
+    sample_records: list[dict[str, Any]],
+) -> None:
+    records = [{**r, "id": f"{r['id']}_{i}"} for i in range(4) for r in sample_records]  # 24
+    put_source(store, settings, records)
+    create_table(store, settings)
+    rules = [Rule(kind, rate=0.08) for kind in EVERY_KIND]  # type: ignore[arg-type]
+    s3, ddb, through = faulty(rules, [Rule(k, rate=0.08) for k in EVERY_KIND], seed=3)  # type: ignore[arg-type]
+    faulted = settings_mod.load(env=through, max_attempts=12, workers=4)
+
+    result = apply_plan(Store(faulted), faulted, build_plan(Store(faulted), faulted))
+
+    assert (result.migrated, result.skipped, result.failed) == (24, 0, [])
+    for kind in EVERY_KIND:
+        assert s3.injected[kind] + ddb.injected[kind] > 0, f"no {kind} was injected"
+    # The same end state as a clean run into fresh names.
+    clean = settings_mod.load(
+        env={
+            **env,
+            "REACT_APP_S3_BUCKET_NAME": settings.bucket + "-c",
+            "REACT_APP_DYNAMODB_TABLE_NAME": settings.table + "-c",
+        }
+    )
+    clean_store = Store(clean)
+    clean_store.create_bucket(clean.bucket or "")
+    put_source(clean_store, clean, records)
+    create_table(clean_store, clean)
+    apply_plan(clean_store, clean, build_plan(clean_store, clean))
+    assert end_state(store, settings) == end_state(clean_store, clean)
+    _, deep = deep_verify(store, settings)
+    assert deep.ok, deep.lines()
