@@ -13,11 +13,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from khpl_migrate import local, sample
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.settings import Settings
 from khpl_migrate.store import Store
+
+# The fault properties run a real migration per example: few by default, many with --slow.
+hypothesis_settings.register_profile("default", max_examples=6)
+hypothesis_settings.register_profile("slow", max_examples=60)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="run many more fault-schedule examples")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    hypothesis_settings.load_profile("slow" if config.getoption("--slow") else "default")
 
 
 @pytest.fixture(scope="session")

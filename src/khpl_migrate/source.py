@@ -145,7 +145,7 @@ def iter_records(
                 rid = record.get("id") if isinstance(record, dict) else None
                 yield index, SourceProblem(reason, rid if isinstance(rid, str) else None)
     except ijson.JSONError as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = _parser_message(exc)
         raise errors.SourceInvalid(
             f"{where} is not valid JSON near byte {reader.count:,} of {source.info.size:,} "
             f"({reason}); nothing was written",
@@ -164,6 +164,13 @@ def iter_records(
     if digest is not None:
         digest.sha256 = reader.hexdigest()
         digest.size = reader.count
+
+
+def _parser_message(exc: Exception) -> str:
+    """yajl's first line ("parse error: premature EOF"); it sometimes comes as bytes."""
+    raw = exc.args[0] if exc.args else type(exc).__name__
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return text.strip().splitlines()[0].strip() if text.strip() else type(exc).__name__
 
 
 def _watch(

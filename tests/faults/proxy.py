@@ -157,6 +157,7 @@ class FaultProxy:
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
+        self._counted = threading.Condition(self._lock)
         self._server = socket.create_server(("127.0.0.1", self.port))
         self.port = self._server.getsockname()[1]
         self._stopped = threading.Event()
@@ -175,6 +176,11 @@ class FaultProxy:
         self._server.close()
         self._thread.join(5)
 
+    def wait_for(self, operation: str, count: int, timeout: float = 60) -> bool:
+        """Block until `count` requests of `operation` have come through."""
+        with self._counted:
+            return self._counted.wait_for(lambda: self.operations[operation] >= count, timeout)
+
     def _accept(self) -> None:
         while not self._stopped.is_set():
             try:
@@ -186,6 +192,7 @@ class FaultProxy:
     def _choose(self, request: Request) -> Rule | None:
         with self._lock:
             self.operations[request.operation] += 1
+            self._counted.notify_all()
             for rule in self.rules:
                 if rule.service not in ("any", request.service):
                     continue

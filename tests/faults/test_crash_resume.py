@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -162,9 +161,7 @@ def test_sigterm_stops_cleanly_and_says_how_to_resume(
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while s3.operations["PutObject"] < 10 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert s3.wait_for("PutObject", 10), "the run did not get going"
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
