@@ -25,6 +25,7 @@ from khpl_migrate.backups import list_backups
 from khpl_migrate.journal import list_runs
 from khpl_migrate.plan import NullProgress, Progress, build_plan
 from khpl_migrate.report import (
+    MaskingFilter,
     RichProgress,
     emit_json,
     human_console,
@@ -96,6 +97,11 @@ def common_options(func: F) -> F:
             type=click.IntRange(1, 20),
             help="attempts per AWS request [default: 8]",
         ),
+        click.option(
+            "--kms-key-id",
+            help="encrypt what the tool writes with this KMS key (SSE-KMS) "
+            "[env: KHPL_KMS_KEY_ID; default: SSE-S3]",
+        ),
         click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout"),
         click.option("--quiet", "-q", is_flag=True, help="only the summary"),
         click.option("-v", "--verbose", count=True, help="log what happens (-vv for more)"),
@@ -134,6 +140,7 @@ def _logging(verbose: int) -> None:
     from rich.logging import RichHandler
 
     handler = RichHandler(console=human_console(), show_path=False, markup=False)
+    handler.addFilter(MaskingFilter())
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s")
     logging.getLogger("khpl_migrate").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
     # botocore's own debug log prints request headers (signatures): it stays at WARNING.

@@ -8,6 +8,8 @@ with the guide. Human output goes to stderr; JSON to stdout (DESIGN.md).
 from __future__ import annotations
 
 import json
+import logging
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -18,9 +20,35 @@ from rich.table import Table
 
 LIST_LIMIT = 50
 
+# UIDAI asks that Aadhaar numbers be shown masked to the last four digits; phone
+# numbers get the same treatment. Applied to everything a person sees.
+_AADHAAR = re.compile(r"(?<![\d])[2-9]\d{3}[ -]?\d{4}[ -]?(\d{4})(?![\d])")
+_PHONE = re.compile(r"(?<![\d+])(?:\+91[ -]?|0)?[6-9]\d{4} ?\d(\d{4})(?![\d])")
+
+
+def mask_pii(text: str) -> str:
+    """Aadhaar numbers -> XXXX XXXX 1234, phone numbers -> XXXXXX1234."""
+    text = _AADHAAR.sub(lambda m: f"XXXX XXXX {m.group(1)}", text)
+    return _PHONE.sub(lambda m: f"XXXXXX{m.group(1)}", text)
+
+
+class MaskingConsole(Console):
+    """A rich Console that masks personal numbers in every string it prints."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(mask_pii(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+class MaskingFilter(logging.Filter):
+    """The same masking for log records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = mask_pii(record.getMessage()), None
+        return True
+
 
 def human_console(quiet: bool = False) -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True, quiet=quiet)
+    return MaskingConsole(stderr=True, highlight=False, soft_wrap=True, quiet=quiet)
 
 
 def emit_json(data: Mapping[str, Any]) -> None:
@@ -144,12 +172,12 @@ def render_plan(
         for e in entries:
             table.add_row(
                 str(e["index"]),
-                e["id"] if e["id"] is not None else "-",
+                mask_pii(e["id"]) if e["id"] is not None else "-",
                 f"[{style[e['action']]}]{e['action']}[/]",
                 str(e["images"]),
                 size(e["imageBytes"]),
                 size(e["itemSize"]) if e["itemSize"] is not None else "-",
-                e["reason"] or "",
+                mask_pii(e["reason"] or ""),
             )
         console.print(table)
         _line(console)

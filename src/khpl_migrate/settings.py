@@ -64,6 +64,7 @@ class Settings:
     dynamodb_endpoint: str | None = None
     state_dir: Path = field(default_factory=lambda: Path(DEFAULT_STATE_DIR))
     workers: int = 16
+    kms_key_id: str | None = None  # SSE-KMS for what the tool writes; None: SSE-S3
     max_attempts: int = 8
 
     @property
@@ -117,6 +118,7 @@ def load(
     state_dir: Path | None = None,
     workers: int | None = None,
     max_attempts: int | None = None,
+    kms_key_id: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Resolve settings: the flags given here, then `env` (default: environment + .env)."""
@@ -152,6 +154,7 @@ def load(
         state_dir=state_dir or Path(_first(env, "KHPL_STATE_DIR") or DEFAULT_STATE_DIR),
         workers=workers if workers is not None else 16,
         max_attempts=max_attempts if max_attempts is not None else 8,
+        kms_key_id=kms_key_id or _first(env, "KHPL_KMS_KEY_ID"),
     )
 
 

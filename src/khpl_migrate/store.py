@@ -138,6 +138,12 @@ class Store:
                     lambda model, _service=service, **_: observer(_service, model.name),
                 )
 
+    def _encryption(self) -> dict[str, Any]:
+        """Server-side encryption for every object the tool writes: SSE-S3, or SSE-KMS."""
+        if self.settings.kms_key_id:
+            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.settings.kms_key_id}
+        return {"ServerSideEncryption": "AES256"}
+
     @property
     def region(self) -> str:
         return str(self._session.region_name)
@@ -316,7 +322,7 @@ class Store:
                     Key=key,
                     Body=data,
                     ContentType=content_type,
-                    ServerSideEncryption="AES256",
+                    **self._encryption(),
                     ChecksumSHA256=base64.b64encode(digest).decode("ascii"),
                     IfNoneMatch="*",
                     # Which run wrote it: a retry after a lost response finds its own object.
@@ -341,7 +347,7 @@ class Store:
                 Key=key,
                 Body=data,
                 ContentType=content_type,
-                ServerSideEncryption="AES256",
+                **self._encryption(),
             )
 
     def copy_object(self, bucket: str, source: ObjectInfo, key: str) -> ObjectInfo:
@@ -356,7 +362,7 @@ class Store:
                     Key=key,
                     CopySource=copy_source,  # type: ignore[arg-type]
                     CopySourceIfMatch=source.etag,
-                    ServerSideEncryption="AES256",
+                    **self._encryption(),
                     ChecksumAlgorithm="SHA256",
                     MetadataDirective="COPY",
                 )
@@ -407,7 +413,19 @@ class Store:
                 AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                 BillingMode="PAY_PER_REQUEST",
                 DeletionProtectionEnabled=True,
+                **self._table_encryption(),
             )
+
+    def _table_encryption(self) -> dict[str, Any]:
+        if not self.settings.kms_key_id:
+            return {}  # DynamoDB encrypts every table at rest with an AWS-owned key
+        return {
+            "SSESpecification": {
+                "Enabled": True,
+                "SSEType": "KMS",
+                "KMSMasterKeyId": self.settings.kms_key_id,
+            }
+        }
 
     def wait_table_active(self, table: str, timeout: float = 300) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

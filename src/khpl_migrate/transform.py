@@ -34,8 +34,10 @@ MIGRATED_FROM = "S3"
 MAX_ITEM_BYTES = 400 * 1024
 MAX_DEPTH = 32
 MAX_NUMBER_DIGITS = 38
-# S3 object keys are at most 1,024 bytes of UTF-8.
+# S3 object keys are at most 1,024 bytes of UTF-8; an id of at most 200 bytes
+# always leaves room for registration-images/{id}/{name}.{ext}.
 MAX_S3_KEY_BYTES = 1024
+MAX_ID_BYTES = 200
 
 EXTENSIONS = {
     "image/jpeg": "jpeg",
@@ -222,8 +224,8 @@ def record_id(record: object) -> str:
         raise RecordError("id is empty")
     if "/" in rid or rid in (".", "..") or any(ord(c) < 32 or ord(c) == 127 for c in rid):
         raise RecordError("id contains '/', control characters or is '.'/'..'; unsafe in S3 keys")
-    if len(rid.encode("utf-8", "surrogatepass")) > 512:
-        raise RecordError("id is longer than 512 bytes")
+    if len(rid.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        raise RecordError(f"id is longer than {MAX_ID_BYTES} bytes")
     return rid
 
 

@@ -272,6 +272,7 @@ def test_nesting_deeper_than_32_levels_fails() -> None:
         ({"id": "a/b"}, "unsafe"),
         ({"id": ".."}, "unsafe"),
         ({"id": "a\nb"}, "unsafe"),
+        ({"id": "K" * 201}, "longer than 200 bytes"),
     ],
 )
 def test_records_without_a_usable_id_fail(record: Any, reason: str) -> None:

@@ -1,0 +1,96 @@
+"""Secrets never shown, everything written encrypted, personal numbers masked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from khpl_migrate import sample
+from khpl_migrate.settings import Settings
+from khpl_migrate.store import Store
+from khpl_migrate.table import create_table
+from tests.command.test_cli import run
+from tests.helpers import put_source
+
+pytestmark = pytest.mark.command
+SECRET = "khplFakeSecret9000zzQQ"
+KEY_ID = "AKIAKHPLTESTKEYID"
+
+
+def test_a_secret_appears_nowhere_at_any_verbosity(
+    store: Store, settings: Settings, env: dict[str, str], sample_records: list[dict[str, Any]]
+) -> None:
+    put_source(store, settings, sample_records)
+    create_table(store, settings)
+    guide_env = {
+        k: v for k, v in env.items() if k not in {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    }
+    guide_env |= {"REACT_APP_AWS_ACCESS_KEY_ID": KEY_ID, "REACT_APP_AWS_SECRET_ACCESS_KEY": SECRET}
+    runs = [
+        run(["migrate", "--apply", "-vv", "--json"], guide_env),
+        run(["verify", "--deep", "-vv", "--json"], guide_env),
+        run(["migrate", "-vv", "--table", "KHPL-No-Such-Table"], guide_env),  # a forced error
+        run(["rollback", "--run", "nope", "-vv"], guide_env),  # another
+    ]
+    assert [p.returncode for p in runs] == [0, 0, 2, 2]
+    for proc in runs:
+        assert SECRET not in proc.stdout + proc.stderr
+        assert proc.stderr.count("REACT_APP_* variables into the browser bundle") == 1
+    written = [
+        store.get_bytes(settings.bucket or "", o.key) or b""
+        for o in store.list_objects(settings.bucket or "", "")
+    ]
+    local = [p.read_bytes() for p in Path(env["KHPL_STATE_DIR"]).rglob("*") if p.is_file()]
+    assert written and local
+    assert not any(SECRET.encode() in blob for blob in written + local)
+
+
+@pytest.mark.parametrize("kms", [None, "alias/khpl-registrations"])
+def test_everything_the_tool_writes_is_encrypted(
+    store: Store,
+    settings: Settings,
+    env: dict[str, str],
+    sample_records: list[dict[str, Any]],
+    kms: str | None,
+) -> None:
+    source = put_source(store, settings, sample_records[:2])
+    assert run(["create-table"], env).returncode == 0
+    proc = run(["migrate", "--apply", *(["--kms-key-id", kms] if kms else [])], env)
+    assert proc.returncode == 0, proc.stderr
+    bucket = settings.bucket or ""
+    keys = [o.key for o in store.list_objects(bucket, "") if o.key != settings.source_key]
+    assert len(keys) == 6 + 2  # six images, the backup, the manifest
+    for key in keys:
+        head = store.s3.head_object(Bucket=bucket, Key=key)
+        assert head["ServerSideEncryption"] == ("aws:kms" if kms else "AES256"), key
+        assert head.get("SSEKMSKeyId") == kms, key
+    assert store.get_bytes(bucket, settings.source_key) == source
+
+
+def test_aadhaar_and_phone_numbers_are_masked_in_what_a_person_sees(
+    store: Store, settings: Settings, env: dict[str, str], tmp_path: Path
+) -> None:
+    people = sample.registrations(3)
+    people[0]["name"] = "Ravi 98450 12345"  # typed into the wrong field, as people do
+    people[1]["name"] = "Aadhaar 2345 6789 0123"
+    put_source(store, settings, people)
+    numbers = (
+        [p["phone"] for p in people]
+        + [p["aadhaarNumber"] for p in people]
+        + ["98450 12345", "2345 6789 0123"]
+    )
+    outputs = [run(["verify"], env)]
+    create_table(store, settings)
+    report = tmp_path / "report.txt"
+    outputs += [
+        run(["migrate"], env),
+        run(["migrate", "--apply", "-v"], env),
+        run(["verify", "--deep", "--report", str(report)], env),
+    ]
+    outputs.append(run(["demo", "--records", "3", "--state-dir", str(tmp_path / "demo")], env))
+    seen = "\n".join(p.stdout + p.stderr for p in outputs) + report.read_text()
+    assert "Ravi XXXXXX2345" in seen and "Aadhaar XXXX XXXX 0123" in seen
+    for number in numbers:
+        assert number not in seen, number
