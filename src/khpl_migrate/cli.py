@@ -8,6 +8,7 @@ table). Library errors (`errors.KhplError`) become a message and its fix.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from khpl_migrate import __version__, errors, local, sample
+from khpl_migrate import policy as policy_mod
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.apply import apply_plan, result_of_plan
 from khpl_migrate.backups import list_backups
@@ -413,6 +415,34 @@ def backups_cmd(**kwargs: Any) -> None:
     render_backups(console, backups)
     bad = any(b["matchesSource"] is False for b in backups)
     sys.exit(EXIT_PROBLEMS if bad else EXIT_OK)
+
+
+@cli.command("iam-policy")
+@click.option(
+    "--command",
+    "commands",
+    type=click.Choice([*policy_mod.COMMANDS, "all"]),
+    multiple=True,
+    default=["all"],
+    show_default=True,
+    help="the commands the policy is for (repeat the option for several)",
+)
+@common_options
+def iam_policy_cmd(commands: tuple[str, ...], **kwargs: Any) -> None:
+    """Print the least-privilege IAM policy for the configured bucket and table.
+
+    Exactly the actions the chosen commands call, scoped to the table's ARN and
+    to the key prefixes the tool uses. Attach it to the operator's user or role.
+    """
+    settings, console, _, _ = _setup(kwargs)
+    chosen = list(policy_mod.COMMANDS) if "all" in commands else list(commands)
+    bucket = settings.bucket or "YOUR-BUCKET-NAME"
+    if not settings.bucket:
+        console.print(
+            "⚠️ No bucket set (--bucket): the policy says YOUR-BUCKET-NAME", highlight=False
+        )
+    document = policy_mod.policy(chosen, bucket, settings.table, settings.source_key)
+    click.echo(json.dumps(document, indent=2))
 
 
 @cli.group("local")

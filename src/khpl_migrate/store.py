@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import boto3
@@ -131,6 +135,9 @@ class Store:
         # round trip per image. For bodies this small, sending them is cheaper.
         # (before-sign runs after botocore's before-call.s3 handler has added it.)
         self.s3.meta.events.register("before-sign.s3.PutObject", _no_expect_for_small_bodies)
+        trace = os.environ.get("KHPL_TRACE_OPERATIONS")
+        if trace:
+            self._trace_to(Path(trace))
         if observer is not None:
             for client, service in ((self.s3, "s3"), (self.ddb, "dynamodb")):
                 client.meta.events.register(
@@ -143,6 +150,39 @@ class Store:
         if self.settings.kms_key_id:
             return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.settings.kms_key_id}
         return {"ServerSideEncryption": "AES256"}
+
+    def _trace_to(self, path: Path) -> None:
+        """Append every API call (service, operation, bucket/key or table) to `path`.
+
+        How the least-privilege policy (`iam-policy`) is checked against what the
+        tool really calls. Names only: never parameters that carry data.
+        """
+        lock = threading.Lock()
+
+        def record(model: Any, params: dict[str, Any], _service: str, **_: Any) -> None:
+            line = {"service": _service, "operation": model.name}
+            for name in ("Bucket", "Key", "TableName"):
+                if name in params:
+                    line[name] = params[name]
+            if params.get("VersionId"):
+                line["VersionId"] = True
+            if "CopySource" in params:
+                line["CopySourceKey"] = params["CopySource"]["Key"]
+                if params["CopySource"].get("VersionId"):
+                    line["CopySourceVersionId"] = True
+            if "RequestItems" in params:
+                line["TableName"] = next(iter(params["RequestItems"]))
+            if "TransactItems" in params:
+                line["TableName"] = params["TransactItems"][0]["Put"]["TableName"]
+            with lock, path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(line) + "\n")
+
+        # before-parameter-build sees the API parameters (before-call sees the wire request).
+        for client, service in ((self.s3, "s3"), (self.ddb, "dynamodb")):
+            client.meta.events.register(
+                "before-parameter-build.*.*",
+                lambda _service=service, **kw: record(_service=_service, **kw),
+            )
 
     @property
     def region(self) -> str:

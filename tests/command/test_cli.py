@@ -277,6 +277,7 @@ COMMANDS = [
     ["rollback"],
     ["runs"],
     ["backups"],
+    ["iam-policy"],
     ["demo"],
     ["local"],
     ["local", "up"],

@@ -1,0 +1,128 @@
+"""The least-privilege IAM policy: exactly the actions each command calls.
+
+Every AWS operation the tool makes, mapped to its IAM action and scoped to the
+table's ARN and to the key prefixes the tool uses. `tests/command/
+test_iam_policy.py` records the operations each command really makes (the
+store's `KHPL_TRACE_OPERATIONS` hook) and fails if this policy misses one or
+grants one never made.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+IMAGES = "registration-images/*"
+BACKUPS = "migration-backup-*"
+RUNS = "migration-runs/*"
+SOURCE = "{source}"  # stands for the source key
+
+# command -> (IAM action, resource): "table", "bucket", or a key pattern.
+NEEDS: dict[str, list[tuple[str, str]]] = {
+    "create-table": [
+        ("dynamodb:CreateTable", "table"),
+        ("dynamodb:DescribeTable", "table"),
+        ("dynamodb:UpdateContinuousBackups", "table"),
+    ],
+    "verify": [
+        ("s3:ListBucket", "bucket"),
+        ("s3:GetObject", SOURCE),
+        ("s3:GetObjectVersion", SOURCE),
+        ("s3:GetObject", IMAGES),  # --deep
+        ("dynamodb:DescribeTable", "table"),
+        ("dynamodb:Scan", "table"),
+        ("dynamodb:GetItem", "table"),  # --deep
+    ],
+    "migrate": [
+        ("s3:ListBucket", "bucket"),
+        ("s3:GetObject", SOURCE),
+        ("s3:GetObjectVersion", SOURCE),  # the pinned version of a versioned bucket
+        ("s3:PutObject", BACKUPS),
+        ("s3:GetObject", BACKUPS),  # checking the copy
+        ("s3:PutObject", IMAGES),
+        ("s3:GetObject", IMAGES),  # an image key that exists: same bytes or not?
+        ("s3:PutObject", RUNS),
+        ("s3:GetObject", RUNS),  # a cut-off run's manifest
+        ("dynamodb:DescribeTable", "table"),
+        ("dynamodb:BatchGetItem", "table"),
+        ("dynamodb:PutItem", "table"),  # PutItem and TransactWriteItems' puts
+        ("dynamodb:GetItem", "table"),  # whose item, when a condition fails
+    ],
+    "rollback": [
+        ("s3:ListBucket", "bucket"),
+        ("s3:GetObject", RUNS),
+        ("s3:PutObject", RUNS),  # the record of the rollback
+        ("s3:GetObject", IMAGES),
+        ("s3:DeleteObject", IMAGES),
+        ("dynamodb:DescribeTable", "table"),
+        ("dynamodb:GetItem", "table"),
+        ("dynamodb:DeleteItem", "table"),
+    ],
+    "runs": [("s3:ListBucket", "bucket"), ("s3:GetObject", RUNS)],
+    "backups": [
+        ("s3:ListBucket", "bucket"),
+        ("s3:GetObject", SOURCE),
+        ("s3:GetObjectVersion", SOURCE),
+        ("s3:GetObject", BACKUPS),
+        ("s3:GetObject", RUNS),
+    ],
+}
+COMMANDS = tuple(NEEDS)
+
+
+def resource_arn(resource: str, bucket: str, table: str, source_key: str) -> str:
+    if resource == "table":
+        return f"arn:aws:dynamodb:*:*:table/{table}"
+    if resource == "bucket":
+        return f"arn:aws:s3:::{bucket}"
+    return f"arn:aws:s3:::{bucket}/{resource.replace(SOURCE, source_key)}"
+
+
+def grants(commands: list[str], bucket: str, table: str, source_key: str) -> set[tuple[str, str]]:
+    """(action, resource ARN pattern) pairs the commands need."""
+    return {
+        (action, resource_arn(resource, bucket, table, source_key))
+        for command in commands
+        for action, resource in NEEDS[command]
+    }
+
+
+def policy(commands: list[str], bucket: str, table: str, source_key: str) -> dict[str, Any]:
+    """The IAM policy document: one statement per resource, its actions sorted."""
+    by_resource: dict[str, set[str]] = defaultdict(set)
+    for action, arn in grants(commands, bucket, table, source_key):
+        by_resource[arn].add(action)
+    statements = [
+        {
+            "Sid": f"Khpl{index}",
+            "Effect": "Allow",
+            "Action": sorted(actions),
+            "Resource": arn,
+        }
+        for index, (arn, actions) in enumerate(sorted(by_resource.items()), start=1)
+    ]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def needed_by(operation: dict[str, str], bucket_of: str | None = None) -> list[tuple[str, str]]:
+    """The (action, concrete ARN) pairs one traced API call needs."""
+    op, service = operation["operation"], operation["service"]
+    if service == "dynamodb":
+        action = "PutItem" if op == "TransactWriteItems" else op
+        return [(f"dynamodb:{action}", f"arn:aws:dynamodb:*:*:table/{operation['TableName']}")]
+    bucket = operation.get("Bucket", bucket_of or "")
+    version = "s3:GetObjectVersion" if operation.get("VersionId") else "s3:GetObject"
+    if op in {"HeadBucket", "ListObjectsV2"}:
+        return [("s3:ListBucket", f"arn:aws:s3:::{bucket}")]
+    key = f"arn:aws:s3:::{bucket}/{operation.get('Key', '')}"
+    if op in {"HeadObject", "GetObject"}:
+        return [(version, key)]
+    if op == "PutObject":
+        return [("s3:PutObject", key)]
+    if op == "DeleteObject":
+        return [("s3:DeleteObject", key)]
+    if op == "CopyObject":
+        source = f"arn:aws:s3:::{bucket}/{operation['CopySourceKey']}"
+        copied = "s3:GetObjectVersion" if operation.get("CopySourceVersionId") else "s3:GetObject"
+        return [("s3:PutObject", key), (copied, source)]
+    return [(f"s3:{op}", key)]

@@ -1,0 +1,90 @@
+"""The IAM policy grants exactly what each command calls: nothing missing, nothing unused."""
+
+from __future__ import annotations
+
+import json
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from khpl_migrate import policy
+from khpl_migrate.settings import Settings
+from khpl_migrate.store import Store
+from tests.command.test_cli import run
+from tests.helpers import put_source
+
+pytestmark = pytest.mark.command
+
+
+def traced(command: list[str], env: dict[str, str], trace: Path) -> list[dict[str, Any]]:
+    proc = run(command, {**env, "KHPL_TRACE_OPERATIONS": str(trace)})
+    assert proc.returncode in (0, 1), proc.stderr
+    return [json.loads(line) for line in trace.read_text().splitlines()] if trace.exists() else []
+
+
+def test_the_policy_matches_the_operations_each_command_makes(
+    store: Store,
+    settings: Settings,
+    env: dict[str, str],
+    sample_records: list[dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    bucket = settings.bucket or ""
+    store.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    put_source(store, settings, sample_records[:3])
+    # An image key taken by other bytes: migrate has to look at it, and at the item.
+    taken = f"registration-images/{sample_records[2]['id']}/aadhaar.png"
+    store.put_object(bucket, taken, b"someone else's", "image/png")
+
+    calls: dict[str, list[dict[str, Any]]] = {name: [] for name in policy.COMMANDS}
+    script = [
+        ("create-table", ["create-table"]),
+        ("verify", ["verify"]),
+        ("migrate", ["migrate"]),
+        ("migrate", ["migrate", "--apply"]),
+        ("migrate", ["migrate", "--apply"]),  # a second run looks for cut-off runs
+        ("verify", ["verify", "--deep"]),
+        ("runs", ["runs"]),
+        ("backups", ["backups"]),
+    ]
+    for index, (name, command) in enumerate(script):
+        calls[name] += traced(command, env, tmp_path / f"trace-{index}.jsonl")
+    run_id = json.loads(run(["runs", "--json"], env).stdout)["runs"][0]["runId"]
+    calls["rollback"] += traced(["rollback", "--run", run_id], env, tmp_path / "trace-rb1.jsonl")
+    calls["rollback"] += traced(
+        ["rollback", "--run", run_id, "--apply"], env, tmp_path / "trace-rb2.jsonl"
+    )
+
+    for name, made in calls.items():
+        assert made, f"{name}: no operation traced"
+        needed = {pair for call in made for pair in policy.needed_by(call)}
+        granted = policy.grants([name], bucket, settings.table, settings.source_key)
+        missing = {
+            (a, arn)
+            for a, arn in needed
+            if not any(a == g and fnmatchcase(arn, p) for g, p in granted)
+        }
+        unused = {
+            (g, p)
+            for g, p in granted
+            if not any(a == g and fnmatchcase(arn, p) for a, arn in needed)
+        }
+        assert not missing, f"{name}: the policy misses {sorted(missing)}"
+        assert not unused, f"{name}: the policy grants what is never called: {sorted(unused)}"
+
+
+def test_iam_policy_prints_a_document_for_the_configured_names(
+    settings: Settings, env: dict[str, str]
+) -> None:
+    proc = run(["iam-policy", "--command", "verify"], env)
+    assert proc.returncode == 0
+    document = json.loads(proc.stdout)
+    resources = {s["Resource"] for s in document["Statement"]}
+    assert f"arn:aws:dynamodb:*:*:table/{settings.table}" in resources
+    assert f"arn:aws:s3:::{settings.bucket}/registrations.json" in resources
+    actions = {a for s in document["Statement"] for a in s["Action"]}
+    assert (
+        "s3:PutObject" not in actions and "dynamodb:DeleteItem" not in actions
+    )  # verify only reads
