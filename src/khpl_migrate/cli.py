@@ -24,6 +24,7 @@ from khpl_migrate import policy as policy_mod
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.apply import apply_plan, result_of_plan
 from khpl_migrate.backups import list_backups
+from khpl_migrate.doctor import doctor
 from khpl_migrate.journal import list_runs
 from khpl_migrate.plan import NullProgress, Progress, build_plan
 from khpl_migrate.report import (
@@ -33,6 +34,7 @@ from khpl_migrate.report import (
     human_console,
     render_backups,
     render_deep,
+    render_doctor,
     render_error,
     render_plan,
     render_plan_line,
@@ -277,9 +279,14 @@ def _read_ids(path: Path) -> frozenset[str]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="write the ids of the records that failed to FILE (for --only-ids)",
 )
+@click.option(
+    "--mask-aadhaar",
+    is_flag=True,
+    help="store Aadhaar numbers masked (XXXX XXXX 1234) instead of in full",
+)
 @common_options
 def migrate_cmd(
-    apply_: bool, only_ids: Path | None, failed_ids: Path | None, **kwargs: Any
+    apply_: bool, only_ids: Path | None, failed_ids: Path | None, mask_aadhaar: bool, **kwargs: Any
 ) -> None:
     """Migrate every record: a dry run unless --apply.
 
@@ -288,7 +295,7 @@ def migrate_cmd(
     --apply backs up the source, uploads the images, writes the items (never
     overwriting) and records the run's manifest.
     """
-    settings, console, as_json, quiet = _setup(kwargs)
+    settings, console, as_json, quiet = _setup({**kwargs, "mask_aadhaar": mask_aadhaar})
     selected = _read_ids(only_ids) if only_ids else None
     sys.exit(
         run_migrate(
@@ -415,6 +422,31 @@ def backups_cmd(**kwargs: Any) -> None:
     render_backups(console, backups)
     bad = any(b["matchesSource"] is False for b in backups)
     sys.exit(EXIT_PROBLEMS if bad else EXIT_OK)
+
+
+@cli.command("doctor")
+@click.option(
+    "--command",
+    "command",
+    type=click.Choice(list(policy_mod.COMMANDS)),
+    default="migrate",
+    show_default=True,
+    help="the command whose permissions to check",
+)
+@common_options
+def doctor_cmd(command: str, **kwargs: Any) -> None:
+    """Check the setup before a real run: caller, bucket, table, permissions.
+
+    Read-only. Says who AWS thinks you are, whether the bucket and table exist,
+    versioning, public access, encryption, point-in-time recovery, and whether
+    the permissions the command needs are granted. Exit 1 on any failure.
+    """
+    settings, console, as_json, _ = _setup(kwargs)
+    findings = doctor(Store(settings), settings, command)
+    if as_json:
+        emit_json({"findings": [f.to_json() for f in findings]})
+    render_doctor(console, [f.to_json() for f in findings])
+    sys.exit(EXIT_PROBLEMS if any(f.level == "fail" for f in findings) else EXIT_OK)
 
 
 @cli.command("iam-policy")

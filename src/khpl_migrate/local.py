@@ -51,6 +51,9 @@ class Stack:
         return {
             "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.url,
             "AWS_ENDPOINT_URL_S3": self.s3.url,
+            # moto serves STS and IAM on the same port (for `doctor`).
+            "AWS_ENDPOINT_URL_STS": self.s3.url,
+            "AWS_ENDPOINT_URL_IAM": self.s3.url,
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_REGION": REGION,

@@ -133,11 +133,14 @@ class NullProgress:
         pass
 
 
-def new_stamp(started: datetime | None = None) -> tuple[RunStamp, datetime]:
+def new_stamp(
+    started: datetime | None = None, *, mask_aadhaar: bool = False
+) -> tuple[RunStamp, datetime]:
     """A run id and migrationDate: the run's start, ISO 8601 UTC with milliseconds."""
     started = started or datetime.now(UTC)
     run_id = f"{started:%Y%m%dT%H%M%S}{started.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
-    return RunStamp(run_id=run_id, migration_date=iso_ms(started)), started
+    stamp = RunStamp(run_id=run_id, migration_date=iso_ms(started), mask_aadhaar=mask_aadhaar)
+    return stamp, started
 
 
 def describe_id(record: Any) -> str | None:
@@ -172,7 +175,7 @@ def build_plan(
     progress = progress or NullProgress()
     source = source_mod.open_source(store, settings)
     store.require_table(settings.table)
-    run_stamp, started = stamp or new_stamp()
+    run_stamp, started = stamp or new_stamp(mask_aadhaar=settings.mask_aadhaar)
     digest = Digest()
     pending = _Pending()
     first_seen: dict[str, int] = {}

@@ -393,6 +393,18 @@ def render_backups(console: Console, backups: Sequence[Mapping[str, Any]]) -> No
         )
 
 
+def render_doctor(console: Console, findings: Sequence[Mapping[str, Any]]) -> None:
+    marks = {"ok": "✅", "info": "ℹ️", "warn": "⚠️", "fail": "❌"}
+    _line(console, "🩺 khpl-migrate doctor")
+    for finding in findings:
+        _line(console, f"{marks[finding['level']]} {finding['topic']}: {finding['message']}")
+        if finding["fix"] and finding["level"] != "ok":
+            _line(console, f"   Fix: {finding['fix']}")
+    fails = sum(1 for f in findings if f["level"] == "fail")
+    warns = sum(1 for f in findings if f["level"] == "warn")
+    _line(console, f"{fails} failing, {warns} warnings")
+
+
 class RichProgress:
     """Progress bars on stderr for a terminal: records, images, MB, rate, ETA, failures."""
 

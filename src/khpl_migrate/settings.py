@@ -62,9 +62,12 @@ class Settings:
     credentials_source: str = "aws-chain"
     s3_endpoint: str | None = None
     dynamodb_endpoint: str | None = None
+    sts_endpoint: str | None = None
+    iam_endpoint: str | None = None
     state_dir: Path = field(default_factory=lambda: Path(DEFAULT_STATE_DIR))
     workers: int = 16
     kms_key_id: str | None = None  # SSE-KMS for what the tool writes; None: SSE-S3
+    mask_aadhaar: bool = False  # store Aadhaar numbers masked (migrate --mask-aadhaar)
     max_attempts: int = 8
 
     @property
@@ -119,6 +122,7 @@ def load(
     workers: int | None = None,
     max_attempts: int | None = None,
     kms_key_id: str | None = None,
+    mask_aadhaar: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Resolve settings: the flags given here, then `env` (default: environment + .env)."""
@@ -151,10 +155,13 @@ def load(
         credentials_source=source,
         s3_endpoint=_first(env, "AWS_ENDPOINT_URL_S3") or common,
         dynamodb_endpoint=_first(env, "AWS_ENDPOINT_URL_DYNAMODB") or common,
+        sts_endpoint=_first(env, "AWS_ENDPOINT_URL_STS") or common,
+        iam_endpoint=_first(env, "AWS_ENDPOINT_URL_IAM") or common,
         state_dir=state_dir or Path(_first(env, "KHPL_STATE_DIR") or DEFAULT_STATE_DIR),
         workers=workers if workers is not None else 16,
         max_attempts=max_attempts if max_attempts is not None else 8,
         kms_key_id=kms_key_id or _first(env, "KHPL_KMS_KEY_ID"),
+        mask_aadhaar=mask_aadhaar,
     )
 
 

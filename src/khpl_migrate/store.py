@@ -27,6 +27,7 @@ import botocore.utils
 import urllib3.exceptions
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
+from botocore.parsers import ResponseParserError
 
 from khpl_migrate import errors
 from khpl_migrate.settings import Settings
@@ -621,6 +622,98 @@ class Store:
             for page in self.ddb.get_paginator("scan").paginate(**kwargs):
                 for item in page.get("Items", []):
                     yield from_attribute_values(dict(item))
+
+
+class Inspector:
+    """Read-only questions `doctor` asks about the account, the bucket and the table.
+
+    Each answers None where the endpoint cannot say (DynamoDB Local has no
+    point-in-time recovery; moto no policy simulator), so doctor can say
+    "not checked" rather than guess.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        settings = store.settings
+        config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5)
+        self._sts = store._session.client("sts", endpoint_url=settings.sts_endpoint, config=config)
+        self._iam = store._session.client("iam", endpoint_url=settings.iam_endpoint, config=config)
+
+    def _ask(self, what: str, call: Callable[[], Any], absent: set[str] | None = None) -> Any:
+        with self._store._translate(what):
+            try:
+                return call()
+            except botocore.exceptions.ClientError as exc:
+                if absent and _code(exc) in absent:
+                    return None
+                if _code(exc) in _DENIED_CODES | {"UnknownOperationException", "NotImplemented"}:
+                    return None
+                raise
+            except ResponseParserError:
+                return None  # an endpoint that does not implement the call
+
+    def caller(self) -> str | None:
+        found = self._ask("ask STS who the caller is", self._sts.get_caller_identity)
+        return str(found["Arn"]) if found else None
+
+    def bucket_region(self, bucket: str) -> str | None:
+        found = self._ask(
+            "read the bucket's region", lambda: self._store.s3.get_bucket_location(Bucket=bucket)
+        )
+        return (found or {}).get("LocationConstraint") or ("us-east-1" if found else None)
+
+    def versioning(self, bucket: str) -> str:
+        found = self._ask(
+            "read versioning", lambda: self._store.s3.get_bucket_versioning(Bucket=bucket)
+        )
+        return str((found or {}).get("Status") or "Disabled")
+
+    def public_access_block(self, bucket: str) -> dict[str, bool] | None:
+        found = self._ask(
+            "read the public access block",
+            lambda: self._store.s3.get_public_access_block(Bucket=bucket),
+            {"NoSuchPublicAccessBlockConfiguration"},
+        )
+        return dict(found["PublicAccessBlockConfiguration"]) if found else None
+
+    def bucket_encryption(self, bucket: str) -> str | None:
+        found = self._ask(
+            "read default encryption",
+            lambda: self._store.s3.get_bucket_encryption(Bucket=bucket),
+            {"ServerSideEncryptionConfigurationNotFoundError"},
+        )
+        if not found:
+            return None
+        rule = found["ServerSideEncryptionConfiguration"]["Rules"][0]
+        return str(rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"])
+
+    def point_in_time_recovery(self, table: str) -> bool | None:
+        found = self._ask(
+            "read continuous backups",
+            lambda: self._store.ddb.describe_continuous_backups(TableName=table),
+        )
+        if not found:
+            return None
+        status = found["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+        return bool(status.get("PointInTimeRecoveryStatus") == "ENABLED")
+
+    def simulate(
+        self, principal: str, actions: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], bool] | None:
+        """Ask IAM whether `principal` may do each (action, resource); None if IAM will not say."""
+        out: dict[tuple[str, str], bool] = {}
+        for action, resource in actions:
+
+            def ask(a: str = action, r: str = resource) -> Any:
+                return self._iam.simulate_principal_policy(
+                    PolicySourceArn=principal, ActionNames=[a], ResourceArns=[r]
+                )
+
+            found = self._ask("simulate the caller's policy", ask)
+            if not found:
+                return None
+            out[(action, resource)] = found["EvaluationResults"][0]["EvalDecision"] == "allowed"
+        return out
 
 
 class ResumingStream:

@@ -27,7 +27,15 @@ import pybase64
 IMAGE_PREFIX = "registration-images"
 # The guide's names for the two image fields every registration has.
 FIELD_NAMES = {"image": "userPhoto", "aadhaarCopy": "aadhaar"}
-METADATA_FIELDS = ("imageUploadResults", "migratedFrom", "migrationDate", "migrationRunId")
+METADATA_FIELDS = (
+    "imageUploadResults",
+    "migratedFrom",
+    "migrationDate",
+    "migrationRunId",
+    "maskedFields",
+)
+# An Aadhaar number: 12 digits, the first 2-9, in groups of four or not.
+_AADHAAR = re.compile(r"[2-9]\d{3}[ -]?\d{4}[ -]?(\d{4})")
 MIGRATED_FROM = "S3"
 
 # DynamoDB's hard limits (developer guide, "Service, account and table quotas").
@@ -147,6 +155,8 @@ class RunStamp:
 
     run_id: str
     migration_date: str  # ISO 8601 UTC with milliseconds, e.g. 2025-12-19T10:30:00.000Z
+    # --mask-aadhaar: store Aadhaar numbers as XXXX XXXX 1234 (UIDAI's masking).
+    mask_aadhaar: bool = False
 
 
 def looks_like_data_url(value: str) -> bool:
@@ -274,7 +284,10 @@ def transform(record: object, stamp: RunStamp) -> Transformed:
             entry["dataUrlHeader"] = header
         results[name] = entry
     item = dict(body)
+    masked = mask_aadhaar_fields(item) if stamp.mask_aadhaar else []
     item["imageUploadResults"] = results
+    if masked:
+        item["maskedFields"] = masked
     item["migratedFrom"] = MIGRATED_FROM
     item["migrationDate"] = stamp.migration_date
     item["migrationRunId"] = stamp.run_id
@@ -294,6 +307,19 @@ def transform(record: object, stamp: RunStamp) -> Transformed:
         )
     )
     return Transformed(rid, item, tuple(images), size, warnings)
+
+
+def mask_aadhaar_fields(item: dict[str, Any]) -> list[str]:
+    """Mask, in place, every top-level field named like "aadhaar" that holds an
+    Aadhaar number; returns the names of the fields it masked."""
+    masked = []
+    for name, value in item.items():
+        if "aadhaar" in name.lower() and isinstance(value, str):
+            match = _AADHAAR.fullmatch(value.strip())
+            if match:
+                item[name] = f"XXXX XXXX {match.group(1)}"
+                masked.append(name)
+    return masked
 
 
 def _unique(name: str, used: set[str]) -> str:

@@ -311,7 +311,11 @@ def check_record(store: Store, settings: Settings, index: int, record: dict[str,
         return DeepEntry(
             index, rid, "!", ("the item was not written by the migration (no migratedFrom S3)",)
         )
-    stamp = RunStamp(str(item["migrationRunId"]), str(item.get("migrationDate", "")))
+    stamp = RunStamp(
+        str(item["migrationRunId"]),
+        str(item.get("migrationDate", "")),
+        mask_aadhaar=bool(item.get("maskedFields")),
+    )
     try:
         expected = transform(record, stamp)
     except RecordError as exc:

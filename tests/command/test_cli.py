@@ -278,6 +278,7 @@ COMMANDS = [
     ["runs"],
     ["backups"],
     ["iam-policy"],
+    ["doctor"],
     ["demo"],
     ["local"],
     ["local", "up"],

@@ -94,3 +94,32 @@ def test_aadhaar_and_phone_numbers_are_masked_in_what_a_person_sees(
     assert "Ravi XXXXXX2345" in seen and "Aadhaar XXXX XXXX 0123" in seen
     for number in numbers:
         assert number not in seen, number
+
+
+def test_mask_aadhaar_stores_masked_numbers_and_still_verifies(
+    store: Store, settings: Settings, env: dict[str, str]
+) -> None:
+    people = sample.registrations(3)
+    put_source(store, settings, people)
+    create_table(store, settings)
+    assert run(["migrate", "--apply", "--mask-aadhaar"], env).returncode == 0
+    for person in people:
+        item = store.get_item(settings.table, person["id"])
+        assert item is not None
+        assert item["aadhaarNumber"] == f"XXXX XXXX {person['aadhaarNumber'][-4:]}"
+        assert item["maskedFields"] == ["aadhaarNumber"]
+        assert item["phone"] == person["phone"]  # only what was asked
+    deep = run(["verify", "--deep"], env)
+    assert deep.returncode == 0, deep.stderr
+
+
+def test_without_the_flag_the_guides_data_keeps_the_full_number(
+    store: Store, settings: Settings, env: dict[str, str]
+) -> None:
+    people = sample.registrations(1)
+    put_source(store, settings, people)
+    create_table(store, settings)
+    assert run(["migrate", "--apply"], env).returncode == 0
+    item = store.get_item(settings.table, people[0]["id"])
+    assert item is not None and item["aadhaarNumber"] == people[0]["aadhaarNumber"]
+    assert "maskedFields" not in item

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from khpl_migrate.transform import (
     MAX_ITEM_BYTES,
+    METADATA_FIELDS,
     RecordError,
     RunStamp,
     dumps,
@@ -312,18 +313,7 @@ records = st.builds(
     lambda rid, fields: {"id": rid, **fields},
     st.from_regex(r"KHPL_[0-9]{3,10}_[a-z0-9]{1,6}", fullmatch=True),
     st.dictionaries(
-        st.text(min_size=1, max_size=12).filter(
-            lambda k: (
-                k
-                not in {
-                    "id",
-                    "imageUploadResults",
-                    "migratedFrom",
-                    "migrationDate",
-                    "migrationRunId",
-                }
-            )
-        ),
+        st.text(min_size=1, max_size=12).filter(lambda k: k != "id" and k not in METADATA_FIELDS),
         values,
         max_size=6,
     ),

@@ -1,0 +1,240 @@
+"""`doctor`: a read-only preflight before a real run.
+
+Who the caller is, and for the configured bucket and table: do they exist, in
+which region, is versioning on (without it the backup is the only protection),
+is public access blocked, is there default encryption, is point-in-time
+recovery on, and may the caller do what the next command needs (IAM's policy
+simulator where it answers, otherwise harmless read probes). Every finding that
+is not fine comes with a fix. It writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from khpl_migrate import errors, policy
+from khpl_migrate.settings import Settings
+from khpl_migrate.store import Inspector, Store
+from khpl_migrate.table import check_key_schema
+
+Level = Literal["ok", "info", "warn", "fail"]
+DEFAULT_ENCRYPTION = json.dumps(
+    {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+    separators=(",", ":"),
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    topic: str
+    message: str
+    fix: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"level": self.level, "topic": self.topic, "message": self.message, "fix": self.fix}
+
+
+def doctor(store: Store, settings: Settings, command: str = "migrate") -> list[Finding]:
+    inspect = Inspector(store)
+    out: list[Finding] = []
+    caller = inspect.caller()
+    if caller:
+        out.append(Finding("ok", "caller", f"AWS says you are {caller}"))
+    else:
+        out.append(
+            Finding(
+                "warn",
+                "caller",
+                "STS would not say who you are",
+                "check the credentials: `aws sts get-caller-identity`",
+            )
+        )
+    if settings.credentials_source == "react-app":
+        out.append(
+            Finding(
+                "warn",
+                "credentials",
+                "the keys come from REACT_APP_* variables, which "
+                "Create React App builds into the browser bundle",
+                "use an AWS profile (AWS_PROFILE) and rotate this key",
+            )
+        )
+    out += _bucket(store, inspect, settings)
+    out += _table(store, inspect, settings, command)
+    out += _permissions(store, inspect, settings, command, caller)
+    return out
+
+
+def _bucket(store: Store, inspect: Inspector, settings: Settings) -> list[Finding]:
+    bucket = settings.bucket
+    if not bucket:
+        return [
+            Finding(
+                "fail",
+                "bucket",
+                "no bucket is set",
+                "pass --bucket or set REACT_APP_S3_BUCKET_NAME",
+            )
+        ]
+    try:
+        store.check_bucket(bucket)
+    except errors.KhplError as exc:
+        return [Finding("fail", "bucket", exc.message, exc.fix)]
+    out = [Finding("ok", "bucket", f"s3://{bucket} exists")]
+    region = inspect.bucket_region(bucket)
+    if region and region != store.region:
+        out.append(
+            Finding(
+                "warn",
+                "region",
+                f"the bucket is in {region}, the tool uses {store.region}",
+                f"pass --region {region}",
+            )
+        )
+    if inspect.versioning(bucket) == "Enabled":
+        out.append(
+            Finding("ok", "versioning", "versioning is on: overwritten objects can be recovered")
+        )
+    else:
+        out.append(
+            Finding(
+                "warn",
+                "versioning",
+                "versioning is off: the backup the tool takes is the "
+                "only protection for registrations.json",
+                f"aws s3api put-bucket-versioning --bucket {bucket} "
+                "--versioning-configuration Status=Enabled",
+            )
+        )
+    block = inspect.public_access_block(bucket)
+    if block and all(block.values()):
+        out.append(Finding("ok", "public access", "public access is blocked"))
+    else:
+        out.append(
+            Finding(
+                "warn",
+                "public access",
+                "PUBLIC ACCESS IS NOT BLOCKED: photos and Aadhaar "
+                "copies could be made public by one bucket policy or ACL",
+                f"aws s3api put-public-access-block --bucket {bucket} "
+                "--public-access-block-configuration BlockPublicAcls=true,"
+                "IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true",
+            )
+        )
+    encryption = inspect.bucket_encryption(bucket)
+    if encryption:
+        out.append(Finding("ok", "encryption", f"default encryption: {encryption}"))
+    else:
+        out.append(
+            Finding(
+                "info",
+                "encryption",
+                "no default encryption; what this tool writes is "
+                "encrypted anyway (SSE-S3 or --kms-key-id)",
+                f"aws s3api put-bucket-encryption --bucket {bucket} "
+                "--server-side-encryption-configuration "
+                f"'{DEFAULT_ENCRYPTION}'",
+            )
+        )
+    source = store.head_object(bucket, settings.source_key)
+    if source is None:
+        out.append(
+            Finding(
+                "fail",
+                "source",
+                f"s3://{bucket}/{settings.source_key} does not exist",
+                "check --source-key",
+            )
+        )
+    else:
+        out.append(Finding("ok", "source", f"{settings.source_key}: {source.size:,} bytes"))
+    return out
+
+
+def _table(store: Store, inspect: Inspector, settings: Settings, command: str) -> list[Finding]:
+    description = store.describe_table(settings.table)
+    if description is None:
+        level: Level = "info" if command == "create-table" else "fail"
+        return [
+            Finding(
+                level,
+                "table",
+                f"table {settings.table} does not exist",
+                "run `khpl-migrate create-table`",
+            )
+        ]
+    try:
+        check_key_schema(settings.table, description)
+    except errors.KhplError as exc:
+        return [Finding("fail", "table", exc.message, exc.fix)]
+    out = [
+        Finding(
+            "ok",
+            "table",
+            f"table {settings.table} exists with key id ({description.get('TableStatus')})",
+        )
+    ]
+    pitr = inspect.point_in_time_recovery(settings.table)
+    if pitr is None:
+        out.append(
+            Finding(
+                "info",
+                "point-in-time recovery",
+                "this endpoint has no point-in-time recovery (DynamoDB Local)",
+            )
+        )
+    elif pitr:
+        out.append(Finding("ok", "point-in-time recovery", "point-in-time recovery is on"))
+    else:
+        out.append(
+            Finding(
+                "warn",
+                "point-in-time recovery",
+                "point-in-time recovery is off",
+                "run `khpl-migrate create-table` (it turns it on)",
+            )
+        )
+    if not description.get("DeletionProtectionEnabled"):
+        out.append(
+            Finding(
+                "warn",
+                "deletion protection",
+                "deletion protection is off",
+                f"aws dynamodb update-table --table-name {settings.table} "
+                "--deletion-protection-enabled",
+            )
+        )
+    return out
+
+
+def _permissions(
+    store: Store, inspect: Inspector, settings: Settings, command: str, caller: str | None
+) -> list[Finding]:
+    bucket = settings.bucket or "YOUR-BUCKET-NAME"
+    wanted = sorted(policy.grants([command], bucket, settings.table, settings.source_key))
+    concrete = [(a, r.replace("*", "khpl-doctor-probe")) for a, r in wanted]
+    decisions = inspect.simulate(caller, concrete) if caller else None
+    if decisions is None:
+        return [
+            Finding(
+                "info",
+                "permissions",
+                f"IAM would not simulate the caller's policy; the reads "
+                f"above worked, writes for `{command}` are not checked",
+                f"compare with `khpl-migrate iam-policy --command {command}`",
+            )
+        ]
+    denied = [f"{a} on {r}" for (a, r), allowed in decisions.items() if not allowed]
+    if not denied:
+        return [Finding("ok", "permissions", f"every permission `{command}` needs is granted")]
+    return [
+        Finding(
+            "fail",
+            "permissions",
+            "not granted: " + "; ".join(denied),
+            f"attach the policy from `khpl-migrate iam-policy --command {command}`",
+        )
+    ]
