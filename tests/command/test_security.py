@@ -66,6 +66,8 @@ def test_everything_the_tool_writes_is_encrypted(
         head = store.s3.head_object(Bucket=bucket, Key=key)
         assert head["ServerSideEncryption"] == ("aws:kms" if kms else "AES256"), key
         assert head.get("SSEKMSKeyId") == kms, key
+        grants = store.s3.get_object_acl(Bucket=bucket, Key=key)["Grants"]
+        assert [g["Permission"] for g in grants] == ["FULL_CONTROL"], key  # the owner only: no ACL
     assert store.get_bytes(bucket, settings.source_key) == source
 
 
