@@ -46,3 +46,8 @@ def restored(store: Store, settings: Settings, item: dict[str, Any]) -> dict[str
         assert data is not None, entry["s3Key"]
         stored[entry["s3Key"]] = data
     return restore(item, stored)
+
+
+def copies(records: list[dict[str, Any]], times: int) -> list[dict[str, Any]]:
+    """`times` copies of the sample registrations, each with an id of its own."""
+    return [{**r, "id": f"{r['id']}_{i}"} for i in range(times) for r in records]

@@ -18,7 +18,7 @@ from khpl_migrate.table import create_table
 from tests.command.test_cli import run
 from tests.faults.conftest import ProxyPair
 from tests.faults.proxy import Rule
-from tests.helpers import items, objects, put_source
+from tests.helpers import copies, items, objects, put_source
 
 pytestmark = pytest.mark.faults
 IMAGES = "registration-images/"
@@ -78,7 +78,7 @@ def test_a_run_killed_at_any_point_is_finished_by_the_next(
     env: dict[str, str],
     sample_records: list[dict[str, Any]],
 ) -> None:
-    records = [{**r, "id": f"{r['id']}_{i}"} for i in range(2) for r in sample_records]  # 12
+    records = copies(sample_records, 2)  # 12
     put_source(store, settings, records)
     create_table(store, settings)
     victim: dict[str, subprocess.Popen[bytes]] = {}
@@ -148,7 +148,7 @@ def test_sigterm_stops_cleanly_and_says_how_to_resume(
     env: dict[str, str],
     sample_records: list[dict[str, Any]],
 ) -> None:
-    records = [{**r, "id": f"{r['id']}_{i}"} for i in range(5) for r in sample_records]  # 30
+    records = copies(sample_records, 5)  # 30
     put_source(store, settings, records)
     create_table(store, settings)
     slow = Rule("slow", operation="PutObject", key_contains=IMAGES, rate=1.0, delay=0.15)

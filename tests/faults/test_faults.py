@@ -15,7 +15,7 @@ from khpl_migrate.table import create_table
 from khpl_migrate.verify import deep_verify
 from tests.faults.conftest import ProxyPair
 from tests.faults.proxy import Rule
-from tests.helpers import put_source
+from tests.helpers import copies, put_source
 from tests.integration.test_concurrency import end_state
 
 pytestmark = pytest.mark.faults
@@ -30,7 +30,7 @@ def test_a_migration_through_every_kind_of_fault_ends_like_a_clean_one(
     env: dict[str, str],
     sample_records: list[dict[str, Any]],
 ) -> None:
-    records = [{**r, "id": f"{r['id']}_{i}"} for i in range(4) for r in sample_records]  # 24
+    records = copies(sample_records, 4)  # 24
     put_source(store, settings, records)
     create_table(store, settings)
     rules = [Rule(kind, rate=0.08) for kind in EVERY_KIND]  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from khpl_migrate.table import create_table
 from khpl_migrate.verify import verify
 from tests.faults.conftest import ProxyPair
 from tests.faults.proxy import Rule
-from tests.helpers import put_source
+from tests.helpers import copies, put_source
 
 pytestmark = pytest.mark.faults
 
@@ -32,7 +32,7 @@ def app_item(rid: str, key: str) -> dict[str, Any]:
 def test_the_apps_writes_during_a_run_are_never_overwritten(
     faulty: ProxyPair, store: Store, settings: Settings, sample_records: list[dict[str, Any]]
 ) -> None:
-    records = [{**r, "id": f"{r['id']}_{i}"} for i in range(4) for r in sample_records]  # 24
+    records = copies(sample_records, 4)  # 24
     bucket = settings.bucket or ""
     put_source(store, settings, records)
     create_table(store, settings)

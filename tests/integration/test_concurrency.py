@@ -16,7 +16,7 @@ from khpl_migrate.runner import BoundedRunner, SerialRunner
 from khpl_migrate.settings import Settings
 from khpl_migrate.store import Store
 from khpl_migrate.table import create_table
-from tests.helpers import items, objects, put_source
+from tests.helpers import copies, items, objects, put_source
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -92,7 +92,7 @@ class CountingRunner:
 def test_a_run_never_holds_more_records_than_the_bound(
     store: Store, settings: Settings, sample_records: list[dict[str, Any]]
 ) -> None:
-    many = [{**r, "id": f"{r['id']}_{i}"} for i in range(8) for r in sample_records]  # 48 records
+    many = copies(sample_records, 8)  # 48 records
     put_source(store, settings, many)
     create_table(store, settings)
     workers = 2
