@@ -156,9 +156,10 @@ def _logging(verbose: int) -> None:
 def cli() -> None:
     """Move KHPL registrations from S3 registrations.json to DynamoDB, losing nothing.
 
-    The usual order: verify, create-table, migrate (a dry run), migrate --apply,
-    verify. Configuration comes from flags, the environment and .env (the
-    guide's REACT_APP_* names or standard AWS settings).
+    The usual order: doctor, verify, create-table, migrate (a dry run),
+    migrate --apply, verify --deep; rollback undoes one run. Configuration
+    comes from flags, the environment and .env (the guide's REACT_APP_* names
+    or standard AWS settings). Try it all locally with `khpl-migrate demo`.
     """
 
 
