@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -79,25 +80,24 @@ def measure(
     )
 
 
+def _client(service: str, url: str) -> Any:
+    """A plain boto3 client for the benchmark's own set-up and checks."""
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        region_name=local.REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
 class Bench:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.stack, _ = local.start(workdir / "stack")
         self.env = {**os.environ, **self.stack.env()}
-        self.s3 = boto3.client(
-            "s3",
-            endpoint_url=self.stack.s3.url,
-            region_name=local.REGION,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
-        self.ddb = boto3.client(
-            "dynamodb",
-            endpoint_url=self.stack.dynamodb.url,
-            region_name=local.REGION,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
+        self.s3 = _client("s3", self.stack.s3.url)
+        self.ddb = _client("dynamodb", self.stack.dynamodb.url)
 
     def close(self) -> None:
         local.stop(self.workdir / "stack")

@@ -118,10 +118,10 @@ def render_verify(
         _line(console)
     if data["unusable"]:
         _line(console, "❌ Source entries that cannot be migrated:")
-        for entry in data["unusable"][:LIST_LIMIT]:
-            shown = f" ({entry['id']})" if entry["id"] is not None else ""
-            _line(console, f"   • index {entry['index']}{shown}: {entry['reason']}")
-        _more(console, len(data["unusable"]))
+        _capped(
+            console,
+            [f"• index {e['index']}{_shown(e['id'])}: {e['reason']}" for e in data["unusable"]],
+        )
         _line(console)
     if data["duplicateIds"]:
         _line(
@@ -148,6 +148,13 @@ def _numbered(console: Console, ids: Sequence[str], names: Mapping[str, str | No
     for number, rid in enumerate(ids[:LIST_LIMIT], start=1):
         _line(console, f"   {number}. {_label(rid, names.get(rid))}")
     _more(console, len(ids))
+
+
+def _capped(console: Console, lines: Sequence[str]) -> None:
+    """At most LIST_LIMIT lines, then how many more there are (all of them with --json)."""
+    for line in lines[:LIST_LIMIT]:
+        _line(console, f"   {line}")
+    _more(console, len(lines))
 
 
 def _more(console: Console, count: int) -> None:
@@ -223,18 +230,14 @@ def render_result(
     if failed:
         _line(console)
         _line(console, "❌ Failed records:" if not planned else "❌ Records that will fail:")
-        for f in failed[:LIST_LIMIT]:
-            _line(
-                console,
-                f"   • index {f['index']} ({_id(f['id'])}): {f['reason']}",
-            )
-        _more(console, len(failed))
+        _capped(console, [f"• index {f['index']} ({_id(f['id'])}): {f['reason']}" for f in failed])
     if data.get("warnings"):
         _line(console)
         _line(console, "⚠️ Warnings (migrated as they are):")
-        for w in data["warnings"][:LIST_LIMIT]:
-            _line(console, f"   • index {w['index']} ({_id(w['id'])}): {w['warning']}")
-        _more(console, len(data["warnings"]))
+        _capped(
+            console,
+            [f"• index {w['index']} ({_id(w['id'])}): {w['warning']}" for w in data["warnings"]],
+        )
     if data.get("stopped"):
         _line(console)
         _line(console, f"⛔ The run stopped early: {data['stopped']}")
@@ -247,6 +250,10 @@ def _resumed(run_id: str) -> str:
 
 def _images(data: Mapping[str, Any]) -> str:
     return f"{data['images']} images, {size(data['imageBytes'])}"
+
+
+def _shown(rid: str | None) -> str:
+    return f" ({rid})" if rid is not None else ""
 
 
 def _id(rid: str | None) -> str:
@@ -308,15 +315,11 @@ def render_deep(console: Console, deep: Mapping[str, Any], lines: Sequence[str])
     if problems:
         _line(console)
         _line(console, "❌ Differences (= same, - missing, * differs, ! not checked, + extra):")
-        for line in problems[:LIST_LIMIT]:
-            _line(console, f"   {line}")
-        _more(console, len(problems))
+        _capped(console, problems)
     if warned:
         _line(console)
         _line(console, "⚠️ Faithful copies of questionable source images:")
-        for record in warned[:LIST_LIMIT]:
-            _line(console, f"   {record['id']}: {'; '.join(record['warnings'])}")
-        _more(console, len(warned))
+        _capped(console, [f"{r['id']}: {'; '.join(r['warnings'])}" for r in warned])
     _line(console)
     if deep["ok"]:
         _line(console, "✅ Deep check passed - every field and image matches the source")
@@ -336,14 +339,10 @@ def render_rollback(console: Console, data: Mapping[str, Any]) -> None:
     )
     _line(console, f"   • {verb}: {items} items, {objects} image objects")
     _line(console, f"   • Left in place: {len(left)}")
-    for step in deleted[:LIST_LIMIT]:
-        _line(console, f"   - {step['kind']} {step['target']}")
-    _more(console, len(deleted))
+    _capped(console, [f"- {step['kind']} {step['target']}" for step in deleted])
     if left:
         _line(console, "   Left, and why:")
-        for step in left[:LIST_LIMIT]:
-            _line(console, f"   = {step['kind']} {step['target']}: {step['reason']}")
-        _more(console, len(left))
+        _capped(console, [f"= {s['kind']} {s['target']}: {s['reason']}" for s in left])
     if data["dryRun"] and deleted:
         _line(console, f"💡 To delete: khpl-migrate rollback --run {data['runId']} --apply")
     elif data.get("recordKey"):
