@@ -38,7 +38,7 @@ class Backup:
         }
 
 
-def _sha256(store: Store, bucket: str, key: str) -> str | None:
+def object_sha256(store: Store, bucket: str, key: str) -> str | None:
     head = store.head_object(bucket, key)
     if head is None:
         return None
@@ -51,13 +51,14 @@ def _sha256(store: Store, bucket: str, key: str) -> str | None:
     return hasher.hexdigest()
 
 
-def list_backups(store: Store, settings: Settings) -> list[Backup]:
+def list_backups(store: Store, settings: Settings, current: str | None = None) -> list[Backup]:
+    """Every backup; `current` is the source's SHA-256 where the caller has it already."""
     source = source_mod.open_source(store, settings)
-    current = _sha256(store, source.bucket, source.info.key)
+    current = current or object_sha256(store, source.bucket, source.info.key)
     by_key = {str(run.header.get("backupKey")): run for run in list_runs(store, source.bucket)}
     out = []
     for info in store.list_objects(source.bucket, BACKUP_PREFIX):
-        digest = _sha256(store, source.bucket, info.key)
+        digest = object_sha256(store, source.bucket, info.key)
         run = by_key.get(info.key)
         expected = (run.header.get("source") or {}).get("sha256") if run else None
         out.append(

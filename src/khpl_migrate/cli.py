@@ -8,21 +8,23 @@ table). Library errors (`errors.KhplError`) become a message and its fix.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from khpl_migrate import __version__, errors, local, sample
+from khpl_migrate import __version__, errors, local, sample, web
 from khpl_migrate import policy as policy_mod
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.apply import apply_plan, result_of_plan
+from khpl_migrate.archive import archive_source
 from khpl_migrate.backups import list_backups
 from khpl_migrate.doctor import doctor
 from khpl_migrate.journal import list_runs
@@ -32,7 +34,9 @@ from khpl_migrate.report import (
     RichProgress,
     emit_json,
     human_console,
+    render_archive,
     render_backups,
+    render_checks_summary,
     render_deep,
     render_doctor,
     render_error,
@@ -44,6 +48,7 @@ from khpl_migrate.report import (
     render_table_result,
     render_verify,
 )
+from khpl_migrate.review import checklist, run_checks
 from khpl_migrate.rollback import apply_rollback, plan_rollback, show_rollback
 from khpl_migrate.runner import make_runner
 from khpl_migrate.settings import Settings
@@ -425,6 +430,91 @@ def backups_cmd(**kwargs: Any) -> None:
     sys.exit(EXIT_PROBLEMS if bad else EXIT_OK)
 
 
+@cli.command("archive-source")
+@click.option(
+    "--remove-original",
+    is_flag=True,
+    help="then remove registrations.json, only if verify --deep finds every record identical",
+)
+@click.option("--yes", is_flag=True, help="with --remove-original: do not ask first")
+@common_options
+def archive_source_cmd(remove_original: bool, yes: bool, **kwargs: Any) -> None:
+    """Copy registrations.json to archive/registrations-{date}.json, checked.
+
+    The guide's last step. The copy is server-side and proven by SHA-256; an
+    archive holding other bytes is never replaced. The original stays unless
+    --remove-original, which first runs verify --deep and removes nothing
+    unless every record is identical. Switch the app to DynamoDB-only mode
+    before removing the original.
+    """
+    settings, console, as_json, _ = _setup(kwargs)
+    if remove_original and not yes:
+        if not (sys.stdin.isatty() and sys.stderr.isatty()) or as_json:
+            raise click.UsageError(
+                "--remove-original asks first; pass --yes when nobody can answer"
+            )
+        question = (
+            f"After archiving, remove s3://{settings.bucket}/{settings.source_key}? "
+            "The app must be in DynamoDB-only mode"
+        )
+        if not click.confirm(question, default=False, err=True):
+            remove_original = False
+    store = Store(settings)
+    result = archive_source(
+        store, settings, remove_original=remove_original, runner=make_runner(settings.workers)
+    )
+    if as_json:
+        emit_json(result.to_json())
+    render_archive(console, result.to_json())
+    sys.exit(EXIT_OK)
+
+
+@cli.command("review")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="port on 127.0.0.1  [default: a free one]",
+)
+@click.option("--open", "open_browser", is_flag=True, help="open the page in the web browser")
+@common_options
+def review_cmd(port: int, open_browser: bool, **kwargs: Any) -> None:
+    """Serve the post-migration checklist as a web page on 127.0.0.1.
+
+    Runs verify --deep and the backup and run checks, then serves one local
+    page: the guide's checklist ticked or crossed with its figures, every
+    record with its status, masked fields and image thumbnails, migrated
+    images beside the originals from the backup, and the archive and rollback
+    actions. Prints the page's address (with this session's token) on stdout.
+    Ctrl-C stops it.
+    """
+    settings, console, _, quiet = _setup(kwargs)
+    sock = web.bind(port)  # first: a taken port fails before the checks take time
+    store = Store(settings)
+    with (
+        console.status("Checking every record, image, backup and run…")
+        if not quiet and sys.stderr.isatty()
+        else _nothing()
+    ):
+        checks = run_checks(store, settings, runner=make_runner(settings.workers))
+    render_checks_summary(console, checklist(checks), checks.seconds)
+    state = web.Review(store, settings, checks)
+
+    def ready(url: str) -> None:
+        console.print(
+            f"🌐 Review page (only on this machine; Ctrl-C stops it): {url}",
+            highlight=False,
+            markup=False,
+        )
+        click.echo(url)
+
+    # uvicorn stops on Ctrl-C or SIGTERM, then raises the signal again: a normal stop.
+    with contextlib.suppress(KeyboardInterrupt):
+        web.serve(state, sock, open_browser=open_browser, on_ready=ready)
+    console.print("Review stopped", highlight=False)
+    sys.exit(EXIT_OK)
+
+
 @cli.command("doctor")
 @click.option(
     "--command",
@@ -607,6 +697,11 @@ def demo_cmd(records: int, keep: bool, state_dir: Path | None) -> None:
         else:
             local.stop(demo_dir)
     sys.exit(code)
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -392,6 +392,25 @@ def render_backups(console: Console, backups: Sequence[Mapping[str, Any]]) -> No
         )
 
 
+def render_archive(console: Console, data: Mapping[str, Any]) -> None:
+    again = " (it was already there, with the same bytes)" if data["alreadyArchived"] else ""
+    _line(console, f"🗄️ Archived {data['source']} as {data['archiveKey']}{again}")
+    _line(console, f"   • {size(data['size'])}, SHA-256 {data['sha256']} (checked)")
+    if data["removedOriginal"]:
+        kept = "; the bucket keeps its old version" if data["versioned"] else ""
+        _line(console, f"   • The original was removed{kept}")
+    else:
+        _line(console, "   • The original stays in place")
+
+
+def render_checks_summary(console: Console, lines: Sequence[Any], seconds: float) -> None:
+    """The review's checklist, in the terminal too, before the page is served."""
+    marks = {"pass": "✅", "fail": "❌", "todo": "⬜"}
+    _line(console, f"📋 Post-migration checklist (checked in {seconds:.1f} s)")
+    for line in lines:
+        _line(console, f"{marks[line.state]} {line.title}: {line.figure}")
+
+
 def render_doctor(console: Console, findings: Sequence[Mapping[str, Any]]) -> None:
     marks = {"ok": "✅", "info": "ℹ️", "warn": "⚠️", "fail": "❌"}
     _line(console, "🩺 khpl-migrate doctor")

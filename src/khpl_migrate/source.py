@@ -110,7 +110,8 @@ def open_source(store: Store, settings: Settings) -> Source:
     if info is None:
         raise errors.SourceMissing(
             f"s3://{settings.bucket}/{settings.source_key} does not exist",
-            "check --source-key and --bucket (the guide's file is registrations.json)",
+            "check --source-key and --bucket (the guide's file is registrations.json; "
+            "after archive-source --remove-original, pass --source-key archive/...)",
         )
     return Source(settings.bucket, info, settings.records_path)
 

@@ -391,7 +391,9 @@ class Store:
                 **self._encryption(),
             )
 
-    def copy_object(self, bucket: str, source: ObjectInfo, key: str) -> ObjectInfo:
+    def copy_object(
+        self, bucket: str, source: ObjectInfo, key: str, what: str = "the backup"
+    ) -> ObjectInfo:
         """Server-side copy of one exact source version to a new key; returns the copy's head."""
         copy_source: dict[str, str] = {"Bucket": bucket, "Key": source.key}
         if source.version_id:
@@ -410,14 +412,14 @@ class Store:
             except botocore.exceptions.ClientError as exc:
                 if _code(exc) in {"PreconditionFailed", "412"}:
                     raise errors.SourceChanged(
-                        f"s3://{bucket}/{source.key} changed before the backup was taken",
+                        f"s3://{bucket}/{source.key} changed before {what} was taken",
                         "run the command again; it plans against the new version",
                     ) from None
                 raise
         head = self.head_object(bucket, key)
         if head is None:
             raise errors.BackupFailed(
-                f"The backup s3://{bucket}/{key} is missing right after the copy",
+                f"{what.capitalize()} s3://{bucket}/{key} is missing right after the copy",
                 "check the bucket's lifecycle rules and permissions, then run again",
             )
         return head
@@ -497,27 +499,29 @@ class Store:
 
     def existing_ids(self, table: str, ids: Iterable[str]) -> set[str]:
         """Which of `ids` have an item: BatchGetItem, 100 keys a call, unprocessed keys retried."""
-        found: set[str] = set()
+        return set(self.get_items(table, ids, only_ids=True))
+
+    def get_items(
+        self, table: str, ids: Iterable[str], *, only_ids: bool = False
+    ) -> dict[str, dict[str, Any]]:
+        """The items of `ids` that exist, by id (BatchGetItem, 100 keys a call)."""
+        found: dict[str, dict[str, Any]] = {}
         batch: list[str] = []
-        for rid in ids:
+        for rid in dict.fromkeys(ids):  # BatchGetItem refuses a key asked for twice
             batch.append(rid)
             if len(batch) == BATCH_GET_KEYS:
-                found |= self._batch_get_ids(table, batch)
+                found |= self._batch_get(table, batch, only_ids)
                 batch = []
         if batch:
-            found |= self._batch_get_ids(table, batch)
+            found |= self._batch_get(table, batch, only_ids)
         return found
 
-    def _batch_get_ids(self, table: str, ids: list[str]) -> set[str]:
-        request: dict[str, Any] = {
-            table: {
-                "Keys": [{"id": {"S": rid}} for rid in ids],
-                "ProjectionExpression": "#id",
-                "ExpressionAttributeNames": {"#id": "id"},
-                "ConsistentRead": True,
-            }
-        }
-        found: set[str] = set()
+    def _batch_get(self, table: str, ids: list[str], only_ids: bool) -> dict[str, dict[str, Any]]:
+        keys: dict[str, Any] = {"Keys": [{"id": {"S": rid}} for rid in ids], "ConsistentRead": True}
+        if only_ids:
+            keys |= {"ProjectionExpression": "#id", "ExpressionAttributeNames": {"#id": "id"}}
+        request: dict[str, Any] = {table: keys}
+        found: dict[str, dict[str, Any]] = {}
         attempt = 0
         with self._translate(f"read table {table}"):
             while request:
@@ -528,7 +532,7 @@ class Store:
                         raise table_missing(table) from None
                     raise
                 for item in response.get("Responses", {}).get(table, []):
-                    found.add(item["id"]["S"])
+                    found[item["id"]["S"]] = from_attribute_values(dict(item))
                 request = dict(response.get("UnprocessedKeys") or {})
                 if request:
                     # Unprocessed keys are throttled reads: back off, never drop them.

@@ -168,6 +168,10 @@ class DeepEntry:
     warnings: tuple[str, ...] = ()
     images: int = 0
     image_bytes: int = 0
+    # For the review page's checklist: images that exist, match and decode, and
+    # whether every field matched (details mix both kinds of difference).
+    images_ok: int = 0
+    fields_ok: bool = False
 
     def line(self) -> str:
         who = self.id if self.id is not None else f"#{self.index} (no id)"
@@ -246,8 +250,13 @@ def deep_verify(
     *,
     runner: Runner | None = None,
     on_entry: Callable[[DeepEntry], None] | None = None,
+    on_record: Callable[[int, Any], None] | None = None,
 ) -> tuple[VerifyReport, DeepReport]:
-    """The guide's report plus every field and image byte checked."""
+    """The guide's report plus every field and image byte checked.
+
+    `on_record` sees every source record as it is read (the review page keeps
+    each record's name from it, so the source is read once, not twice).
+    """
     began = time.monotonic()
     summary = verify(store, settings)
     deep = DeepReport()
@@ -274,6 +283,8 @@ def deep_verify(
 
     try:
         for index, record in source_mod.iter_records(store, source):
+            if on_record is not None:
+                on_record(index, record)
             try:
                 rid = record_id(record)
             except RecordError as exc:
@@ -320,11 +331,16 @@ def check_record(store: Store, settings: Settings, index: int, record: dict[str,
         expected = transform(record, stamp)
     except RecordError as exc:
         return DeepEntry(index, rid, "!", (f"the source record cannot be migrated: {exc}",))
-    details = diff_values(expected.item, item)
+    fields = diff_values(expected.item, item)
+    details = list(fields)
     warn: list[str] = []
+    images_ok = 0
     assert settings.bucket
     for image in expected.images:
-        details += _check_image(store, settings.bucket, image, warn)
+        before = len(warn)
+        problems = _check_image(store, settings.bucket, image, warn)
+        details += problems
+        images_ok += not problems and len(warn) == before
     return DeepEntry(
         index,
         rid,
@@ -333,6 +349,8 @@ def check_record(store: Store, settings: Settings, index: int, record: dict[str,
         tuple(warn),
         images=len(expected.images),
         image_bytes=expected.image_bytes,
+        images_ok=images_ok,
+        fields_ok=not fields,
     )
 
 

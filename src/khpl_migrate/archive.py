@@ -1,0 +1,127 @@
+"""The guide's last step: archive the old `registrations.json`.
+
+`archive_source` copies the current source (one pinned version) to
+`archive/registrations-{date}.json` server-side and proves the copy holds the
+same bytes (SHA-256). It never replaces an archive that holds other bytes. The
+original stays where it is unless `remove_original` is asked for, and even
+then only after a deep verify in which every record is identical, and only
+while the source is still the version that was archived and verified (S3's
+conditional delete on its ETag). On a versioned bucket the removal leaves a
+delete marker, so the old version can still be restored.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from khpl_migrate import errors
+from khpl_migrate import source as source_mod
+from khpl_migrate.backups import object_sha256
+from khpl_migrate.runner import Runner
+from khpl_migrate.settings import Settings
+from khpl_migrate.store import ObjectInfo, Store
+from khpl_migrate.verify import deep_verify
+
+ARCHIVE_PREFIX = "archive/"
+
+
+class ArchiveRefused(errors.KhplError):
+    """The archive or the removal of the original would lose or hide something."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class ArchiveResult:
+    source_uri: str
+    key: str
+    size: int
+    sha256: str
+    already_archived: bool  # an identical archive was there before this call
+    removed_original: bool
+    versioned: bool  # the removal left a delete marker: the old version can be restored
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source_uri,
+            "archiveKey": self.key,
+            "size": self.size,
+            "sha256": self.sha256,
+            "alreadyArchived": self.already_archived,
+            "removedOriginal": self.removed_original,
+            "versioned": self.versioned,
+        }
+
+
+def archive_key(source_key: str, day: date) -> str:
+    """archive/registrations-2026-11-28.json for registrations.json on that day (UTC)."""
+    stem, ext = posixpath.splitext(posixpath.basename(source_key))
+    return f"{ARCHIVE_PREFIX}{stem}-{day.isoformat()}{ext or '.json'}"
+
+
+def list_archives(store: Store, bucket: str) -> list[ObjectInfo]:
+    return list(store.list_objects(bucket, ARCHIVE_PREFIX))
+
+
+def archive_source(
+    store: Store,
+    settings: Settings,
+    *,
+    remove_original: bool = False,
+    day: date | None = None,
+    runner: Runner | None = None,
+) -> ArchiveResult:
+    """Copy the source to the archive, checked; remove the original only when asked and safe."""
+    source = source_mod.open_source(store, settings)
+    pinned = source.info
+    key = archive_key(pinned.key, day or datetime.now(UTC).date())
+    wanted = object_sha256(store, source.bucket, pinned.key)
+    assert wanted is not None  # open_source just found it
+    existing = store.head_object(source.bucket, key)
+    already = existing is not None
+    if existing is not None:
+        if object_sha256(store, source.bucket, key) != wanted:
+            raise ArchiveRefused(
+                f"s3://{source.bucket}/{key} already exists and holds other bytes than "
+                f"{source.uri}; it was not replaced",
+                "look at both objects; archive on another day or move the old archive away",
+            )
+    else:
+        copy = store.copy_object(source.bucket, pinned, key, what="the archive")
+        if copy.size != pinned.size or object_sha256(store, source.bucket, key) != wanted:
+            raise errors.BackupFailed(
+                f"The archive s3://{source.bucket}/{key} does not hold the bytes of {source.uri}",
+                "run archive-source again; the original was left in place",
+            )
+    removed = False
+    if remove_original:
+        _require_identical(store, settings, runner)
+        if not store.delete_object_if_unchanged(source.bucket, pinned.key, pinned.etag):
+            raise ArchiveRefused(
+                f"{source.uri} changed after it was archived; it was not removed",
+                "run archive-source again: it archives and checks the new version",
+            )
+        removed = True
+    return ArchiveResult(
+        source_uri=source.uri,
+        key=key,
+        size=pinned.size,
+        sha256=wanted,
+        already_archived=already,
+        removed_original=removed,
+        versioned=pinned.version_id is not None,
+    )
+
+
+def _require_identical(store: Store, settings: Settings, runner: Runner | None) -> None:
+    summary, deep = deep_verify(store, settings, runner=runner)
+    identical = deep.count("=")
+    if not summary.complete or identical != len(deep.entries):
+        raise ArchiveRefused(
+            f"verify --deep finds {identical:,} of {len(deep.entries):,} records identical in "
+            "DynamoDB; the original was archived but not removed",
+            "run `khpl-migrate verify --deep`, fix what it reports, then remove the original",
+        )

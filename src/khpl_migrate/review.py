@@ -1,0 +1,398 @@
+"""What the review page shows, as a library: the real checks, the guide's
+checklist judged by them, records paged and searched, fields masked, and the
+original images decoded from the backup of the source.
+
+Nothing here knows about HTTP; `web.py` renders it. The checklist, the paging
+and the masking are pure functions of the checks, unit-tested without AWS.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from khpl_migrate import source as source_mod
+from khpl_migrate.archive import list_archives
+from khpl_migrate.backups import Backup, list_backups, object_sha256
+from khpl_migrate.journal import Manifest, list_runs
+from khpl_migrate.report import mask_pii
+from khpl_migrate.runner import Runner
+from khpl_migrate.settings import Settings
+from khpl_migrate.store import Store
+from khpl_migrate.transform import (
+    METADATA_FIELDS,
+    Image,
+    RecordError,
+    RunStamp,
+    dumps,
+    record_id,
+    transform,
+)
+from khpl_migrate.verify import (
+    DeepEntry,
+    DeepReport,
+    Status,
+    VerifyReport,
+    deep_verify,
+    display_name,
+)
+
+PER_PAGE = 50
+# Longest field value shown; the record page is for looking, not for exporting.
+MAX_SHOWN = 200
+_AADHAAR_FIELD = re.compile(r"aadhaar|aadhar|uid", re.IGNORECASE)
+_PHONE_FIELD = re.compile(r"phone|mobile|whatsapp|contact", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    """One source record as the page lists it: its deep-verify status and reasons."""
+
+    index: int
+    id: str | None
+    name: str | None
+    status: Status
+    details: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class Checks:
+    """Everything the page shows, from one pass of the real checks."""
+
+    checked_at: datetime
+    seconds: float
+    source_uri: str
+    source_sha256: str
+    summary: VerifyReport
+    deep: DeepReport
+    rows: list[RecordRow]
+    backups: list[Backup]
+    runs: list[Manifest]
+    archives: dict[str, bool]  # archive key -> holds the same bytes as today's source
+    table: str
+
+    def backup_of_run(self, run_id: str) -> str | None:
+        for run in self.runs:
+            if run.run_id == run_id:
+                key = run.header.get("backupKey")
+                return str(key) if key else None
+        return None
+
+    def row(self, rid: str) -> RecordRow | None:
+        return next((r for r in self.rows if r.id == rid), None)
+
+
+def run_checks(
+    store: Store,
+    settings: Settings,
+    *,
+    runner: Runner | None = None,
+    on_entry: Callable[[DeepEntry], None] | None = None,
+) -> Checks:
+    """verify --deep, the backups, the runs and the archives: the page's evidence."""
+    began = time.monotonic()
+    names: dict[int, str | None] = {}
+    lock = threading.Lock()
+
+    def keep_name(index: int, record: Any) -> None:
+        with lock:
+            names[index] = display_name(record)
+
+    summary, deep = deep_verify(
+        store, settings, runner=runner, on_entry=on_entry, on_record=keep_name
+    )
+    rows = [
+        RecordRow(e.index, e.id, names.get(e.index), e.status, e.details, e.warnings)
+        for e in sorted(deep.entries, key=lambda e: e.index)
+    ]
+    source = source_mod.open_source(store, settings)
+    current = object_sha256(store, source.bucket, source.info.key) or ""
+    archives = {
+        info.key: object_sha256(store, source.bucket, info.key) == current
+        for info in list_archives(store, source.bucket)
+    }
+    return Checks(
+        checked_at=datetime.now(UTC),
+        seconds=time.monotonic() - began,
+        source_uri=source.uri,
+        source_sha256=current,
+        summary=summary,
+        deep=deep,
+        rows=rows,
+        backups=list_backups(store, settings, current),
+        runs=list_runs(store, source.bucket),
+        archives=archives,
+        table=settings.table,
+    )
+
+
+# -- the checklist ------------------------------------------------------------------
+
+State = Literal["pass", "fail", "todo"]
+
+
+@dataclass(frozen=True)
+class ChecklistLine:
+    key: str  # stable, for links and tests
+    title: str  # the guide's words
+    state: State
+    figure: str  # what the check found, with its numbers
+
+
+def checklist(checks: Checks) -> list[ChecklistLine]:
+    """The guide's post-migration checklist, each line judged by a real check."""
+    summary, deep = checks.summary, checks.deep
+    total = len(deep.entries)
+    identical = deep.count("=")
+    present = summary.in_both
+    migrated = [e for e in deep.entries if e.status in {"=", "*"}]
+    fields_ok = sum(1 for e in migrated if e.fields_ok)
+    images = sum(e.images for e in migrated)
+    images_ok = sum(e.images_ok for e in migrated)
+    # A run with no summary was cut off and not yet resumed; one that stopped early
+    # and was resumed is history (verify says whether anything is still missing).
+    cut_off = [r for r in checks.runs if r.summary is None]
+    stopped = [r for r in checks.runs if r.summary and r.summary.get("stopped")]
+    bad_backups = [b for b in checks.backups if b.matches_source is False]
+    runs_without_backup = [
+        r.run_id
+        for r in checks.runs
+        if r.header.get("backupKey")
+        and not any(b.key == r.header.get("backupKey") for b in checks.backups)
+    ]
+    same_archive = [key for key, same in checks.archives.items() if same]
+
+    verify_figure = (
+        f"{present:,} of {summary.s3_records:,} source records are in DynamoDB; "
+        f"{identical:,} of {total:,} identical field for field and byte for byte"
+    )
+    if summary.unusable:
+        verify_figure += f"; {len(summary.unusable):,} cannot be migrated"
+    lines = [
+        ChecklistLine(
+            "verify",
+            "Run verification script shows 100% success",
+            "pass" if summary.complete and total and identical == total else "fail",
+            verify_figure,
+        ),
+        ChecklistLine(
+            "data",
+            "Test admin panel loads migrated data",
+            "pass" if migrated and fields_ok == len(migrated) == present else "fail",
+            f"{len(migrated):,} items read back from {checks.table}; "
+            f"every field matches the source in {fields_ok:,}",
+        ),
+        ChecklistLine(
+            "images",
+            "Verify images display correctly",
+            "pass" if images and images_ok == images else "fail",
+            f"{images_ok:,} of {images:,} images match the source's bytes and decode",
+        ),
+        ChecklistLine(
+            "backups",
+            "Check backup files were created",
+            "pass" if checks.backups and not bad_backups and not runs_without_backup else "fail",
+            _backups_figure(checks.backups, bad_backups, runs_without_backup),
+        ),
+        ChecklistLine(
+            "orphans",
+            "No orphans: every image object has its item, every item its source record",
+            "fail" if deep.orphans or deep.unexplained else "pass",
+            f"{len(deep.orphans):,} image objects no item references; "
+            f"{len(deep.unexplained):,} migrated items in no source record",
+        ),
+        ChecklistLine(
+            "runs",
+            "Runs recorded, each with its rollback command",
+            "pass" if checks.runs and not cut_off else "fail",
+            plural(len(checks.runs), "run")
+            + (f"; {len(stopped):,} stopped early" if stopped else "")
+            + (f"; {len(cut_off):,} cut off (run migrate --apply again)" if cut_off else ""),
+        ),
+        ChecklistLine(
+            "app",
+            "Update application to use DynamoDB-only mode",
+            "todo",
+            "by hand, in the app's settings: this page cannot check it",
+        ),
+        ChecklistLine(
+            "archive",
+            "Consider archiving old S3 registrations.json",
+            "pass" if same_archive else "todo",
+            f"archived as {same_archive[-1]}, the same bytes as {checks.source_uri}"
+            if same_archive
+            else "not archived yet: use Archive the source below",
+        ),
+    ]
+    return lines
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def _backups_figure(backups: list[Backup], bad: list[Backup], runs_without: list[str]) -> str:
+    if not backups:
+        return "no backup of the source found"
+    good = len(backups) - len(bad)
+    text = f"{plural(len(backups), 'backup')}; {good:,} hash to the source their run read"
+    if runs_without:
+        text += f"; {plural(len(runs_without), 'run')} without the backup they took"
+    return text
+
+
+def rollback_command(run_id: str) -> str:
+    return f"khpl-migrate rollback --run {run_id} --apply"
+
+
+# -- records: search, pages, fields ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[RecordRow]
+    number: int  # 1-based
+    pages: int
+    matches: int
+    query: str
+
+
+def find(rows: list[RecordRow], query: str = "", page: int = 1, per_page: int = PER_PAGE) -> Page:
+    """Rows whose id or name holds every word of `query` (any case), one page of them."""
+    words = query.casefold().split()
+    hits = [
+        row
+        for row in rows
+        if all(w in f"{row.id or ''} {row.name or ''}".casefold() for w in words)
+    ]
+    pages = max(1, -(-len(hits) // per_page))
+    number = min(max(1, page), pages)
+    start = (number - 1) * per_page
+    return Page(hits[start : start + per_page], number, pages, len(hits), query)
+
+
+def is_identity_field(name: str) -> bool:
+    """An Aadhaar or a phone field: always masked, listed first."""
+    return bool(_AADHAAR_FIELD.search(name) or _PHONE_FIELD.search(name))
+
+
+def mask_value(name: str, text: str) -> str:
+    """A field's value as shown: Aadhaar and phone numbers masked, by name and by shape."""
+    digits = re.sub(r"\D", "", text)
+    if _AADHAAR_FIELD.search(name) and len(digits) >= 4:
+        return f"XXXX XXXX {digits[-4:]}"
+    if _PHONE_FIELD.search(name) and len(digits) >= 4:
+        return f"XXXXXX{digits[-4:]}"
+    return mask_pii(text)
+
+
+def shown_fields(item: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, masked value) for the item's own fields: the name first, then by name."""
+    out = []
+    for name in sorted(
+        (k for k in item if k not in METADATA_FIELDS), key=lambda k: (k != "name", k)
+    ):
+        value = item[name]
+        text = value if isinstance(value, str) else dumps(value)
+        text = mask_value(name, text)
+        out.append((name, text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"))
+    return out
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One image the item references (its imageUploadResults entry)."""
+
+    name: str
+    key: str
+    mime: str
+    size: int
+    sha256: str
+    sensitive: bool  # an Aadhaar copy: blurred until clicked
+
+
+def image_refs(item: Mapping[str, Any]) -> list[ImageRef]:
+    results = item.get("imageUploadResults") or {}
+    refs = []
+    for name, entry in results.items():
+        if not isinstance(entry, Mapping) or "s3Key" not in entry:
+            continue
+        where = " ".join(str(p) for p in entry.get("field") or [])
+        refs.append(
+            ImageRef(
+                name=str(name),
+                key=str(entry["s3Key"]),
+                mime=str(entry.get("mimeType", "")),
+                size=int(entry.get("size", 0)),
+                sha256=str(entry.get("sha256", "")),
+                sensitive=bool(_AADHAAR_FIELD.search(f"{name} {where}")),
+            )
+        )
+    return sorted(refs, key=lambda r: r.name)
+
+
+# -- images ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Originals:
+    """A record's images as the backup of the source holds them (or why there are none)."""
+
+    backup_key: str | None
+    images: dict[str, Image] = field(default_factory=dict)
+    problem: str | None = None
+
+
+def original_images(
+    store: Store, settings: Settings, backup_key: str | None, rid: str
+) -> Originals:
+    """The record's images decoded from the backup its run took, found by streaming it."""
+    if backup_key is None:
+        return Originals(None, problem="the run that wrote this item recorded no backup")
+    assert settings.bucket
+    info = store.head_object(settings.bucket, backup_key)
+    if info is None:
+        return Originals(backup_key, problem=f"the backup {backup_key} is gone")
+    backup = source_mod.Source(settings.bucket, info, settings.records_path)
+    for _, record in source_mod.iter_records(store, backup):
+        try:
+            if record_id(record) != rid:
+                continue
+            done = transform(record, RunStamp("original", ""))
+        except RecordError as exc:
+            if isinstance(record, dict) and record.get("id") == rid:
+                return Originals(backup_key, problem=f"the backup's record cannot be read: {exc}")
+            continue
+        return Originals(backup_key, {image.name: image for image in done.images})
+    return Originals(backup_key, problem=f"the backup {backup_key} has no record {rid}")
+
+
+THUMBNAIL_PX = 192
+
+
+def thumbnail(data: bytes, size: int = THUMBNAIL_PX) -> bytes | None:
+    """A small JPEG of an image, or None where the bytes do not decode as one."""
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            with PILImage.open(io.BytesIO(data)) as picture:
+                small = ImageOps.exif_transpose(picture)
+                small.thumbnail((size, size))
+                if small.mode not in {"RGB", "L"}:
+                    small = small.convert("RGB")
+                out = io.BytesIO()
+                small.save(out, "JPEG", quality=80)
+                return out.getvalue()
+    except Exception:  # Pillow raises many types for bad data; the page says "does not decode"
+        return None
