@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JAR_STAMP := node_modules/.installed
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup system demo test lint format bench clean
 
 setup: $(STAMP) $(JAR_STAMP)
 
@@ -24,8 +24,12 @@ $(JAR_STAMP): package.json package-lock.json
 demo: setup
 	$(BIN)/khpl-migrate demo
 
+# Debian's Java (DynamoDB Local) and Chromium (browser tests), where missing.
+system:
+	bash .ci/system-deps
+
 # The tests start and stop the local stack themselves.
-test: setup
+test: setup system
 	$(BIN)/pytest
 
 lint: setup

@@ -211,6 +211,7 @@ def main() -> None:
         "--memory-mb", default="250,1024", help="source sizes for the memory mode ('' to skip)"
     )
     parser.add_argument("--skip-deep", action="store_true")
+    parser.add_argument("--skip-review", action="store_true")
     parser.add_argument("--workers", type=int, help="khpl-migrate's --workers (default: its own)")
     args = parser.parse_args()
     results: dict[str, object] = {
@@ -270,6 +271,21 @@ def main() -> None:
         ).stdout
         results["deep"] = json.loads(out)
         print(f"   {results['deep']['deepVerifySeconds']} s for {results['deep']['images']} images")
+    if not args.skip_review:
+        print("review: 300 records (~88 MB source)")
+        out = subprocess.run(
+            [sys.executable, str(HERE / "review.py"), "--records", "300"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        review = results["review"] = json.loads(out)
+        print(
+            f"   served after {review['secondsUntilServed']} s; first page with 150 thumbnails "
+            f"{review['firstPageWith150ThumbnailsSeconds']['cold']} s; last record's page "
+            f"{review['lastRecordPageSeconds']['cold']} s; server peak RSS "
+            f"{review['serverPeakRssMB']} MB"
+        )
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(results, indent=2))

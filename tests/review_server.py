@@ -6,6 +6,7 @@ import http.client
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -124,3 +125,20 @@ def start_review(
         proc.wait()
         raise AssertionError(f"review exited {proc.returncode}: {''.join(errors)}")
     return ReviewServer(proc, line.strip(), errors)
+
+
+def other_addresses() -> list[str]:
+    """This machine's own IPv4 addresses that are not loopback."""
+    found = set()
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            found.add(str(info[4][0]))
+    except socket.gaierror:
+        pass
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))  # no packet is sent; picks the outward address
+            found.add(probe.getsockname()[0])
+        except OSError:
+            pass
+    return sorted(ip for ip in found if not ip.startswith("127."))

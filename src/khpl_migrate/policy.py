@@ -15,6 +15,7 @@ from typing import Any
 IMAGES = "registration-images/*"
 BACKUPS = "migration-backup-*"
 RUNS = "migration-runs/*"
+ARCHIVE = "archive/*"
 SOURCE = "{source}"  # stands for the source key
 
 # command -> (IAM action, resource): "table", "bucket", or a key pattern.
@@ -59,6 +60,36 @@ NEEDS: dict[str, list[tuple[str, str]]] = {
         ("dynamodb:DeleteItem", "table"),
     ],
     "runs": [("s3:ListBucket", "bucket"), ("s3:GetObject", RUNS)],
+    "archive-source": [
+        ("s3:ListBucket", "bucket"),
+        ("s3:GetObject", SOURCE),
+        ("s3:GetObjectVersion", SOURCE),  # the pinned version is the one copied
+        ("s3:PutObject", ARCHIVE),
+        ("s3:GetObject", ARCHIVE),  # checking the copy
+        ("s3:DeleteObject", SOURCE),  # --remove-original
+        ("s3:GetObject", IMAGES),  # --remove-original runs verify --deep first
+        ("dynamodb:DescribeTable", "table"),
+        ("dynamodb:Scan", "table"),
+        ("dynamodb:GetItem", "table"),
+    ],
+    # The page's checks (verify --deep, backups, runs, archives) and its actions
+    # (archive-source, with --remove-original; the rollback dry run).
+    "review": [
+        ("s3:ListBucket", "bucket"),
+        ("s3:GetObject", SOURCE),
+        ("s3:GetObjectVersion", SOURCE),
+        ("s3:GetObject", IMAGES),
+        ("s3:GetObject", BACKUPS),  # the backups' checksums
+        ("s3:GetObjectVersion", BACKUPS),  # the original images, read from one version
+        ("s3:GetObject", RUNS),
+        ("s3:GetObject", ARCHIVE),
+        ("s3:PutObject", ARCHIVE),
+        ("s3:DeleteObject", SOURCE),
+        ("dynamodb:DescribeTable", "table"),
+        ("dynamodb:Scan", "table"),
+        ("dynamodb:GetItem", "table"),
+        ("dynamodb:BatchGetItem", "table"),  # a page of records in one call
+    ],
     "backups": [
         ("s3:ListBucket", "bucket"),
         ("s3:GetObject", SOURCE),

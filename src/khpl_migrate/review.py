@@ -206,8 +206,8 @@ def checklist(checks: Checks) -> list[ChecklistLine]:
             "orphans",
             "No orphans: every image object has its item, every item its source record",
             "fail" if deep.orphans or deep.unexplained else "pass",
-            f"{len(deep.orphans):,} image objects no item references; "
-            f"{len(deep.unexplained):,} migrated items in no source record",
+            f"{plural(len(deep.orphans), 'image object')} without an item; "
+            f"{plural(len(deep.unexplained), 'migrated item')} without a source record",
         ),
         ChecklistLine(
             "runs",
@@ -243,7 +243,8 @@ def _backups_figure(backups: list[Backup], bad: list[Backup], runs_without: list
     if not backups:
         return "no backup of the source found"
     good = len(backups) - len(bad)
-    text = f"{plural(len(backups), 'backup')}; {good:,} hash to the source their run read"
+    count = plural(len(backups), "backup")
+    text = f"{count}; {good:,} of {len(backups):,} hold the bytes their run read"
     if runs_without:
         text += f"; {plural(len(runs_without), 'run')} without the backup they took"
     return text

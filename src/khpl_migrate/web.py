@@ -56,7 +56,7 @@ SECURITY_HEADERS = {
         "default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # "no-referrer" would send Origin: null on POST
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
@@ -119,6 +119,8 @@ class Review:
             cache.clear()
 
     def item(self, rid: str) -> dict[str, Any] | None:
+        if not self.checks.summary.table_exists:
+            return None
         return self.items.get(rid, lambda: self.store.get_item(self.settings.table, rid))
 
     def load_items(self, rids: list[str]) -> dict[str, dict[str, Any]]:
@@ -174,7 +176,8 @@ def create_app(state: Review) -> Starlette:
         query = request.query_params.get("q", "").strip()
         number = _int(request.query_params.get("page"), 1)
         found = review.find(state.checks.rows, query, number)
-        items = state.load_items([row.id for row in found.rows if row.id is not None])
+        ids = [row.id for row in found.rows if row.id is not None]
+        items = state.load_items(ids) if state.checks.summary.table_exists else {}
         cards = [_card(row, items.get(row.id or "")) for row in found.rows]
         return page(
             request,
@@ -275,16 +278,24 @@ def create_app(state: Review) -> Starlette:
         Route("/runs/{run_id}/rollback", rollback_post, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(Guard, state=state)])
+
+    def failed(request: Request, exc: Exception) -> Response:
+        # A foreseeable problem (AWS refused, the source changed or went): its message
+        # and fix on the page, as the command line would print them; never a traceback.
+        assert isinstance(exc, errors.KhplError)
+        return page(request, "error.html", 409, message=exc.message, fix=exc.fix)
+
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(Guard, state=state)],
+        exception_handlers={errors.KhplError: failed},
+    )
 
 
 def _archive(
     request: Request, state: Review, page: Callable[..., Response], remove: bool
 ) -> Response:
-    try:
-        result: ArchiveResult = archive_source(state.store, state.settings, remove_original=remove)
-    except errors.KhplError as exc:
-        return page(request, "error.html", 409, message=exc.message, fix=exc.fix)
+    result: ArchiveResult = archive_source(state.store, state.settings, remove_original=remove)
     state.checks.archives[result.key] = True
     if result.removed_original:
         state.notice = (
@@ -298,10 +309,7 @@ def _rollback_plan(
     request: Request, state: Review, page: Callable[..., Response], run_id: str
 ) -> Response:
     """What `rollback --run` would delete (a dry run: reads only), and the command."""
-    try:
-        plan = plan_rollback(state.store, state.settings, run_id)
-    except errors.KhplError as exc:
-        return page(request, "error.html", 409, message=exc.message, fix=exc.fix)
+    plan = plan_rollback(state.store, state.settings, run_id)
     return page(request, "rollback.html", run_id=run_id, plan=show_rollback(plan).to_json())
 
 

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 
+from khpl_migrate.cli import cli
 from khpl_migrate.settings import Settings
 from khpl_migrate.store import Store
 from khpl_migrate.table import create_table
@@ -269,22 +271,19 @@ def test_a_bad_option_is_exit_2(env: dict[str, str]) -> None:
 
 # -- docs that cannot rot -----------------------------------------------------------
 
-COMMANDS = [
-    [],
-    ["create-table"],
-    ["verify"],
-    ["migrate"],
-    ["rollback"],
-    ["runs"],
-    ["backups"],
-    ["iam-policy"],
-    ["doctor"],
-    ["demo"],
-    ["local"],
-    ["local", "up"],
-    ["local", "down"],
-    ["local", "status"],
-]
+
+def _commands(group: click.Group, prefix: list[str]) -> list[list[str]]:
+    """Every command and subcommand the CLI has: a new one cannot go without help."""
+    out = [prefix]
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            out += _commands(command, [*prefix, name])
+        else:
+            out.append([*prefix, name])
+    return out
+
+
+COMMANDS = _commands(cli, [])
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")

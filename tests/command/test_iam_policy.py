@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from khpl_migrate.settings import Settings
 from khpl_migrate.store import Store
 from tests.command.test_cli import run
 from tests.helpers import put_source
+from tests.review_server import start_review
 
 pytestmark = pytest.mark.command
 
@@ -22,6 +24,29 @@ def traced(command: list[str], env: dict[str, str], trace: Path) -> list[dict[st
     proc = run(command, {**env, "KHPL_TRACE_OPERATIONS": str(trace)})
     assert proc.returncode in (0, 1), proc.stderr
     return [json.loads(line) for line in trace.read_text().splitlines()] if trace.exists() else []
+
+
+def traced_review(env: dict[str, str], trace: Path, record: dict[str, Any]) -> list[Any]:
+    """Everything the review page can do: the checks, a page, a record, its images,
+    the rollback dry run, and archiving with --remove-original."""
+    server = start_review({**env, "KHPL_TRACE_OPERATIONS": str(trace)})
+    try:
+        server.log_in()
+        page = server.request("GET", "/")
+        assert page.status == 200
+        run_id = re.findall(r'data-run="([^"]+)"', page.text)[-1]
+        rid = record["id"]
+        for path in (f"/records/{rid}", f"/img/{rid}/userPhoto?size=thumb"):
+            assert server.request("GET", path).status == 200, path
+        shown = server.request("POST", f"/runs/{run_id}/rollback", body="confirm=yes")
+        assert shown.status == 200
+        archived = server.request(
+            "POST", "/actions/archive", body="confirm=yes&remove_original=yes"
+        )
+        assert archived.status == 200 and "was removed" in archived.text, archived.text
+    finally:
+        assert server.stop() == 0
+    return [json.loads(line) for line in trace.read_text().splitlines()]
 
 
 def test_the_policy_matches_the_operations_each_command_makes(
@@ -48,6 +73,7 @@ def test_the_policy_matches_the_operations_each_command_makes(
         ("verify", ["verify", "--deep"]),
         ("runs", ["runs"]),
         ("backups", ["backups"]),
+        ("archive-source", ["archive-source"]),
     ]
     for index, (name, command) in enumerate(script):
         calls[name] += traced(command, env, tmp_path / f"trace-{index}.jsonl")
@@ -55,6 +81,18 @@ def test_the_policy_matches_the_operations_each_command_makes(
     calls["rollback"] += traced(["rollback", "--run", run_id], env, tmp_path / "trace-rb1.jsonl")
     calls["rollback"] += traced(
         ["rollback", "--run", run_id, "--apply"], env, tmp_path / "trace-rb2.jsonl"
+    )
+
+    # A complete migration again (the taken key freed), so that removing the original
+    # is allowed: review's page does it first, then archive-source --remove-original.
+    store.s3.delete_object(Bucket=bucket, Key=taken)
+    assert run(["migrate", "--apply"], env).returncode == 0
+    for info in store.list_objects(bucket, "archive/"):
+        store.s3.delete_object(Bucket=bucket, Key=info.key)
+    calls["review"] += traced_review(env, tmp_path / "trace-review.jsonl", sample_records[0])
+    put_source(store, settings, sample_records[:3])
+    calls["archive-source"] += traced(
+        ["archive-source", "--remove-original", "--yes"], env, tmp_path / "trace-archive.jsonl"
     )
 
     for name, made in calls.items():

@@ -6,8 +6,11 @@ from __future__ import annotations
 import io
 import re
 import socket
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +21,7 @@ from khpl_migrate.store import Store
 from khpl_migrate.transform import data_url
 from tests.command.test_cli import run
 from tests.helpers import items, put_source
-from tests.review_server import ReviewServer, start_review
+from tests.review_server import ReviewServer, other_addresses, start_review
 
 pytestmark = pytest.mark.command
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><circle r="4"/></svg>'
@@ -100,7 +103,7 @@ def test_every_answer_carries_the_security_headers(served: ReviewServer) -> None
         assert "default-src 'none'" in policy and "script-src 'self'" in policy
         assert reply.headers["cache-control"] == "no-store"
         assert reply.headers["x-frame-options"] == "DENY"
-        assert reply.headers["referrer-policy"] == "no-referrer"
+        assert reply.headers["referrer-policy"] == "same-origin"
 
 
 def test_images_are_served_only_as_safe_image_types(
@@ -164,28 +167,11 @@ def test_review_listens_on_127_0_0_1_only(served: ReviewServer) -> None:
     for family, address in [
         (socket.AF_INET, "127.0.0.2"),
         (socket.AF_INET6, "::1"),
-        *[(socket.AF_INET, ip) for ip in _other_addresses()],
+        *[(socket.AF_INET, ip) for ip in other_addresses()],
     ]:
         with socket.socket(family, socket.SOCK_STREAM) as sock, pytest.raises(OSError):
             sock.settimeout(5)
             sock.connect((address, served.port))
-
-
-def _other_addresses() -> list[str]:
-    """This machine's own IPv4 addresses that are not loopback."""
-    found = set()
-    try:
-        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
-            found.add(str(info[4][0]))
-    except socket.gaierror:
-        pass
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("10.255.255.255", 1))  # no packet is sent; picks the outward address
-            found.add(probe.getsockname()[0])
-        except OSError:
-            pass
-    return sorted(ip for ip in found if not ip.startswith("127."))
 
 
 def test_a_taken_port_is_a_clear_error(env: dict[str, str]) -> None:
@@ -196,3 +182,46 @@ def test_a_taken_port_is_a_clear_error(env: dict[str, str]) -> None:
         proc = run(["review", "--port", str(port)], env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"Port {port} on 127.0.0.1 is in use" in proc.stderr and "Fix:" in proc.stderr
+
+
+def test_foreseeable_errors_show_their_message_and_fix_on_the_page(
+    served: ReviewServer, store: Store, settings: Settings
+) -> None:
+    served.log_in()
+    refused = served.request("POST", "/actions/archive", body="confirm=yes&remove_original=yes")
+    assert refused.status == 409 and "records identical" in refused.text
+    assert "Fix: run `khpl-migrate verify --deep`" in refused.text.replace("&#96;", "`")
+    bucket = settings.bucket or ""
+    assert store.head_object(bucket, settings.source_key) is not None  # not removed
+    store.s3.delete_object(Bucket=bucket, Key=settings.source_key)
+    gone = served.request("POST", "/check", body="")
+    assert gone.status == 409 and "does not exist" in gone.text and "Fix:" in gone.text
+    assert "Traceback" not in gone.text + "".join(served.stderr)
+    assert served.request("GET", "/").status == 200  # the last checks are still shown
+
+
+def test_open_hands_the_address_to_the_web_browser(
+    store: Store,
+    settings: Settings,
+    env: dict[str, str],
+    records: list[dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    put_source(store, settings, records)
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.py"
+    browser.write_text(f"import sys; open({str(opened)!r}, 'w').write(sys.argv[1])\n")
+    # Python's webbrowser module runs $BROWSER with the address in place of %s.
+    server = start_review({**env, "BROWSER": f"{sys.executable} {browser} %s"}, "--open")
+    try:
+        for _ in range(100):
+            if opened.exists() and opened.read_text():
+                break
+            time.sleep(0.1)
+        assert opened.read_text() == server.url
+        # No table yet: every record shows as missing, and the page still works.
+        server.log_in()
+        page = server.request("GET", "/")
+        assert page.status == 200 and page.text.count('data-status="-"') == len(records)
+    finally:
+        server.stop()

@@ -20,7 +20,9 @@ from tests.helpers import items, put_source
 pytestmark = pytest.mark.command
 
 
-def on_terminal(args: list[str], env: dict[str, str], answer: str) -> tuple[int, str]:
+def on_terminal(
+    args: list[str], env: dict[str, str], answer: str, prompt: bytes = b"Proceed? [y/N]"
+) -> tuple[int, str]:
     """Run the command with stdin/stdout/stderr on a pty; type `answer` at the prompt."""
     leader, follower = pty.openpty()
     full = {
@@ -51,7 +53,7 @@ def on_terminal(args: list[str], env: dict[str, str], answer: str) -> tuple[int,
             if not chunk:
                 break
             seen += chunk
-        if not answered and b"Proceed? [y/N]" in seen:
+        if not answered and prompt in seen:
             os.write(leader, answer.encode() + b"\r")
             answered = True
         if proc.poll() is not None and not ready:
@@ -81,3 +83,21 @@ def test_answering_yes_runs_the_migration(
     assert code == 0, screen
     assert "Migrated: 6 (18 images" in screen
     assert len(items(store, settings)) == 6
+
+
+@pytest.mark.parametrize("answer", ["n", "y"])
+def test_archive_source_asks_before_removing_the_original(
+    answer: str,
+    store: Store,
+    settings: Settings,
+    env: dict[str, str],
+    sample_records: list[dict[str, Any]],
+) -> None:
+    body = put_source(store, settings, sample_records)
+    create_table(store, settings)
+    assert on_terminal(["migrate", "--apply"], env, "")[0] == 0
+    code, screen = on_terminal(["archive-source", "--remove-original"], env, answer, b"[y/N]")
+    assert "DynamoDB-only mode [y/N]" in screen and code == 0, screen
+    assert "Archived" in screen
+    source = store.get_bytes(settings.bucket or "", settings.source_key)
+    assert source == (None if answer == "y" else body)
