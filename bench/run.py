@@ -203,6 +203,17 @@ def table(rows: list[Measure]) -> None:
         )
 
 
+def _sub_bench(script: str, records: int) -> Any:
+    """Run one of the other benchmarks in its own process; its JSON line back."""
+    out = subprocess.run(
+        [sys.executable, str(HERE / script), "--records", str(records)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=300)
@@ -263,23 +274,11 @@ def main() -> None:
             bench.close()
     if not args.skip_deep:
         print("deep verify: 1,000 records")
-        out = subprocess.run(
-            [sys.executable, str(HERE / "deep_verify.py"), "--records", "1000"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        results["deep"] = json.loads(out)
+        results["deep"] = _sub_bench("deep_verify.py", 1000)
         print(f"   {results['deep']['deepVerifySeconds']} s for {results['deep']['images']} images")
     if not args.skip_review:
         print("review: 300 records (~88 MB source)")
-        out = subprocess.run(
-            [sys.executable, str(HERE / "review.py"), "--records", "300"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        review = results["review"] = json.loads(out)
+        review = results["review"] = _sub_bench("review.py", 300)
         print(
             f"   served after {review['secondsUntilServed']} s; first page with 150 thumbnails "
             f"{review['firstPageWith150ThumbnailsSeconds']['cold']} s; last record's page "

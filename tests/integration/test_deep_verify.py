@@ -22,17 +22,6 @@ from tests.helpers import put_source
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def migrated(
-    store: Store, settings: Settings, sample_records: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    put_source(store, settings, sample_records)
-    create_table(store, settings)
-    result = apply_plan(store, settings, build_plan(store, settings))
-    assert result.migrated == len(sample_records)
-    return sample_records
-
-
 def key_of(record: dict[str, Any], name: str) -> str:
     ext = {"userPhoto": "jpeg", "aadhaar": "png", "paymentScreenshot": "jpeg"}[name]
     return f"registration-images/{record['id']}/{name}.{ext}"

@@ -7,26 +7,12 @@ from typing import Any
 
 import pytest
 
-from khpl_migrate.apply import apply_plan
-from khpl_migrate.plan import build_plan
 from khpl_migrate.review import checklist, original_images, run_checks
 from khpl_migrate.settings import Settings
 from khpl_migrate.store import Store
-from khpl_migrate.table import create_table
 from khpl_migrate.transform import RunStamp, transform
-from tests.helpers import put_source
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def migrated(
-    store: Store, settings: Settings, sample_records: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    put_source(store, settings, sample_records)
-    create_table(store, settings)
-    assert apply_plan(store, settings, build_plan(store, settings)).ok
-    return sample_records
 
 
 def test_checks_name_every_record_and_find_the_damaged_one(
