@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import queue
 import signal
@@ -35,6 +36,7 @@ class ReviewServer:
     url: str
     stderr: list[str] = field(default_factory=list)
     cookie: str | None = None
+    printed: str = ""  # the line on stdout
 
     @property
     def port(self) -> int:
@@ -124,7 +126,10 @@ def start_review(
     if line is None:
         proc.wait()
         raise AssertionError(f"review exited {proc.returncode}: {''.join(errors)}")
-    return ReviewServer(proc, line.strip(), errors)
+    printed = line.strip()
+    # With --json the line is an object holding the address.
+    url = json.loads(printed)["url"] if printed.startswith("{") else printed
+    return ReviewServer(proc, url, errors, printed=printed)
 
 
 def other_addresses() -> list[str]:

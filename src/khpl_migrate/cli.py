@@ -485,10 +485,10 @@ def review_cmd(port: int, open_browser: bool, **kwargs: Any) -> None:
     page: the guide's checklist ticked or crossed with its figures, every
     record with its status, masked fields and image thumbnails, migrated
     images beside the originals from the backup, and the archive and rollback
-    actions. Prints the page's address (with this session's token) on stdout.
-    Ctrl-C stops it.
+    actions. Prints the page's address (with this session's token) on stdout;
+    with --json, one object with the address and the checklist. Ctrl-C stops it.
     """
-    settings, console, _, quiet = _setup(kwargs)
+    settings, console, as_json, quiet = _setup(kwargs)
     sock = web.bind(port)  # first: a taken port fails before the checks take time
     store = Store(settings)
     with (
@@ -497,7 +497,8 @@ def review_cmd(port: int, open_browser: bool, **kwargs: Any) -> None:
         else _nothing()
     ):
         checks = run_checks(store, settings, runner=make_runner(settings.workers))
-    render_checks_summary(console, checklist(checks), checks.seconds)
+    lines = checklist(checks)
+    render_checks_summary(console, lines, checks.seconds)
     state = web.Review(store, settings, checks)
 
     def ready(url: str) -> None:
@@ -506,7 +507,10 @@ def review_cmd(port: int, open_browser: bool, **kwargs: Any) -> None:
             highlight=False,
             markup=False,
         )
-        click.echo(url)
+        if as_json:
+            emit_json({"url": url, "checklist": [line.to_json() for line in lines]})
+        else:
+            click.echo(url)
 
     # uvicorn stops on Ctrl-C or SIGTERM, then raises the signal again: a normal stop.
     with contextlib.suppress(KeyboardInterrupt):

@@ -146,6 +146,9 @@ class ChecklistLine:
     state: State
     figure: str  # what the check found, with its numbers
 
+    def to_json(self) -> dict[str, str]:
+        return {"key": self.key, "title": self.title, "state": self.state, "figure": self.figure}
+
 
 def checklist(checks: Checks) -> list[ChecklistLine]:
     """The guide's post-migration checklist, each line judged by a real check."""

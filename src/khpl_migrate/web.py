@@ -148,6 +148,7 @@ class Review:
 def _templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals["rollback_command"] = review.rollback_command
+    templates.env.globals["plural"] = review.plural
     templates.env.filters["query"] = lambda params: urlencode(
         {k: v for k, v in params.items() if v}
     )
@@ -164,7 +165,6 @@ def create_app(state: Review) -> Starlette:
         checks = state.checks
         context |= {
             "checks": checks,
-            "token": state.token,
             "notice": state.notice,
             "symbols": SYMBOLS,
             "words": {"=": "identical", "-": "missing", "*": "differs", "!": "unchecked"},

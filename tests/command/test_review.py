@@ -4,6 +4,7 @@ the image endpoint, the actions, and a clean stop. The browser tests drive the p
 from __future__ import annotations
 
 import io
+import json
 import re
 import socket
 import sys
@@ -223,5 +224,27 @@ def test_open_hands_the_address_to_the_web_browser(
         server.log_in()
         page = server.request("GET", "/")
         assert page.status == 200 and page.text.count('data-status="-"') == len(records)
+    finally:
+        server.stop()
+
+
+def test_json_prints_the_address_and_the_checklist_and_the_page_lists_orphans(
+    store: Store, settings: Settings, env: dict[str, str], records: list[dict[str, Any]]
+) -> None:
+    put_source(store, settings, records)
+    assert run(["create-table"], env).returncode == 0
+    assert run(["migrate", "--apply"], env).returncode == 0
+    orphan = "registration-images/nobody/userPhoto.jpeg"
+    store.put_object(settings.bucket or "", orphan, b"\xff\xd8\xff", "image/jpeg")
+    server = start_review(env, "--json")
+    try:
+        printed = json.loads(server.printed)
+        assert printed["url"] == server.url
+        states = {line["key"]: line["state"] for line in printed["checklist"]}
+        assert states["orphans"] == "fail" and states["verify"] == "pass"
+        server.log_in()
+        page = server.request("GET", "/").text
+        assert f'+ <span class="mono">{orphan}</span>' in page
+        assert "1 orphan image object, 0 migrated items in no source record" in page
     finally:
         server.stop()
