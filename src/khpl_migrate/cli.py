@@ -14,13 +14,13 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from khpl_migrate import __version__, errors, local, sample, web
+from khpl_migrate import __version__, errors, local, sample
 from khpl_migrate import policy as policy_mod
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.apply import apply_plan, result_of_plan
@@ -488,13 +488,15 @@ def review_cmd(port: int, open_browser: bool, **kwargs: Any) -> None:
     actions. Prints the page's address (with this session's token) on stdout;
     with --json, one object with the address and the checklist. Ctrl-C stops it.
     """
+    from khpl_migrate import web  # the web stack loads only for this command
+
     settings, console, as_json, quiet = _setup(kwargs)
     sock = web.bind(port)  # first: a taken port fails before the checks take time
     store = Store(settings)
     with (
         console.status("Checking every record, image, backup and run…")
         if not quiet and sys.stderr.isatty()
-        else _nothing()
+        else contextlib.nullcontext()
     ):
         checks = run_checks(store, settings, runner=make_runner(settings.workers))
     lines = checklist(checks)
@@ -701,11 +703,6 @@ def demo_cmd(records: int, keep: bool, state_dir: Path | None) -> None:
         else:
             local.stop(demo_dir)
     sys.exit(code)
-
-
-@contextlib.contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def _terminate(signum: int, frame: Any) -> None:
