@@ -105,6 +105,11 @@ def test_aadhaar_copies_are_blurred_until_clicked(page: Page) -> None:
     page.wait_for_function("i => getComputedStyle(i).filter === 'none'", arg=card.element_handle())
     card.click()
     assert "blur" in card.evaluate("i => getComputedStyle(i).filter")
+    card.focus()  # and from the keyboard
+    page.keyboard.press("Enter")
+    assert card.get_attribute("aria-pressed") == "true"
+    # The blur fades out over 0.15 s: wait for its end, as after the click above.
+    page.wait_for_function("i => getComputedStyle(i).filter === 'none'", arg=card.element_handle())
 
 
 def test_the_server_refuses_every_address_but_127_0_0_1(browser: Browser, demo: Demo) -> None:
