@@ -18,6 +18,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from khpl_migrate.transform import masked_aadhaar, masked_phone
+
 LIST_LIMIT = 50
 
 # UIDAI asks that Aadhaar numbers be shown masked to the last four digits; phone
@@ -28,8 +30,8 @@ _PHONE = re.compile(r"(?<![\d+])(?:\+91[ -]?|0)?[6-9]\d{4} ?\d(\d{4})(?![\d])")
 
 def mask_pii(text: str) -> str:
     """Aadhaar numbers -> XXXX XXXX 1234, phone numbers -> XXXXXX1234."""
-    text = _AADHAAR.sub(lambda m: f"XXXX XXXX {m.group(1)}", text)
-    return _PHONE.sub(lambda m: f"XXXXXX{m.group(1)}", text)
+    text = _AADHAAR.sub(lambda m: masked_aadhaar(m.group(1)), text)
+    return _PHONE.sub(lambda m: masked_phone(m.group(1)), text)
 
 
 class MaskingConsole(Console):

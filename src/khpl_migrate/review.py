@@ -32,6 +32,8 @@ from khpl_migrate.transform import (
     RecordError,
     RunStamp,
     dumps,
+    masked_aadhaar,
+    masked_phone,
     record_id,
     transform,
 )
@@ -292,9 +294,9 @@ def mask_value(name: str, text: str) -> str:
     """A field's value as shown: Aadhaar and phone numbers masked, by name and by shape."""
     digits = re.sub(r"\D", "", text)
     if _AADHAAR_FIELD.search(name) and len(digits) >= 4:
-        return f"XXXX XXXX {digits[-4:]}"
+        return masked_aadhaar(digits[-4:])
     if _PHONE_FIELD.search(name) and len(digits) >= 4:
-        return f"XXXXXX{digits[-4:]}"
+        return masked_phone(digits[-4:])
     return mask_pii(text)
 
 

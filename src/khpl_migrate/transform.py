@@ -38,6 +38,16 @@ METADATA_FIELDS = (
 _AADHAAR = re.compile(r"[2-9]\d{3}[ -]?\d{4}[ -]?(\d{4})")
 MIGRATED_FROM = "S3"
 
+
+def masked_aadhaar(last4: str) -> str:
+    """UIDAI's masked Aadhaar: only the last four digits show."""
+    return f"XXXX XXXX {last4}"
+
+
+def masked_phone(last4: str) -> str:
+    return f"XXXXXX{last4}"
+
+
 # DynamoDB's hard limits (developer guide, "Service, account and table quotas").
 MAX_ITEM_BYTES = 400 * 1024
 MAX_DEPTH = 32
@@ -317,7 +327,7 @@ def mask_aadhaar_fields(item: dict[str, Any]) -> list[str]:
         if "aadhaar" in name.lower() and isinstance(value, str):
             match = _AADHAAR.fullmatch(value.strip())
             if match:
-                item[name] = f"XXXX XXXX {match.group(1)}"
+                item[name] = masked_aadhaar(match.group(1))
                 masked.append(name)
     return masked
 
