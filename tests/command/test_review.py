@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import socket
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -209,17 +210,24 @@ def test_open_hands_the_address_to_the_web_browser(
     tmp_path: Path,
 ) -> None:
     put_source(store, settings, records)
-    opened = tmp_path / "opened.txt"
+    # A stand-in browser that writes the address it is given into a pipe the test reads.
+    opened = tmp_path / "opened"
+    os.mkfifo(opened)
     browser = tmp_path / "browser.py"
     browser.write_text(f"import sys; open({str(opened)!r}, 'w').write(sys.argv[1])\n")
     # Python's webbrowser module runs $BROWSER with the address in place of %s.
     server = start_review({**env, "BROWSER": f"{sys.executable} {browser} %s"}, "--open")
     try:
-        for _ in range(100):
-            if opened.exists() and opened.read_text():
-                break
-            time.sleep(0.1)
-        assert opened.read_text() == server.url
+        got: list[bytes] = []
+
+        def read() -> None:
+            with opened.open("rb") as pipe:  # blocks until the browser opens it
+                got.append(pipe.read())
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(30)
+        assert got and got[0].decode() == server.url, "the browser was not opened"
         # No table yet: every record shows as missing, and the page still works.
         server.log_in()
         page = server.request("GET", "/")
