@@ -34,8 +34,8 @@ from data import write_source  # noqa: E402
 from khpl_migrate import local  # noqa: E402
 from khpl_migrate import settings as settings_mod  # noqa: E402
 from khpl_migrate.apply import apply_plan  # noqa: E402
+from khpl_migrate.aws import Store  # noqa: E402
 from khpl_migrate.plan import build_plan  # noqa: E402
-from khpl_migrate.store import Store  # noqa: E402
 from khpl_migrate.table import create_table  # noqa: E402
 
 BUCKET = "khpl-bench-review"

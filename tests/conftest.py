@@ -17,8 +17,8 @@ from hypothesis import settings as hypothesis_settings
 
 from khpl_migrate import local, sample
 from khpl_migrate import settings as settings_mod
+from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store
 
 # The fault properties run a real migration per example: few by default, many with --slow.
 hypothesis_settings.register_profile("default", max_examples=6)

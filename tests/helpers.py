@@ -6,8 +6,8 @@ import hashlib
 from typing import Any
 
 from khpl_migrate import sample
+from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store
 from khpl_migrate.transform import restore
 
 

@@ -20,18 +20,19 @@ from typing import Any
 
 from khpl_migrate import errors
 from khpl_migrate import source as source_mod
+from khpl_migrate.aws import TRANSACT_BYTES, TRANSACT_ITEMS, ItemRejected, Store
+from khpl_migrate.backups import make_backup
 from khpl_migrate.journal import (
     ImageWrite,
     Journal,
     RecordOutcome,
     keep_unfinished,
-    manifest_key,
     unfinished_runs,
 )
+from khpl_migrate.layout import manifest_key
 from khpl_migrate.plan import Action, NullProgress, Plan, PlanEntry, Progress
 from khpl_migrate.runner import Runner, make_runner
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import TRANSACT_BYTES, TRANSACT_ITEMS, ItemRejected, Store
 from khpl_migrate.transform import RecordError, transform
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def apply_plan(
         result.resumed = [m.run_id for m in earlier]
         result.seconds = time.monotonic() - began
         return result
-    backup = source_mod.make_backup(store, source, plan.digest, plan.stamp.migration_date)
+    backup = make_backup(store, source, plan.digest, plan.stamp.migration_date)
     journal = Journal(
         store,
         source.bucket,

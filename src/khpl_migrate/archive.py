@@ -12,20 +12,18 @@ delete marker, so the old version can still be restored.
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from khpl_migrate import errors
 from khpl_migrate import source as source_mod
+from khpl_migrate.aws import ObjectInfo, Store
 from khpl_migrate.backups import object_sha256
+from khpl_migrate.layout import ARCHIVE_PREFIX, archive_key
 from khpl_migrate.runner import Runner
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import ObjectInfo, Store
 from khpl_migrate.verify import deep_verify
-
-ARCHIVE_PREFIX = "archive/"
 
 
 class ArchiveRefused(errors.KhplError):
@@ -54,12 +52,6 @@ class ArchiveResult:
             "removedOriginal": self.removed_original,
             "versioned": self.versioned,
         }
-
-
-def archive_key(source_key: str, day: date) -> str:
-    """archive/registrations-2026-11-28.json for registrations.json on that day (UTC)."""
-    stem, ext = posixpath.splitext(posixpath.basename(source_key))
-    return f"{ARCHIVE_PREFIX}{stem}-{day.isoformat()}{ext or '.json'}"
 
 
 def list_archives(store: Store, bucket: str) -> list[ObjectInfo]:

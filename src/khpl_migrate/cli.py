@@ -25,6 +25,7 @@ from khpl_migrate import policy as policy_mod
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.apply import apply_plan, result_of_plan
 from khpl_migrate.archive import archive_source
+from khpl_migrate.aws import Store
 from khpl_migrate.backups import list_backups
 from khpl_migrate.doctor import doctor
 from khpl_migrate.journal import list_runs
@@ -52,7 +53,6 @@ from khpl_migrate.review import checklist, run_checks
 from khpl_migrate.rollback import apply_rollback, plan_rollback, show_rollback
 from khpl_migrate.runner import make_runner
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store
 from khpl_migrate.table import create_table
 from khpl_migrate.verify import deep_verify, verify
 

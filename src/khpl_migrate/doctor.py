@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from khpl_migrate import errors, policy
+from khpl_migrate.aws import Inspector, Store
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Inspector, Store
 from khpl_migrate.table import check_key_schema
 
 Level = Literal["ok", "info", "warn", "fail"]
@@ -38,7 +38,7 @@ class Finding:
 
 
 def doctor(store: Store, settings: Settings, command: str = "migrate") -> list[Finding]:
-    inspect = Inspector(store)
+    inspect = store.inspector()
     out: list[Finding] = []
     caller = inspect.caller()
     if caller:

@@ -78,3 +78,28 @@ class Interrupted(KhplError):
     """Ctrl-C or SIGTERM stopped a run cleanly; running again resumes it."""
 
     exit_code = 130
+
+
+class RetriesExhausted(AwsError):
+    """AWS kept refusing part of a request after every attempt; carries the last cause."""
+
+    def __init__(self, message: str, fix: str = "", *, last_cause: str = "") -> None:
+        super().__init__(message, fix)
+        self.last_cause = last_cause
+
+
+def table_missing(table: str) -> TableMissing:
+    return TableMissing(f"Table {table} does not exist", "run `khpl-migrate create-table`")
+
+
+def bucket_missing(bucket: str | None) -> BucketMissing:
+    return BucketMissing(
+        f"Bucket {bucket} does not exist", "check --bucket or REACT_APP_S3_BUCKET_NAME"
+    )
+
+
+def bucket_not_set() -> ConfigError:
+    return ConfigError(
+        "No S3 bucket is set",
+        "pass --bucket, or set REACT_APP_S3_BUCKET_NAME in the environment or .env",
+    )

@@ -15,14 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from khpl_migrate.store import Store
+from khpl_migrate import layout
+from khpl_migrate.aws import Store
+from khpl_migrate.layout import manifest_key
 
 Outcome = Literal["migrated", "skipped", "failed"]
-MANIFEST_PREFIX = "migration-runs"
-
-
-def manifest_key(run_id: str) -> str:
-    return f"{MANIFEST_PREFIX}/{run_id}/manifest.jsonl"
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,7 @@ class Journal:
         self._bucket = bucket
         self.run_id = run_id
         self.key = manifest_key(run_id)
-        self.path = state_dir / "runs" / run_id / "manifest.jsonl"
+        self.path = layout.local_manifest(state_dir, run_id)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._file = self.path.open("a", encoding="utf-8")
@@ -153,7 +150,7 @@ def read_manifest(store: Store, bucket: str, run_id: str, state_dir: Path) -> Ma
     key = manifest_key(run_id)
     body = store.get_bytes(bucket, key)
     if body is None:
-        local = state_dir / "runs" / run_id / "manifest.jsonl"
+        local = layout.local_manifest(state_dir, run_id)
         if not local.is_file():
             return None
         body = local.read_bytes()
@@ -163,24 +160,20 @@ def read_manifest(store: Store, bucket: str, run_id: str, state_dir: Path) -> Ma
 def list_runs(store: Store, bucket: str) -> list[Manifest]:
     """Every run with a manifest in the bucket, oldest first."""
     runs = []
-    for info in store.list_objects(bucket, f"{MANIFEST_PREFIX}/"):
-        parts = info.key.split("/")
-        if len(parts) == 3 and parts[2] == "manifest.jsonl":
+    for info in store.list_objects(bucket, layout.RUNS_PREFIX):
+        run_id = layout.run_of_manifest_key(info.key)
+        if run_id is not None:
             body = store.get_bytes(bucket, info.key)
             if body is not None:
-                runs.append(parse_manifest(parts[1], info.key, body))
+                runs.append(parse_manifest(run_id, info.key, body))
     return sorted(runs, key=lambda m: m.started)
-
-
-def rollback_key(run_id: str, stamp: str) -> str:
-    return f"{MANIFEST_PREFIX}/{run_id}/rollback-{stamp}.json"
 
 
 def unfinished_runs(store: Store, state_dir: Path, bucket: str, table: str) -> list[Manifest]:
     """Runs of this bucket and table that were cut off: their local manifest has no
     summary, or it never reached S3 (killed while uploading it)."""
     found = []
-    for path in sorted((state_dir / "runs").glob("*/manifest.jsonl")):
+    for path in layout.local_manifests(state_dir):
         run_id = path.parent.name
         manifest = parse_manifest(run_id, manifest_key(run_id), path.read_bytes())
         header = manifest.header
@@ -193,7 +186,7 @@ def unfinished_runs(store: Store, state_dir: Path, bucket: str, table: str) -> l
 
 def keep_unfinished(store: Store, state_dir: Path, manifest: Manifest, resumed_by: str) -> None:
     """Close a cut-off run's manifest with a summary and make sure S3 holds it (for rollback)."""
-    path = state_dir / "runs" / manifest.run_id / "manifest.jsonl"
+    path = layout.local_manifest(state_dir, manifest.run_id)
     if manifest.summary is None:
         summary = {
             "type": "summary",

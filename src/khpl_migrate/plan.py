@@ -17,10 +17,10 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from khpl_migrate import source as source_mod
+from khpl_migrate.aws import BATCH_GET_KEYS, Store
 from khpl_migrate.journal import iso_ms
 from khpl_migrate.settings import Settings
 from khpl_migrate.source import Digest, Source
-from khpl_migrate.store import BATCH_GET_KEYS, Store
 from khpl_migrate.transform import RecordError, RunStamp, SourceProblem, transform
 
 NOT_SELECTED = "not selected by --only-ids"

@@ -12,10 +12,13 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-IMAGES = "registration-images/*"
-BACKUPS = "migration-backup-*"
-RUNS = "migration-runs/*"
-ARCHIVE = "archive/*"
+from khpl_migrate import layout
+
+# The key patterns come from layout.py: a key that moves there moves here too.
+IMAGES = f"{layout.IMAGE_PREFIX}*"
+BACKUPS = f"{layout.BACKUP_PREFIX}*"
+RUNS = f"{layout.RUNS_PREFIX}*"
+ARCHIVE = f"{layout.ARCHIVE_PREFIX}*"
 SOURCE = "{source}"  # stands for the source key
 
 # command -> (IAM action, resource): "table", "bucket", or a key pattern.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -18,20 +17,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from khpl_migrate.transform import masked_aadhaar, masked_phone
+from khpl_migrate.masking import mask_pii
 
 LIST_LIMIT = 50
-
-# UIDAI asks that Aadhaar numbers be shown masked to the last four digits; phone
-# numbers get the same treatment. Applied to everything a person sees.
-_AADHAAR = re.compile(r"(?<![\d])[2-9]\d{3}[ -]?\d{4}[ -]?(\d{4})(?![\d])")
-_PHONE = re.compile(r"(?<![\d+])(?:\+91[ -]?|0)?[6-9]\d{4} ?\d(\d{4})(?![\d])")
-
-
-def mask_pii(text: str) -> str:
-    """Aadhaar numbers -> XXXX XXXX 1234, phone numbers -> XXXXXX1234."""
-    text = _AADHAAR.sub(lambda m: masked_aadhaar(m.group(1)), text)
-    return _PHONE.sub(lambda m: masked_phone(m.group(1)), text)
 
 
 class MaskingConsole(Console):

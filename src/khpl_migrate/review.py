@@ -9,7 +9,6 @@ and the masking are pure functions of the checks, unit-tested without AWS.
 from __future__ import annotations
 
 import io
-import re
 import threading
 import time
 import warnings
@@ -20,20 +19,18 @@ from typing import Any, Literal
 
 from khpl_migrate import source as source_mod
 from khpl_migrate.archive import list_archives
+from khpl_migrate.aws import Store
 from khpl_migrate.backups import Backup, list_backups, object_sha256
 from khpl_migrate.journal import Manifest, list_runs
-from khpl_migrate.report import mask_pii
+from khpl_migrate.masking import is_aadhaar_field, mask_value
 from khpl_migrate.runner import Runner
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store
 from khpl_migrate.transform import (
     METADATA_FIELDS,
     Image,
     RecordError,
     RunStamp,
     dumps,
-    masked_aadhaar,
-    masked_phone,
     record_id,
     transform,
 )
@@ -49,8 +46,6 @@ from khpl_migrate.verify import (
 PER_PAGE = 50
 # Longest field value shown; the record page is for looking, not for exporting.
 MAX_SHOWN = 200
-_AADHAAR_FIELD = re.compile(r"aadhaar|aadhar|uid", re.IGNORECASE)
-_PHONE_FIELD = re.compile(r"phone|mobile|whatsapp|contact", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -285,21 +280,6 @@ def find(rows: list[RecordRow], query: str = "", page: int = 1, per_page: int = 
     return Page(hits[start : start + per_page], number, pages, len(hits), query)
 
 
-def is_identity_field(name: str) -> bool:
-    """An Aadhaar or a phone field: always masked, listed first."""
-    return bool(_AADHAAR_FIELD.search(name) or _PHONE_FIELD.search(name))
-
-
-def mask_value(name: str, text: str) -> str:
-    """A field's value as shown: Aadhaar and phone numbers masked, by name and by shape."""
-    digits = re.sub(r"\D", "", text)
-    if _AADHAAR_FIELD.search(name) and len(digits) >= 4:
-        return masked_aadhaar(digits[-4:])
-    if _PHONE_FIELD.search(name) and len(digits) >= 4:
-        return masked_phone(digits[-4:])
-    return mask_pii(text)
-
-
 def shown_fields(item: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(field, masked value) for the item's own fields: the name first, then by name."""
     out = []
@@ -331,7 +311,7 @@ def image_refs(item: Mapping[str, Any]) -> list[ImageRef]:
     for name, entry in results.items():
         if not isinstance(entry, Mapping) or "s3Key" not in entry:
             continue
-        where = " ".join(str(p) for p in entry.get("field") or [])
+        path = entry.get("field") or []
         refs.append(
             ImageRef(
                 name=str(name),
@@ -339,7 +319,8 @@ def image_refs(item: Mapping[str, Any]) -> list[ImageRef]:
                 mime=str(entry.get("mimeType", "")),
                 size=int(entry.get("size", 0)),
                 sha256=str(entry.get("sha256", "")),
-                sensitive=bool(_AADHAAR_FIELD.search(f"{name} {where}")),
+                sensitive=is_aadhaar_field(str(name))
+                or any(is_aadhaar_field(str(p)) for p in path),
             )
         )
     return sorted(refs, key=lambda r: r.name)

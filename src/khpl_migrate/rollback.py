@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from khpl_migrate import errors
-from khpl_migrate.journal import Manifest, iso_ms, read_manifest, rollback_key
+from khpl_migrate.aws import Store
+from khpl_migrate.journal import Manifest, iso_ms, read_manifest
+from khpl_migrate.layout import RUNS_PREFIX, rollback_key
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store
 
 Kind = Literal["item", "object"]
 
@@ -90,7 +91,7 @@ def load_manifest(store: Store, settings: Settings, run_id: str) -> Manifest:
     manifest = read_manifest(store, settings.bucket, run_id, settings.state_dir)
     if manifest is None:
         raise errors.ConfigError(
-            f"No manifest for run {run_id} in s3://{settings.bucket}/migration-runs/ or locally",
+            f"No manifest for run {run_id} in s3://{settings.bucket}/{RUNS_PREFIX} or locally",
             "list the runs with `khpl-migrate runs` and copy the run id from there",
         )
     return manifest

@@ -1,4 +1,4 @@
-"""The source, `registrations.json`: pinned to one version, streamed, backed up.
+"""The source, `registrations.json`: pinned to one version, streamed, validated.
 
 The source is never held whole in memory: ijson (yajl2_c backend) yields one
 record at a time from the S3 stream. Every read is pinned to the ETag (and
@@ -9,10 +9,8 @@ against (DESIGN.md, safety contract 2 and 3).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
-import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +18,8 @@ from typing import Any
 import ijson
 
 from khpl_migrate import errors
+from khpl_migrate.aws import ObjectInfo, Store
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import ObjectInfo, Store
 from khpl_migrate.transform import SourceProblem
 
 log = logging.getLogger(__name__)
@@ -51,10 +49,6 @@ class Digest:
     sha256: str = ""
     size: int = 0
     read: int = 0  # bytes read so far, while the stream is being read
-
-    @property
-    def sha256_b64(self) -> str:
-        return base64.b64encode(bytes.fromhex(self.sha256)).decode("ascii")
 
 
 _BOM = b"\xef\xbb\xbf"
@@ -226,36 +220,3 @@ def _fix(seen: dict[str, Any]) -> str:
             + ")"
         )
     return "check that this is the registrations file, or restore it from a backup"
-
-
-def backup_key(source_key: str, started_iso: str) -> str:
-    """The guide's backup name: migration-backup-{ISO timestamp}-registrations.json."""
-    return f"migration-backup-{started_iso}-{posixpath.basename(source_key)}"
-
-
-def make_backup(store: Store, source: Source, digest: Digest, started_iso: str) -> str:
-    """Server-side copy of the pinned source version, then prove the copy holds the same bytes."""
-    key = backup_key(source.info.key, started_iso)
-    head = store.copy_object(source.bucket, source.info, key)
-    if head.size != digest.size:
-        raise errors.BackupFailed(
-            f"The backup s3://{source.bucket}/{key} is {head.size:,} bytes, "
-            f"the source {digest.size:,}",
-            "run again; nothing was migrated",
-        )
-    if head.sha256_b64 is not None:
-        matches = head.sha256_b64 == digest.sha256_b64
-    else:
-        # No full-object checksum from this endpoint: read the copy back and hash it.
-        hasher = hashlib.sha256()
-        body = store.open_object(source.bucket, head)
-        for chunk in iter(lambda: body.read(1 << 20), b""):
-            hasher.update(chunk)
-        matches = hasher.hexdigest() == digest.sha256
-    if not matches:
-        raise errors.BackupFailed(
-            f"The backup s3://{source.bucket}/{key} does not hash to the source's SHA-256",
-            "run again; nothing was migrated",
-        )
-    log.info("backup %s checked (sha256 %s)", key, digest.sha256)
-    return key

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from khpl_migrate import errors
+from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store
 
 
 @dataclass(frozen=True)

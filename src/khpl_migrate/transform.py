@@ -24,7 +24,9 @@ from typing import Any
 
 import pybase64
 
-IMAGE_PREFIX = "registration-images"
+from khpl_migrate.layout import image_key
+from khpl_migrate.masking import mask_stored_aadhaar
+
 # The guide's names for the two image fields every registration has.
 FIELD_NAMES = {"image": "userPhoto", "aadhaarCopy": "aadhaar"}
 METADATA_FIELDS = (
@@ -34,18 +36,7 @@ METADATA_FIELDS = (
     "migrationRunId",
     "maskedFields",
 )
-# An Aadhaar number: 12 digits, the first 2-9, in groups of four or not.
-_AADHAAR = re.compile(r"[2-9]\d{3}[ -]?\d{4}[ -]?(\d{4})")
 MIGRATED_FROM = "S3"
-
-
-def masked_aadhaar(last4: str) -> str:
-    """UIDAI's masked Aadhaar: only the last four digits show."""
-    return f"XXXX XXXX {last4}"
-
-
-def masked_phone(last4: str) -> str:
-    return f"XXXXXX{last4}"
 
 
 # DynamoDB's hard limits (developer guide, "Service, account and table quotas").
@@ -224,10 +215,6 @@ def image_name(path: Path) -> str:
     return _UNSAFE_NAME.sub("_", joined).strip(".") or "image"
 
 
-def image_key(record_id: str, name: str, ext: str) -> str:
-    return f"{IMAGE_PREFIX}/{record_id}/{name}.{ext}"
-
-
 def record_id(record: object) -> str:
     """The record's id, checked to be usable as a DynamoDB key and in S3 keys."""
     if isinstance(record, SourceProblem):
@@ -294,7 +281,7 @@ def transform(record: object, stamp: RunStamp) -> Transformed:
             entry["dataUrlHeader"] = header
         results[name] = entry
     item = dict(body)
-    masked = mask_aadhaar_fields(item) if stamp.mask_aadhaar else []
+    masked = mask_stored_aadhaar(item) if stamp.mask_aadhaar else []
     item["imageUploadResults"] = results
     if masked:
         item["maskedFields"] = masked
@@ -317,19 +304,6 @@ def transform(record: object, stamp: RunStamp) -> Transformed:
         )
     )
     return Transformed(rid, item, tuple(images), size, warnings)
-
-
-def mask_aadhaar_fields(item: dict[str, Any]) -> list[str]:
-    """Mask, in place, every top-level field named like "aadhaar" that holds an
-    Aadhaar number; returns the names of the fields it masked."""
-    masked = []
-    for name, value in item.items():
-        if "aadhaar" in name.lower() and isinstance(value, str):
-            match = _AADHAAR.fullmatch(value.strip())
-            if match:
-                item[name] = masked_aadhaar(match.group(1))
-                masked.append(name)
-    return masked
 
 
 def _unique(name: str, used: set[str]) -> str:

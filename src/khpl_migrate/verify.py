@@ -30,11 +30,11 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from khpl_migrate import source as source_mod
+from khpl_migrate.aws import Store
+from khpl_migrate.layout import IMAGE_PREFIX
 from khpl_migrate.runner import Runner, make_runner
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store
 from khpl_migrate.transform import (
-    IMAGE_PREFIX,
     MIGRATED_FROM,
     Image,
     RecordError,
@@ -453,7 +453,7 @@ def _extras(store: Store, settings: Settings, source_ids: set[str]) -> tuple[lis
             unexplained.append(str(item["id"]))
     orphans = [
         info.key
-        for info in store.list_objects(settings.bucket, f"{IMAGE_PREFIX}/")
+        for info in store.list_objects(settings.bucket, IMAGE_PREFIX)
         if info.key not in referenced
     ]
     return sorted(orphans), sorted(unexplained)

@@ -41,11 +41,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from khpl_migrate import errors, review
-from khpl_migrate.archive import ArchiveResult, archive_key, archive_source
+from khpl_migrate.archive import ArchiveResult, archive_source
+from khpl_migrate.aws import Store
+from khpl_migrate.layout import archive_key, is_image_key
+from khpl_migrate.masking import is_identity_field
 from khpl_migrate.rollback import plan_rollback, show_rollback
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store
-from khpl_migrate.transform import IMAGE_PREFIX, sniff
+from khpl_migrate.transform import sniff
 
 HOST = "127.0.0.1"
 HERE = Path(__file__).parent
@@ -132,7 +134,7 @@ class Review:
 
     def image(self, ref: review.ImageRef) -> tuple[bytes, str] | None:
         """An image object's bytes and ETag; only keys under the images prefix are read."""
-        if not ref.key.startswith(f"{IMAGE_PREFIX}/"):
+        if not is_image_key(ref.key):
             return None
         found = self.store.get_object(self.bucket, ref.key)
         return None if found is None else (found[0], found[1].etag)
@@ -330,7 +332,7 @@ def _card(row: review.RecordRow, item: dict[str, Any] | None) -> dict[str, Any]:
     """One row of the records table: a few fields (masked) and the image thumbnails."""
     fields = review.shown_fields(item) if item else []
     # The identity fields an operator looks for first, then the rest, a handful in all.
-    first = [f for f in fields if review.is_identity_field(f[0])]
+    first = [f for f in fields if is_identity_field(f[0])]
     rest = [f for f in fields if f not in first and f[0] != "name"]
     return {
         "row": row,

@@ -12,9 +12,9 @@ from typing import Any
 import click
 import pytest
 
+from khpl_migrate.aws import Store
 from khpl_migrate.cli import cli
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store
 from khpl_migrate.table import create_table
 from tests.helpers import items, objects, put_source
 

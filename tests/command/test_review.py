@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store
 from khpl_migrate.transform import data_url
 from tests.command.test_cli import run
 from tests.helpers import items, put_source

@@ -20,10 +20,10 @@ from PIL import Image
 from khpl_migrate import errors
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.apply import apply_plan
+from khpl_migrate.aws import Store
 from khpl_migrate.plan import build_plan
 from khpl_migrate.runner import SerialRunner
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store
 from khpl_migrate.table import create_table
 from khpl_migrate.transform import dumps
 from tests.helpers import items, objects, put_source

@@ -9,9 +9,9 @@ import pytest
 
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.apply import apply_plan
+from khpl_migrate.aws import Store
 from khpl_migrate.plan import Action, build_plan
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store
 from khpl_migrate.table import create_table
 from khpl_migrate.verify import verify
 from tests.faults.conftest import ProxyPair

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from khpl_migrate import errors, local
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.apply import apply_plan
+from khpl_migrate.aws import Store
 from khpl_migrate.plan import build_plan
-from khpl_migrate.store import Store
 from khpl_migrate.table import create_table
 from khpl_migrate.transform import looks_like_data_url
 from tests.faults.proxy import FaultProxy, Rule

@@ -12,9 +12,9 @@ import pytest
 
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.apply import apply_plan
+from khpl_migrate.aws import Store
 from khpl_migrate.plan import build_plan
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store
 from khpl_migrate.table import create_table
 from tests.helpers import put_source
 

@@ -11,8 +11,8 @@ import pytest
 
 from khpl_migrate import errors
 from khpl_migrate.archive import ArchiveRefused, archive_source
+from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store
 from khpl_migrate.verify import verify
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,10 @@ import pytest
 
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.apply import apply_plan
+from khpl_migrate.aws import Store
 from khpl_migrate.plan import build_plan
 from khpl_migrate.runner import BoundedRunner, SerialRunner
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store
 from khpl_migrate.table import create_table
 from tests.helpers import copies, items, objects, put_source
 

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from khpl_migrate.apply import apply_plan
+from khpl_migrate.aws import Store, to_attribute_values
 from khpl_migrate.plan import build_plan
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store, to_attribute_values
 from khpl_migrate.table import create_table
 from khpl_migrate.transform import data_url
 from khpl_migrate.verify import deep_verify, diff_values

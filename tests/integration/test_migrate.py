@@ -13,10 +13,10 @@ import pytest
 
 from khpl_migrate import errors, sample
 from khpl_migrate.apply import apply_plan
+from khpl_migrate.aws import Store
 from khpl_migrate.plan import Action, build_plan
 from khpl_migrate.runner import SerialRunner
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store
 from khpl_migrate.table import create_table
 from khpl_migrate.transform import MAX_ITEM_BYTES, RunStamp, item_size, transform
 from khpl_migrate.verify import verify
@@ -341,7 +341,8 @@ def test_an_item_the_app_writes_after_the_plan_is_not_overwritten(
 def test_a_backup_that_does_not_match_the_source_stops_the_run(
     store: Store, settings: Settings, sample_records: list[dict[str, Any]]
 ) -> None:
-    from khpl_migrate.source import Digest, make_backup, open_source
+    from khpl_migrate.backups import make_backup
+    from khpl_migrate.source import Digest, open_source
 
     body = put_source(store, settings, sample_records[:2])
     source = open_source(store, settings)

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from khpl_migrate.aws import Store
 from khpl_migrate.review import checklist, original_images, run_checks
 from khpl_migrate.settings import Settings
-from khpl_migrate.store import Store
 from khpl_migrate.transform import RunStamp, transform
 
 pytestmark = pytest.mark.integration

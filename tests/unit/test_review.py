@@ -11,16 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from khpl_migrate.archive import archive_key
 from khpl_migrate.backups import Backup
 from khpl_migrate.journal import Manifest
+from khpl_migrate.layout import archive_key
+from khpl_migrate.masking import mask_value
 from khpl_migrate.review import (
     Checks,
     RecordRow,
     checklist,
     find,
     image_refs,
-    mask_value,
     shown_fields,
     thumbnail,
 )

@@ -1,0 +1,29 @@
+"""The one place that talks to AWS: only this package imports boto3 or botocore."""
+
+from khpl_migrate.aws.inspector import Inspector
+from khpl_migrate.aws.items import (
+    BATCH_GET_KEYS,
+    TRANSACT_BYTES,
+    TRANSACT_ITEMS,
+    ItemRejected,
+    from_attribute_values,
+    to_attribute_values,
+)
+from khpl_migrate.aws.objects import RUN_METADATA, ObjectInfo, PutOutcome
+from khpl_migrate.aws.store import Store
+from khpl_migrate.aws.stream import ResumingStream
+
+__all__ = [
+    "BATCH_GET_KEYS",
+    "RUN_METADATA",
+    "TRANSACT_BYTES",
+    "TRANSACT_ITEMS",
+    "Inspector",
+    "ItemRejected",
+    "ObjectInfo",
+    "PutOutcome",
+    "ResumingStream",
+    "Store",
+    "from_attribute_values",
+    "to_attribute_values",
+]

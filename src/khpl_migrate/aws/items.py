@@ -1,0 +1,253 @@
+"""DynamoDB: the table, and items read consistently and written only under conditions.
+
+No item is ever overwritten: puts carry `attribute_not_exists(id)`, deletes
+carry the run id the item must still hold. Reads that decide something are
+strongly consistent. Numbers stay exact `Decimal`s both ways (boto3's
+serialiser), never floats.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from khpl_migrate import errors
+from khpl_migrate.aws.translate import ClientError, code, message, translate
+from khpl_migrate.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# BatchGetItem takes at most 100 keys a request, TransactWriteItems 100 actions
+# and 4 MB (DynamoDB quotas).
+BATCH_GET_KEYS = 100
+TRANSACT_ITEMS = 100
+TRANSACT_BYTES = 3_500_000
+# Unprocessed keys are throttled reads; this many rounds of backoff (about a
+# minute in all) before the read gives up with RetriesExhausted.
+BATCH_GET_ROUNDS = 16
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class ItemRejected(Exception):
+    """DynamoDB refused one item (ValidationException); that record fails, the run goes on."""
+
+
+def to_attribute_values(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in item.items()}
+
+
+def from_attribute_values(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+class ItemStore:
+    """The DynamoDB half of `Store`."""
+
+    settings: Settings
+    ddb: DynamoDBClient
+    _sleep: Callable[[float], None]
+
+    def describe_table(self, table: str) -> dict[str, Any] | None:
+        with translate(f"describe table {table}"):
+            try:
+                return dict(self.ddb.describe_table(TableName=table)["Table"])
+            except ClientError as exc:
+                if code(exc) == "ResourceNotFoundException":
+                    return None
+                raise
+
+    def require_table(self, table: str) -> dict[str, Any]:
+        description = self.describe_table(table)
+        if description is None:
+            raise errors.table_missing(table)
+        return description
+
+    def create_table(self, table: str) -> None:
+        with translate(f"create table {table}"):
+            self.ddb.create_table(
+                TableName=table,
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+                DeletionProtectionEnabled=True,
+                **self._table_encryption(),
+            )
+
+    def _table_encryption(self) -> dict[str, Any]:
+        if not self.settings.kms_key_id:
+            return {}  # DynamoDB encrypts every table at rest with an AWS-owned key
+        return {
+            "SSESpecification": {
+                "Enabled": True,
+                "SSEType": "KMS",
+                "KMSMasterKeyId": self.settings.kms_key_id,
+            }
+        }
+
+    def wait_table_active(self, table: str, timeout: float = 300) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            description = self.require_table(table)
+            if description.get("TableStatus") == "ACTIVE":
+                return description
+            if time.monotonic() > deadline:
+                raise errors.AwsError(
+                    f"Table {table} is still {description.get('TableStatus')} after {timeout:.0f}s",
+                    "wait a minute and run `khpl-migrate create-table` again",
+                )
+            self._sleep(2)
+
+    def enable_point_in_time_recovery(self, table: str) -> bool:
+        """True when enabled; False where the endpoint has no such feature (DynamoDB Local)."""
+        with translate(f"enable point-in-time recovery on {table}"):
+            try:
+                self.ddb.update_continuous_backups(
+                    TableName=table,
+                    PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+                )
+                return True
+            except ClientError as exc:
+                if code(exc) in {"UnknownOperationException", "UnsupportedOperation"}:
+                    return False
+                raise
+
+    def existing_ids(self, table: str, ids: Iterable[str]) -> set[str]:
+        """Which of `ids` have an item: BatchGetItem, 100 keys a call, unprocessed keys retried."""
+        return set(self.get_items(table, ids, only_ids=True))
+
+    def get_items(
+        self, table: str, ids: Iterable[str], *, only_ids: bool = False
+    ) -> dict[str, dict[str, Any]]:
+        """The items of `ids` that exist, by id (BatchGetItem, 100 keys a call)."""
+        found: dict[str, dict[str, Any]] = {}
+        batch: list[str] = []
+        for rid in dict.fromkeys(ids):  # BatchGetItem refuses a key asked for twice
+            batch.append(rid)
+            if len(batch) == BATCH_GET_KEYS:
+                found |= self._batch_get(table, batch, only_ids)
+                batch = []
+        if batch:
+            found |= self._batch_get(table, batch, only_ids)
+        return found
+
+    def _batch_get(self, table: str, ids: list[str], only_ids: bool) -> dict[str, dict[str, Any]]:
+        keys: dict[str, Any] = {"Keys": [{"id": {"S": rid}} for rid in ids], "ConsistentRead": True}
+        if only_ids:
+            keys |= {"ProjectionExpression": "#id", "ExpressionAttributeNames": {"#id": "id"}}
+        request: dict[str, Any] = {table: keys}
+        found: dict[str, dict[str, Any]] = {}
+        with translate(f"read table {table}"):
+            for attempt in range(1, BATCH_GET_ROUNDS + 1):
+                try:
+                    response = self.ddb.batch_get_item(RequestItems=request)
+                except ClientError as exc:
+                    if code(exc) == "ResourceNotFoundException":
+                        raise errors.table_missing(table) from None
+                    raise
+                for item in response.get("Responses", {}).get(table, []):
+                    found[item["id"]["S"]] = from_attribute_values(dict(item))
+                request = dict(response.get("UnprocessedKeys") or {})
+                if not request:
+                    return found
+                if attempt < BATCH_GET_ROUNDS:
+                    # Unprocessed keys are throttled reads: back off, never drop them.
+                    self._sleep(min(0.05 * 2**attempt, 5.0))
+        left = len(request[table]["Keys"])
+        raise errors.RetriesExhausted(
+            f"DynamoDB left {left} of {len(ids)} keys of {table} unprocessed "
+            f"{BATCH_GET_ROUNDS} times in a row",
+            "the table is throttled: wait, or raise its read capacity, and run again",
+            last_cause=f"UnprocessedKeys: {left} keys",
+        )
+
+    def put_item_if_absent(self, table: str, item: dict[str, Any]) -> bool:
+        """Put an item only where no item with its id exists. False when one does."""
+        with translate(f"write to table {table}"):
+            try:
+                self.ddb.put_item(
+                    TableName=table,
+                    Item=to_attribute_values(item),
+                    ConditionExpression="attribute_not_exists(#id)",
+                    ExpressionAttributeNames={"#id": "id"},
+                )
+                return True
+            except ClientError as exc:
+                if code(exc) == "ConditionalCheckFailedException":
+                    return False
+                if code(exc) == "ValidationException":
+                    raise ItemRejected(message(exc)) from None
+                raise
+
+    def delete_item_if_run(self, table: str, rid: str, run_id: str) -> bool:
+        """Delete an item only while it still carries this run's id. False where it does not."""
+        with translate(f"delete from table {table}"):
+            try:
+                self.ddb.delete_item(
+                    TableName=table,
+                    Key={"id": {"S": rid}},
+                    ConditionExpression="#run = :run",
+                    ExpressionAttributeNames={"#run": "migrationRunId"},
+                    ExpressionAttributeValues={":run": {"S": run_id}},
+                )
+                return True
+            except ClientError as exc:
+                if code(exc) == "ConditionalCheckFailedException":
+                    return False
+                raise
+
+    def transact_put_if_absent(self, table: str, items: list[dict[str, Any]]) -> bool:
+        """Put up to 100 items in one conditional transaction. False when it was cancelled.
+
+        One request instead of one per item; every put keeps its
+        `attribute_not_exists(id)`. A cancelled transaction wrote nothing; the
+        caller then puts the items one by one to learn which already existed.
+        botocore fills ClientRequestToken and reuses it on retries, so a retry
+        after a lost response does not count our own write as a conflict.
+        """
+        with translate(f"write to table {table}"):
+            try:
+                self.ddb.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Put": {
+                                "TableName": table,
+                                "Item": to_attribute_values(item),
+                                "ConditionExpression": "attribute_not_exists(#id)",
+                                "ExpressionAttributeNames": {"#id": "id"},
+                            }
+                        }
+                        for item in items
+                    ]
+                )
+                return True
+            except ClientError as exc:
+                if code(exc) in {"TransactionCanceledException", "ValidationException"}:
+                    return False
+                raise
+
+    def get_item(self, table: str, rid: str) -> dict[str, Any] | None:
+        with translate(f"read table {table}"):
+            response = self.ddb.get_item(
+                TableName=table, Key={"id": {"S": rid}}, ConsistentRead=True
+            )
+        item = response.get("Item")
+        return from_attribute_values(dict(item)) if item else None
+
+    def scan(
+        self, table: str, attributes: tuple[str, ...] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of the table, page by page (deserialised, numbers as Decimal)."""
+        kwargs: dict[str, Any] = {"TableName": table}
+        if attributes:
+            names = {f"#a{i}": name for i, name in enumerate(attributes)}
+            kwargs["ProjectionExpression"] = ", ".join(names)
+            kwargs["ExpressionAttributeNames"] = names
+        with translate(f"read table {table}"):
+            for page in self.ddb.get_paginator("scan").paginate(**kwargs):
+                for item in page.get("Items", []):
+                    yield from_attribute_values(dict(item))

@@ -1,0 +1,253 @@
+"""S3 objects: read pinned versions, write without replacing, copy, list, delete conditionally.
+
+Every write the tool makes is one of two kinds: a new object that must never
+replace another (`put_object_if_absent`, S3's `If-None-Match: *`), or an object
+the tool owns outright (a run's manifest). Deletes are conditional on the ETag
+whose bytes were checked (`If-Match`), so nothing changed since is removed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+
+from khpl_migrate import errors
+from khpl_migrate.aws.clients import Clients
+from khpl_migrate.aws.translate import (
+    NOT_FOUND_CODES,
+    PRECONDITION_CODES,
+    ClientError,
+    code,
+    translate,
+)
+from khpl_migrate.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+RUN_METADATA = "khpl-run"  # x-amz-meta-khpl-run: which run wrote an object
+PutOutcome = Literal["written", "identical", "conflict"]
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+    version_id: str | None = None
+    content_type: str | None = None
+    sha256_b64: str | None = None
+    run_id: str | None = None  # the khpl-run metadata: which run wrote the object
+
+
+class ObjectStore:
+    """The S3 half of `Store`."""
+
+    settings: Settings
+    clients: Clients
+    s3: S3Client
+
+    def _encryption(self) -> dict[str, Any]:
+        """Server-side encryption for every object the tool writes: SSE-S3, or SSE-KMS."""
+        if self.settings.kms_key_id:
+            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.settings.kms_key_id}
+        return {"ServerSideEncryption": "AES256"}
+
+    def check_bucket(self, bucket: str) -> None:
+        with translate(f"open bucket {bucket}", bucket=bucket):
+            try:
+                self.s3.head_bucket(Bucket=bucket)
+            except ClientError as exc:
+                if code(exc) in NOT_FOUND_CODES | {"NoSuchBucket"}:
+                    raise errors.bucket_missing(bucket) from None
+                raise
+
+    def create_bucket(self, bucket: str) -> None:
+        """For the demo and tests: create a bucket in the store's region."""
+        with translate(f"create bucket {bucket}"):
+            kwargs: dict[str, Any] = {"Bucket": bucket}
+            if self.clients.region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.clients.region}
+            try:
+                self.s3.create_bucket(**kwargs)
+            except ClientError as exc:
+                if code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    raise
+
+    def head_object(self, bucket: str, key: str) -> ObjectInfo | None:
+        with translate(f"read s3://{bucket}/{key}", bucket=bucket):
+            try:
+                head = self.s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+            except ClientError as exc:
+                if code(exc) in NOT_FOUND_CODES:
+                    return None
+                raise
+        return ObjectInfo(
+            key=key,
+            size=int(head["ContentLength"]),
+            etag=head["ETag"],
+            version_id=head.get("VersionId"),
+            content_type=head.get("ContentType"),
+            sha256_b64=_full_object_sha256(head),
+            run_id=(head.get("Metadata") or {}).get(RUN_METADATA),
+        )
+
+    def open_object(self, bucket: str, info: ObjectInfo, start: int = 0) -> BinaryIO:
+        """Stream one exact version of an object (from byte `start`): a change is refused by S3."""
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": info.key, "IfMatch": info.etag}
+        if start:
+            kwargs["Range"] = f"bytes={start}-"
+        if info.version_id:
+            kwargs["VersionId"] = info.version_id
+        with translate(f"read s3://{bucket}/{info.key}", bucket=bucket):
+            try:
+                body: BinaryIO = self.s3.get_object(**kwargs)["Body"]  # type: ignore[assignment]
+                return body
+            except ClientError as exc:
+                if code(exc) in PRECONDITION_CODES:
+                    raise errors.SourceChanged(
+                        f"s3://{bucket}/{info.key} changed while this run was reading it",
+                        "run the command again; it reads the new version from the start",
+                    ) from None
+                raise
+
+    def sha256_of(self, bucket: str, info: ObjectInfo) -> str:
+        """The hex SHA-256 of one object version: its own checksum where S3 kept one,
+        else its bytes read and hashed (1 MB at a time: any size, bounded memory)."""
+        if info.sha256_b64:
+            return base64.b64decode(info.sha256_b64).hex()
+        hasher = hashlib.sha256()
+        body = self.open_object(bucket, info)
+        for chunk in iter(lambda: body.read(1 << 20), b""):
+            hasher.update(chunk)
+        return hasher.hexdigest()
+
+    def get_bytes(self, bucket: str, key: str) -> bytes | None:
+        found = self.get_object(bucket, key)
+        return None if found is None else found[0]
+
+    def get_object(self, bucket: str, key: str) -> tuple[bytes, ObjectInfo] | None:
+        """An object's bytes and its head (ETag, Content-Type), or None where it is missing."""
+        with translate(f"read s3://{bucket}/{key}", bucket=bucket):
+            try:
+                response = self.s3.get_object(Bucket=bucket, Key=key)
+            except ClientError as exc:
+                if code(exc) in NOT_FOUND_CODES:
+                    return None
+                raise
+            data = response["Body"].read()
+        info = ObjectInfo(
+            key=key,
+            size=len(data),
+            etag=response["ETag"],
+            version_id=response.get("VersionId"),
+            content_type=response.get("ContentType"),
+            run_id=(response.get("Metadata") or {}).get(RUN_METADATA),
+        )
+        return data, info
+
+    def delete_object_if_unchanged(self, bucket: str, key: str, etag: str) -> bool:
+        """Delete only the version with this ETag (S3 conditional delete). False if it changed."""
+        with translate(f"delete s3://{bucket}/{key}", bucket=bucket):
+            try:
+                self.s3.delete_object(Bucket=bucket, Key=key, IfMatch=etag)
+                return True
+            except ClientError as exc:
+                if code(exc) in PRECONDITION_CODES | {"NoSuchKey", "404"}:
+                    return False
+                raise
+
+    def put_object_if_absent(
+        self, bucket: str, key: str, data: bytes, content_type: str, run_id: str = ""
+    ) -> PutOutcome:
+        """Write a new object, never replacing one: S3's conditional write (If-None-Match).
+
+        Where the key exists already, identical bytes count as done and other
+        bytes are a conflict the caller reports; nothing is overwritten.
+        """
+        digest = hashlib.sha256(data).digest()
+        with translate(f"upload s3://{bucket}/{key}", bucket=bucket):
+            try:
+                self.s3.put_object(
+                    Bucket=bucket,
+                    Key=key,
+                    Body=data,
+                    ContentType=content_type,
+                    **self._encryption(),
+                    ChecksumSHA256=base64.b64encode(digest).decode("ascii"),
+                    IfNoneMatch="*",
+                    # Which run wrote it: a retry after a lost response finds its own object.
+                    Metadata={RUN_METADATA: run_id} if run_id else {},
+                )
+                return "written"
+            except ClientError as exc:
+                if code(exc) not in PRECONDITION_CODES | {"ConditionalRequestConflict"}:
+                    raise
+        found = self.get_object(bucket, key)
+        if found is None or hashlib.sha256(found[0]).digest() != digest:
+            return "conflict"
+        if run_id and found[1].run_id == run_id:
+            return "written"  # this run's own earlier attempt, whose answer was lost
+        return "identical"
+
+    def put_object(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+        """Write an object the tool owns outright (a run's own manifest)."""
+        with translate(f"upload s3://{bucket}/{key}", bucket=bucket):
+            self.s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                **self._encryption(),
+            )
+
+    def copy_object(
+        self, bucket: str, source: ObjectInfo, key: str, what: str = "the backup"
+    ) -> ObjectInfo:
+        """Server-side copy of one exact source version to a new key; returns the copy's head."""
+        copy_source: dict[str, str] = {"Bucket": bucket, "Key": source.key}
+        if source.version_id:
+            copy_source["VersionId"] = source.version_id
+        with translate(f"copy s3://{bucket}/{source.key} to {key}", bucket=bucket):
+            try:
+                self.s3.copy_object(
+                    Bucket=bucket,
+                    Key=key,
+                    CopySource=copy_source,  # type: ignore[arg-type]
+                    CopySourceIfMatch=source.etag,
+                    **self._encryption(),
+                    ChecksumAlgorithm="SHA256",
+                    MetadataDirective="COPY",
+                )
+            except ClientError as exc:
+                if code(exc) in PRECONDITION_CODES:
+                    raise errors.SourceChanged(
+                        f"s3://{bucket}/{source.key} changed before {what} was taken",
+                        "run the command again; it plans against the new version",
+                    ) from None
+                raise
+        head = self.head_object(bucket, key)
+        if head is None:
+            raise errors.BackupFailed(
+                f"{what.capitalize()} s3://{bucket}/{key} is missing right after the copy",
+                "check the bucket's lifecycle rules and permissions, then run again",
+            )
+        return head
+
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
+        with translate(f"list s3://{bucket}/{prefix}", bucket=bucket):
+            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield ObjectInfo(key=obj["Key"], size=obj["Size"], etag=obj["ETag"])
+
+
+def _full_object_sha256(head: Any) -> str | None:
+    """The object's own SHA-256, not a multipart upload's composite checksum ("...-N")."""
+    value = head.get("ChecksumSHA256")
+    if not value or "-" in value or head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
+        return None
+    return str(value)

@@ -1,0 +1,66 @@
+"""Where the tool keeps things: every S3 key and prefix it writes or reads, in one place.
+
+The guide fixes two of them (`registration-images/{id}/{name}.{ext}` and
+`migration-backup-{ISO timestamp}-registrations.json`); the rest are ours
+(docs/design.md, "Where things are stored"). `policy.py` derives the IAM
+resource patterns from these prefixes, so a key that moves here moves there too.
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from datetime import date
+from pathlib import Path
+
+IMAGE_PREFIX = "registration-images/"
+BACKUP_PREFIX = "migration-backup-"
+RUNS_PREFIX = "migration-runs/"
+ARCHIVE_PREFIX = "archive/"
+MANIFEST_NAME = "manifest.jsonl"
+
+
+def image_key(record_id: str, name: str, ext: str) -> str:
+    """The guide's key of one image: registration-images/{id}/{name}.{ext}."""
+    return f"{IMAGE_PREFIX}{record_id}/{name}.{ext}"
+
+
+def is_image_key(key: str) -> bool:
+    return key.startswith(IMAGE_PREFIX)
+
+
+def backup_key(source_key: str, started_iso: str) -> str:
+    """The guide's backup name, beside the source: migration-backup-{ISO}-registrations.json."""
+    return f"{BACKUP_PREFIX}{started_iso}-{posixpath.basename(source_key)}"
+
+
+def manifest_key(run_id: str) -> str:
+    return f"{RUNS_PREFIX}{run_id}/{MANIFEST_NAME}"
+
+
+def run_of_manifest_key(key: str) -> str | None:
+    """The run id of a `migration-runs/{run}/manifest.jsonl` key; None for any other key."""
+    parts = key.split("/")
+    if len(parts) == 3 and f"{parts[0]}/" == RUNS_PREFIX and parts[2] == MANIFEST_NAME:
+        return parts[1]
+    return None
+
+
+def rollback_key(run_id: str, stamp: str) -> str:
+    """The record an applied rollback leaves beside the run's manifest."""
+    return f"{RUNS_PREFIX}{run_id}/rollback-{stamp}.json"
+
+
+def archive_key(source_key: str, day: date) -> str:
+    """archive/registrations-2026-11-28.json for registrations.json on that day (UTC)."""
+    stem, ext = posixpath.splitext(posixpath.basename(source_key))
+    return f"{ARCHIVE_PREFIX}{stem}-{day.isoformat()}{ext or '.json'}"
+
+
+def local_manifest(state_dir: Path, run_id: str) -> Path:
+    """The local copy of a run's manifest, written as the run goes."""
+    return state_dir / "runs" / run_id / MANIFEST_NAME
+
+
+def local_manifests(state_dir: Path) -> list[Path]:
+    return sorted((state_dir / "runs").glob(f"*/{MANIFEST_NAME}"))
