@@ -22,7 +22,7 @@ from khpl_migrate.archive import list_archives
 from khpl_migrate.aws import Store
 from khpl_migrate.backups import Backup, list_backups, object_sha256
 from khpl_migrate.journal import Manifest, list_runs
-from khpl_migrate.masking import is_aadhaar_field, mask_value
+from khpl_migrate.masking import is_aadhaar_field, mask_field, mask_pii
 from khpl_migrate.runner import Runner
 from khpl_migrate.settings import Settings
 from khpl_migrate.transform import (
@@ -286,9 +286,9 @@ def shown_fields(item: Mapping[str, Any]) -> list[tuple[str, str]]:
     for name in sorted(
         (k for k in item if k not in METADATA_FIELDS), key=lambda k: (k != "name", k)
     ):
-        value = item[name]
-        text = value if isinstance(value, str) else dumps(value)
-        text = mask_value(name, text)
+        masked = mask_field(name, item[name])
+        # Text inside a map or list is masked by its own field's name, then by shape.
+        text = masked if isinstance(masked, str) else mask_pii(dumps(masked))
         out.append((name, text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"))
     return out
 

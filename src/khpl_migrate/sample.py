@@ -3,7 +3,8 @@
 Each registration has a JPEG photo (`image`), a PNG Aadhaar copy
 (`aadhaarCopy`) and a JPEG payment screenshot (`paymentScreenshot`), inlined as
 base64 data URLs the way the browser app stored them. All people are made up:
-names from short lists, Aadhaar-like numbers that fail nothing and mean nothing.
+names from short lists, Aadhaar-like numbers (with a valid check digit) that
+belong to nobody.
 The same seed gives the same bytes, so tests can compare exactly.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from khpl_migrate.masking import verhoeff_digit
 from khpl_migrate.transform import data_url, dumps
 
 FIRST = [
@@ -67,6 +69,13 @@ def _png_card(rng: random.Random, width: int = 480, height: int = 300) -> bytes:
     return out.getvalue()
 
 
+def _aadhaar(rng: random.Random) -> str:
+    """Twelve digits shaped like an Aadhaar number, with a valid Verhoeff check digit
+    as UIDAI's numbers have (so the masking treats them as real ones)."""
+    drawn = f"{rng.randrange(2, 10)}{rng.randrange(10**10, 10**11)}"
+    return drawn[:11] + verhoeff_digit(drawn[:11])
+
+
 def registration(rng: random.Random, index: int, *, photo_detail: int = 40) -> dict[str, Any]:
     first, last = rng.choice(FIRST), rng.choice(LAST)
     epoch = 1701234567 + index * 97
@@ -87,7 +96,7 @@ def registration(rng: random.Random, index: int, *, photo_detail: int = 40) -> d
         "battingStyle": rng.choice(["Right-hand", "Left-hand"]),
         "jerseySize": rng.choice(["S", "M", "L", "XL"]),
         "jerseyNumber": rng.randrange(1, 100),
-        "aadhaarNumber": f"{rng.randrange(2, 10)}{rng.randrange(10**10, 10**11)}",
+        "aadhaarNumber": _aadhaar(rng),
         "registrationFee": Decimal("499.50"),
         "paymentStatus": "verified",
         "transactionId": f"UPI{rng.randrange(10**11, 10**12)}",

@@ -76,12 +76,12 @@ def test_aadhaar_and_phone_numbers_are_masked_in_what_a_person_sees(
 ) -> None:
     people = sample.registrations(3)
     people[0]["name"] = "Ravi 98450 12345"  # typed into the wrong field, as people do
-    people[1]["name"] = "Aadhaar 2345 6789 0123"
+    people[1]["name"] = "Aadhaar 2345 6789 0124"  # a valid check digit
     put_source(store, settings, people)
     numbers = (
         [p["phone"] for p in people]
         + [p["aadhaarNumber"] for p in people]
-        + ["98450 12345", "2345 6789 0123"]
+        + ["98450 12345", "2345 6789 0124"]
     )
     outputs = [run(["verify"], env)]
     create_table(store, settings)
@@ -93,7 +93,7 @@ def test_aadhaar_and_phone_numbers_are_masked_in_what_a_person_sees(
     ]
     outputs.append(run(["demo", "--records", "3", "--state-dir", str(tmp_path / "demo")], env))
     seen = "\n".join(p.stdout + p.stderr for p in outputs) + report.read_text()
-    assert "Ravi XXXXXX2345" in seen and "Aadhaar XXXX XXXX 0123" in seen
+    assert "Ravi XXXXXX2345" in seen and "Aadhaar XXXX XXXX 0124" in seen
     for number in numbers:
         assert number not in seen, number
 
