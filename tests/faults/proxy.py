@@ -6,7 +6,8 @@ or answered with a fault. The faults are the ones a client of real AWS meets:
 S3 `503 SlowDown`, DynamoDB `ProvisionedThroughputExceededException` and
 `ThrottlingException`, `500 InternalError`, a connection reset while the
 request is sent (nothing reached the service) or while the response comes back
-(the service did the work; the client does not know), and slow answers. A
+(the service did the work; the client does not know), slow answers, and a
+BatchGetItem answered with every key "unprocessed" (a throttled read). A
 `kill` rule calls back the test (which SIGKILLs the tool) at the Nth matching
 request, before or after forwarding it: a crash at a chosen point, with no hook
 in the product.
@@ -20,13 +21,16 @@ import socket
 import struct
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-Kind = Literal["throttle", "internal", "reset_request", "reset_response", "slow", "kill"]
+Kind = Literal[
+    "throttle", "internal", "reset_request", "reset_response", "slow", "kill", "unprocessed"
+]
 
 
 @dataclass
@@ -118,6 +122,21 @@ def _reset(conn: socket.socket) -> None:
     """Close with RST, as a dropped connection looks to the other side."""
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     conn.close()
+
+
+def _unprocessed(request: Request, response: bytes) -> bytes:
+    """DynamoDB's answer to a throttled BatchGetItem: nothing read, every key handed back."""
+    asked = json.loads(request.body)["RequestItems"]
+    body = json.dumps(
+        {"Responses": {table: [] for table in asked}, "UnprocessedKeys": asked}
+    ).encode()
+    status = response.split(b"\r\n", 1)[0].decode("latin-1")
+    head = (
+        f"{status}\r\nContent-Type: application/x-amz-json-1.0\r\n"
+        f"Content-Length: {len(body)}\r\nx-amz-crc32: {zlib.crc32(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
 
 
 def _error(request: Request, kind: str) -> bytes:
@@ -243,6 +262,8 @@ class FaultProxy:
                 conn.sendall(response[: max(1, len(response) // 2)])
                 _reset(conn)
                 return
+            if kind == "unprocessed":
+                response = _unprocessed(request, response)
             if kind == "slow" and rule:
                 time.sleep(rule.delay)
             conn.sendall(response)

@@ -115,7 +115,7 @@ def test_no_full_number_survives_masking(aadhaar: str, phone: str, field: str, s
 )
 def test_an_aadhaar_field_never_shows_more_than_four_digits(digits: str, field: str) -> None:
     shown = re.sub(r"\D", "", mask_value(field, digits))
-    assert len(shown) <= 4 and (len(digits) <= 4 and shown == "" or shown == digits[-4:])
+    assert len(shown) <= 4 and ((len(digits) <= 4 and shown == "") or shown == digits[-4:])
 
 
 def test_stored_masking_touches_only_a_whole_aadhaar_number() -> None:
