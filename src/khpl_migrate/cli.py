@@ -29,10 +29,10 @@ from khpl_migrate.aws import Store
 from khpl_migrate.backups import list_backups
 from khpl_migrate.doctor import doctor
 from khpl_migrate.journal import list_runs
-from khpl_migrate.plan import NullProgress, Progress, build_plan
+from khpl_migrate.plan import build_plan
+from khpl_migrate.progress import NullProgress, Progress, RichProgress
 from khpl_migrate.report import (
     MaskingFilter,
-    RichProgress,
     emit_json,
     human_console,
     render_archive,

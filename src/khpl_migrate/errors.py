@@ -103,3 +103,15 @@ def bucket_not_set() -> ConfigError:
         "No S3 bucket is set",
         "pass --bucket, or set REACT_APP_S3_BUCKET_NAME in the environment or .env",
     )
+
+
+# These stop a whole run: the next record would fail the same way.
+FATAL = (
+    CredentialsError,
+    EndpointError,
+    AccessDenied,
+    BucketMissing,
+    TableMissing,
+    SourceChanged,
+    RetriesExhausted,
+)

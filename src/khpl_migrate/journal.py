@@ -2,8 +2,8 @@
 
 JSON Lines, one line per record outcome, appended (and flushed) locally as the
 run goes and uploaded to `migration-runs/{run_id}/manifest.jsonl` when the run
-ends, however it ends. Rollback and verify read it (DESIGN.md, "Where things are
-stored"). It holds ids, keys, sizes and hashes: no personal data.
+ends, however it ends. Rollback and verify read it (docs/design.md, "Where
+things are stored"). It holds ids, keys, sizes and hashes: no personal data.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, Literal
 from khpl_migrate import layout
 from khpl_migrate.aws import Store
 from khpl_migrate.layout import manifest_key
+from khpl_migrate.source import Digest, Source
 
 Outcome = Literal["migrated", "skipped", "failed"]
 
@@ -49,6 +50,32 @@ class RecordOutcome:
             "itemWritten": self.item_written,
             "images": [asdict(image) for image in self.images],
         }
+
+
+def migration_header(
+    *,
+    started: str,
+    table: str,
+    source: Source,
+    digest: Digest,
+    backup_key: str,
+    planned: dict[str, int],
+) -> dict[str, Any]:
+    """The manifest's first line for a migration: which source version, which backup."""
+    return {
+        "startedAt": started,
+        "table": table,
+        "bucket": source.bucket,
+        "source": {
+            "key": source.info.key,
+            "etag": source.info.etag,
+            "versionId": source.info.version_id,
+            "size": digest.size,
+            "sha256": digest.sha256,
+        },
+        "backupKey": backup_key,
+        "planned": planned,
+    }
 
 
 class Journal:
@@ -200,3 +227,14 @@ def keep_unfinished(store: Store, state_dir: Path, manifest: Manifest, resumed_b
             out.write(json.dumps(summary) + "\n")
     bucket = str(manifest.header.get("bucket"))
     store.put_object(bucket, manifest.key, path.read_bytes(), "application/x-ndjson")
+
+
+def resume_cut_off(
+    store: Store, state_dir: Path, bucket: str, table: str, run_id: str
+) -> list[str]:
+    """Close and upload the manifests of runs of this bucket and table that were cut
+    off (so `rollback` finds them); the ids of those runs, which `run_id` resumes."""
+    earlier = unfinished_runs(store, state_dir, bucket, table)
+    for cut_off in earlier:
+        keep_unfinished(store, state_dir, cut_off, run_id)
+    return [m.run_id for m in earlier]

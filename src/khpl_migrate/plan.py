@@ -14,11 +14,12 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from khpl_migrate import source as source_mod
 from khpl_migrate.aws import BATCH_GET_KEYS, Store
 from khpl_migrate.journal import iso_ms
+from khpl_migrate.progress import NullProgress, Progress
 from khpl_migrate.settings import Settings
 from khpl_migrate.source import Digest, Source
 from khpl_migrate.transform import RecordError, RunStamp, SourceProblem, transform
@@ -89,48 +90,6 @@ class Plan:
     @property
     def failures(self) -> list[PlanEntry]:
         return [e for e in self.entries if e.action is Action.FAIL]
-
-
-class Progress(Protocol):
-    """What the library reports while it works; the CLI draws it, tests ignore it.
-
-    `total` counts records, or bytes of the source when `by_bytes` (the plan
-    pass does not know the record count until it has read everything); then
-    `advance` says how far the stream is with `position`.
-    """
-
-    def start(self, phase: str, total: int | None, *, by_bytes: bool = False) -> None: ...
-
-    def advance(
-        self,
-        *,
-        records: int = 1,
-        images: int = 0,
-        nbytes: int = 0,
-        failed: bool = False,
-        position: int | None = None,
-    ) -> None: ...
-
-    def finish(self) -> None: ...
-
-
-class NullProgress:
-    def start(self, phase: str, total: int | None, *, by_bytes: bool = False) -> None:
-        pass
-
-    def advance(
-        self,
-        *,
-        records: int = 1,
-        images: int = 0,
-        nbytes: int = 0,
-        failed: bool = False,
-        position: int | None = None,
-    ) -> None:
-        pass
-
-    def finish(self) -> None:
-        pass
 
 
 def new_stamp(

@@ -1,0 +1,160 @@
+"""One record's writes: its images first (each never replacing anything), then its item.
+
+`stage_record` stores a record's images with S3's conditional write and hands
+back a `Staged` record: only its item is left to write (safety contract 5: an
+item is written only after all its images are stored). `ItemWriter` writes
+staged items in conditional transactions of up to 100 and settles each record
+as migrated, skipped (an item appeared meanwhile) or failed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from khpl_migrate import errors
+from khpl_migrate.aws import TRANSACT_BYTES, TRANSACT_ITEMS, ItemRejected, Store
+from khpl_migrate.journal import ImageWrite, Outcome, RecordOutcome
+from khpl_migrate.plan import Plan, PlanEntry
+from khpl_migrate.transform import RecordError, transform
+
+Settle = Callable[[RecordOutcome], None]
+
+
+def reason_of(exc: BaseException) -> str:
+    """A failure as the report shows it: our own errors by their message."""
+    if isinstance(exc, errors.KhplError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A record whose images are all stored: only its item is left to write.
+
+    It holds the item, not the image bytes, so a waiting batch stays small.
+    """
+
+    entry: PlanEntry
+    id: str
+    item: dict[str, Any]
+    item_size: int
+    writes: tuple[ImageWrite, ...]
+
+    def outcome(self, outcome: Outcome = "migrated", reason: str | None = None) -> RecordOutcome:
+        return RecordOutcome(
+            self.entry.index,
+            self.id,
+            outcome,
+            reason,
+            item_written=outcome == "migrated",
+            images=self.writes,
+        )
+
+
+def stage_record(store: Store, plan: Plan, entry: PlanEntry, record: Any) -> Staged | RecordOutcome:
+    """Transform and upload the images, each without replacing anything."""
+    try:
+        result = transform(record, plan.stamp)
+    except RecordError as exc:  # the plan said create; only a changed source gets here
+        return RecordOutcome(entry.index, entry.id, "failed", str(exc))
+    bucket = plan.source.bucket
+    writes: list[ImageWrite] = []
+    for image in result.images:
+        outcome = store.put_object_if_absent(
+            bucket, image.key, image.data, image.mime, plan.stamp.run_id
+        )
+        if outcome == "conflict":
+            if store.get_item(plan.table, result.id) is not None:
+                # The app registered this id, with its own images, during the run.
+                return RecordOutcome(
+                    entry.index,
+                    result.id,
+                    "skipped",
+                    "an item with this id (and its own images) appeared during the run; "
+                    "left untouched",
+                    images=tuple(writes),
+                )
+            return RecordOutcome(
+                entry.index,
+                result.id,
+                "failed",
+                f"image s3://{bucket}/{image.key} exists with other bytes; not overwritten",
+                images=tuple(writes),
+            )
+        writes.append(ImageWrite(image.key, image.sha256, image.size, outcome == "written"))
+    return Staged(entry, result.id, result.item, result.item_size, tuple(writes))
+
+
+class ItemWriter:
+    """Writes staged items, up to `batch` at a time in one conditional transaction.
+
+    Measured (bench/transact_vs_put.py, 20 ms per exchange): 300 conditional
+    writes take 1.0 s as 16 workers of PutItem and 0.3 s as TransactWriteItems
+    of 100. Every put keeps `attribute_not_exists(id)`; a cancelled transaction
+    (one item exists, or DynamoDB refused one) writes nothing, and its items are
+    then put one by one to give each its own outcome. Items only: a record's
+    images are stored before its item joins a batch (safety contract 5).
+    """
+
+    def __init__(
+        self, store: Store, table: str, run_id: str, settle: Settle, batch: int = TRANSACT_ITEMS
+    ) -> None:
+        self._store = store
+        self._table = table
+        self._run_id = run_id
+        self._settle = settle
+        self._batch = max(1, min(batch, TRANSACT_ITEMS))
+        self._lock = threading.Lock()
+        self._pending: list[Staged] = []
+        self._bytes = 0
+
+    def add(self, staged: Staged) -> None:
+        with self._lock:
+            self._pending.append(staged)
+            self._bytes += staged.item_size
+            full = len(self._pending) >= self._batch or self._bytes >= TRANSACT_BYTES
+            ready = self._take() if full else []
+        if ready:
+            self._write(ready)
+
+    def flush(self) -> None:
+        with self._lock:
+            ready = self._take()
+        if ready:
+            self._write(ready)
+
+    def _take(self) -> list[Staged]:
+        ready, self._pending, self._bytes = self._pending, [], 0
+        return ready
+
+    def _write(self, batch: list[Staged]) -> None:
+        try:
+            items = [s.item for s in batch]
+            if len(batch) > 1 and self._store.transact_put_if_absent(self._table, items):
+                for staged in batch:
+                    self._settle(staged.outcome())
+                return
+            for staged in batch:
+                self._settle(self._put_one(staged))
+        except errors.FATAL:
+            raise
+        except Exception as exc:  # settle the whole batch: no record may go unaccounted
+            for staged in batch:
+                self._settle(staged.outcome("failed", reason_of(exc)))
+
+    def _put_one(self, staged: Staged) -> RecordOutcome:
+        try:
+            written = self._store.put_item_if_absent(self._table, staged.item)
+        except ItemRejected as exc:
+            return staged.outcome("failed", f"DynamoDB refused the item: {exc}")
+        if written:
+            return staged.outcome()
+        existing = self._store.get_item(self._table, staged.id)
+        if existing is not None and existing.get("migrationRunId") == self._run_id:
+            return staged.outcome()  # our own write, answered late and retried
+        return staged.outcome(
+            "skipped", "an item with this id appeared in the table during the run; left untouched"
+        )
