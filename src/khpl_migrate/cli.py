@@ -126,10 +126,7 @@ def _setup(kwargs: dict[str, Any]) -> tuple[Settings, Any, bool, bool]:
     quiet = kwargs.pop("quiet", False)
     verbose = kwargs.pop("verbose", 0)
     _logging(verbose)
-    env = settings_mod.read_env()
-    if kwargs.get("max_attempts") is None and env.get("KHPL_MAX_ATTEMPTS"):
-        kwargs["max_attempts"] = int(env["KHPL_MAX_ATTEMPTS"])
-    settings = settings_mod.load(env=env, **kwargs)
+    settings = settings_mod.load(**kwargs)
     # --quiet drops the per-record table and the progress bars, never the summary.
     console = human_console()
     if settings.credentials_source == "react-app":

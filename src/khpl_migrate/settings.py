@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
+from khpl_migrate import errors
+
 DEFAULT_TABLE = "KHPL-Registrations"
 DEFAULT_SOURCE_KEY = "registrations.json"
 DEFAULT_STATE_DIR = ".khpl-migrate"
@@ -159,10 +161,30 @@ def load(
         iam_endpoint=_first(env, "AWS_ENDPOINT_URL_IAM") or common,
         state_dir=state_dir or Path(_first(env, "KHPL_STATE_DIR") or DEFAULT_STATE_DIR),
         workers=workers if workers is not None else 16,
-        max_attempts=max_attempts if max_attempts is not None else 8,
+        max_attempts=max_attempts if max_attempts is not None else _attempts(env),
         kms_key_id=kms_key_id or _first(env, "KHPL_KMS_KEY_ID"),
         mask_aadhaar=mask_aadhaar,
     )
+
+
+MAX_ATTEMPTS = range(1, 21)  # the --max-attempts flag's range
+
+
+def _attempts(env: Mapping[str, str]) -> int:
+    """KHPL_MAX_ATTEMPTS, checked as the flag is: a whole number from 1 to 20."""
+    text = _first(env, "KHPL_MAX_ATTEMPTS")
+    if text is None:
+        return 8
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value not in MAX_ATTEMPTS:
+        raise errors.ConfigError(
+            f"KHPL_MAX_ATTEMPTS is {text!r}, not a whole number from 1 to 20",
+            "set KHPL_MAX_ATTEMPTS to 1-20 (8 is the default), or pass --max-attempts",
+        )
+    return value
 
 
 def _secret(value: str | None) -> Secret | None:

@@ -192,6 +192,12 @@ def test_no_bucket_configured(env: dict[str, str]) -> None:
     assert_clean_error(run(["verify"], without), "No S3 bucket is set", "REACT_APP_S3_BUCKET_NAME")
 
 
+def test_a_bad_attempts_setting_is_named(env: dict[str, str]) -> None:
+    for bad in ("abc", "0"):
+        proc = run(["verify"], {**env, "KHPL_MAX_ATTEMPTS": bad})
+        assert_clean_error(proc, f"KHPL_MAX_ATTEMPTS is '{bad}'", "1-20")
+
+
 def test_missing_bucket(env: dict[str, str]) -> None:
     assert_clean_error(
         run(["migrate", "--bucket", "khpl-no-such-bucket"], env),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from khpl_migrate import errors
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.settings import Secret
 
@@ -63,3 +66,12 @@ def test_secrets_never_show_in_repr() -> None:
     shown = repr(s) + str(s)
     assert "guide-secret-value" not in shown and "AKIAGUIDEKEY" not in shown
     assert s.secret_access_key is not None and s.secret_access_key.reveal() == "guide-secret-value"
+
+
+def test_attempts_come_from_the_environment_checked_like_the_flag() -> None:
+    assert settings_mod.load(env={}).max_attempts == 8
+    assert settings_mod.load(env={"KHPL_MAX_ATTEMPTS": "3"}).max_attempts == 3
+    assert settings_mod.load(env={"KHPL_MAX_ATTEMPTS": "3"}, max_attempts=5).max_attempts == 5
+    for bad in ("abc", "0", "21", "2.5"):
+        with pytest.raises(errors.ConfigError, match="KHPL_MAX_ATTEMPTS"):
+            settings_mod.load(env={"KHPL_MAX_ATTEMPTS": bad})
