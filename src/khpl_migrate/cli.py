@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import signal
 import sys
 from collections.abc import Callable
@@ -402,13 +401,10 @@ def rollback_cmd(run_id: str, apply_: bool, **kwargs: Any) -> None:
 def runs_cmd(**kwargs: Any) -> None:
     """List the migration runs recorded in the bucket, with their counts and manifests."""
     settings, console, as_json, _ = _setup(kwargs)
-    if not settings.bucket:
-        raise errors.ConfigError(
-            "No S3 bucket is set", "pass --bucket or set REACT_APP_S3_BUCKET_NAME"
-        )
+    bucket = settings.require_bucket()
     store = Store(settings)
-    store.check_bucket(settings.bucket)
-    runs = [run.to_json() for run in list_runs(store, settings.bucket)]
+    store.check_bucket(bucket)
+    runs = [run.to_json() for run in list_runs(store, bucket)]
     if as_json:
         emit_json({"runs": runs})
     render_runs(console, runs)
@@ -577,7 +573,7 @@ def local_group() -> None:
 
 
 def _state_dir(state_dir: Path | None) -> Path:
-    return state_dir or Path(os.environ.get("KHPL_STATE_DIR") or settings_mod.DEFAULT_STATE_DIR)
+    return settings_mod.load(state_dir=state_dir).state_dir
 
 
 _state_option = click.option(

@@ -344,11 +344,11 @@ def original_images(
     """The record's images decoded from the backup its run took, found by streaming it."""
     if backup_key is None:
         return Originals(None, problem="the run that wrote this item recorded no backup")
-    assert settings.bucket
-    info = store.head_object(settings.bucket, backup_key)
+    bucket = settings.require_bucket()
+    info = store.head_object(bucket, backup_key)
     if info is None:
         return Originals(backup_key, problem=f"the backup {backup_key} is gone")
-    backup = source_mod.Source(settings.bucket, info, settings.records_path)
+    backup = source_mod.Source(bucket, info, settings.records_path)
     for _, record in source_mod.iter_records(store, backup):
         try:
             if record_id(record) != rid:

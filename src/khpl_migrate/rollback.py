@@ -83,15 +83,12 @@ class RollbackResult:
 
 
 def load_manifest(store: Store, settings: Settings, run_id: str) -> Manifest:
-    if not settings.bucket:
-        raise errors.ConfigError(
-            "No S3 bucket is set", "pass --bucket or set REACT_APP_S3_BUCKET_NAME"
-        )
-    store.check_bucket(settings.bucket)
-    manifest = read_manifest(store, settings.bucket, run_id, settings.state_dir)
+    bucket = settings.require_bucket()
+    store.check_bucket(bucket)
+    manifest = read_manifest(store, bucket, run_id, settings.state_dir)
     if manifest is None:
         raise errors.ConfigError(
-            f"No manifest for run {run_id} in s3://{settings.bucket}/{RUNS_PREFIX} or locally",
+            f"No manifest for run {run_id} in s3://{bucket}/{RUNS_PREFIX} or locally",
             "list the runs with `khpl-migrate runs` and copy the run id from there",
         )
     return manifest
@@ -100,7 +97,7 @@ def load_manifest(store: Store, settings: Settings, run_id: str) -> Manifest:
 def plan_rollback(store: Store, settings: Settings, run_id: str) -> RollbackPlan:
     """Decide, reading only, what undoing `run_id` deletes and what it leaves."""
     manifest = load_manifest(store, settings, run_id)
-    assert settings.bucket
+    bucket = settings.require_bucket()
     table = str(manifest.header.get("table") or settings.table)
     store.require_table(table)
     steps: list[Step] = []
@@ -145,7 +142,7 @@ def plan_rollback(store: Store, settings: Settings, run_id: str) -> RollbackPlan
                     Step("object", key, False, "referenced by an item that stays", record=rid)
                 )
                 continue
-            found = store.get_object(settings.bucket, key)
+            found = store.get_object(bucket, key)
             if found is None:
                 steps.append(Step("object", key, False, "already gone", record=rid))
             elif hashlib.sha256(found[0]).hexdigest() != image.get("sha256"):
@@ -161,7 +158,7 @@ def plan_rollback(store: Store, settings: Settings, run_id: str) -> RollbackPlan
                         rid,
                     )
                 )
-    return RollbackPlan(run_id, settings.bucket, table, tuple(steps))
+    return RollbackPlan(run_id, bucket, table, tuple(steps))
 
 
 def _refs(item: dict[str, Any]) -> set[str]:

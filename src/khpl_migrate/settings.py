@@ -72,6 +72,12 @@ class Settings:
     mask_aadhaar: bool = False  # store Aadhaar numbers masked (migrate --mask-aadhaar)
     max_attempts: int = 8
 
+    def require_bucket(self) -> str:
+        """The bucket, for the commands that cannot work without one."""
+        if not self.bucket:
+            raise errors.bucket_not_set()
+        return self.bucket
+
     @property
     def dynamodb_is_local(self) -> bool:
         return _is_loopback(self.dynamodb_endpoint)

@@ -94,20 +94,16 @@ class _HashingReader:
 
 def open_source(store: Store, settings: Settings) -> Source:
     """Find the source and pin its current version; clear errors when it is not there."""
-    if not settings.bucket:
-        raise errors.ConfigError(
-            "No S3 bucket is set",
-            "pass --bucket, or set REACT_APP_S3_BUCKET_NAME in the environment or .env",
-        )
-    store.check_bucket(settings.bucket)
-    info = store.head_object(settings.bucket, settings.source_key)
+    bucket = settings.require_bucket()
+    store.check_bucket(bucket)
+    info = store.head_object(bucket, settings.source_key)
     if info is None:
         raise errors.SourceMissing(
-            f"s3://{settings.bucket}/{settings.source_key} does not exist",
+            f"s3://{bucket}/{settings.source_key} does not exist",
             "check --source-key and --bucket (the guide's file is registrations.json; "
             "after archive-source --remove-original, pass --source-key archive/...)",
         )
-    return Source(settings.bucket, info, settings.records_path)
+    return Source(bucket, info, settings.records_path)
 
 
 def iter_records(

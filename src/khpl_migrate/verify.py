@@ -335,10 +335,10 @@ def check_record(store: Store, settings: Settings, index: int, record: dict[str,
     details = list(fields)
     warn: list[str] = []
     images_ok = 0
-    assert settings.bucket
+    bucket = settings.require_bucket()
     for image in expected.images:
         before = len(warn)
-        problems = _check_image(store, settings.bucket, image, warn)
+        problems = _check_image(store, bucket, image, warn)
         details += problems
         images_ok += not problems and len(warn) == before
     return DeepEntry(
@@ -442,7 +442,7 @@ def _kind(value: Any) -> str:
 
 def _extras(store: Store, settings: Settings, source_ids: set[str]) -> tuple[list[str], list[str]]:
     """Image objects no item references, and migrated items no source record explains."""
-    assert settings.bucket
+    bucket = settings.require_bucket()
     referenced: set[str] = set()
     unexplained: list[str] = []
     for item in store.scan(settings.table, ("id", "migratedFrom", "imageUploadResults")):
@@ -452,8 +452,6 @@ def _extras(store: Store, settings: Settings, source_ids: set[str]) -> tuple[lis
         if item.get("migratedFrom") == MIGRATED_FROM and str(item["id"]) not in source_ids:
             unexplained.append(str(item["id"]))
     orphans = [
-        info.key
-        for info in store.list_objects(settings.bucket, IMAGE_PREFIX)
-        if info.key not in referenced
+        info.key for info in store.list_objects(bucket, IMAGE_PREFIX) if info.key not in referenced
     ]
     return sorted(orphans), sorted(unexplained)

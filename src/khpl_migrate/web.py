@@ -101,8 +101,7 @@ class Review:
     """The server's state: the store, the latest checks, and bounded caches."""
 
     def __init__(self, store: Store, settings: Settings, checks: review.Checks) -> None:
-        assert settings.bucket
-        self.store, self.settings, self.bucket = store, settings, settings.bucket
+        self.store, self.settings, self.bucket = store, settings, settings.require_bucket()
         self.checks = checks
         self.token = secrets.token_urlsafe(24)
         self.port = 0
