@@ -16,8 +16,9 @@ from typing import Any
 
 from PIL import Image
 
+from khpl_migrate.dataurls import data_url
 from khpl_migrate.sample import registration
-from khpl_migrate.transform import data_url, dumps
+from khpl_migrate.transform import dumps
 
 
 def _noise_jpeg(width: int, height: int, quality: int) -> bytes:

@@ -20,10 +20,10 @@ from khpl_migrate import errors
 from khpl_migrate import source as source_mod
 from khpl_migrate.aws import ObjectInfo, Store
 from khpl_migrate.backups import object_sha256
+from khpl_migrate.deep import deep_verify
 from khpl_migrate.layout import ARCHIVE_PREFIX, archive_key
 from khpl_migrate.runner import Runner
 from khpl_migrate.settings import Settings
-from khpl_migrate.verify import deep_verify
 
 
 class ArchiveRefused(errors.KhplError):

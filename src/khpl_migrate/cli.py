@@ -26,6 +26,7 @@ from khpl_migrate.apply import apply_plan, result_of_plan
 from khpl_migrate.archive import archive_source
 from khpl_migrate.aws import Store
 from khpl_migrate.backups import list_backups
+from khpl_migrate.deep import deep_verify
 from khpl_migrate.doctor import doctor
 from khpl_migrate.journal import list_runs
 from khpl_migrate.plan import build_plan
@@ -53,7 +54,7 @@ from khpl_migrate.rollback import apply_rollback, plan_rollback, show_rollback
 from khpl_migrate.runner import make_runner
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
-from khpl_migrate.verify import deep_verify, verify
+from khpl_migrate.verify import verify
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OK, EXIT_PROBLEMS, EXIT_CANNOT_START = 0, 1, 2

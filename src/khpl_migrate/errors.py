@@ -8,6 +8,13 @@ prints both and exits 2; no traceback reaches the user for these.
 from __future__ import annotations
 
 
+class RecordError(ValueError):
+    """One record cannot be migrated; the message is the reason the report shows.
+
+    Not a KhplError: the record fails alone and the run goes on.
+    """
+
+
 class KhplError(Exception):
     """A foreseeable problem that stops a command; carries the fix."""
 

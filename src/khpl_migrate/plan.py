@@ -18,11 +18,12 @@ from typing import Any
 
 from khpl_migrate import source as source_mod
 from khpl_migrate.aws import BATCH_GET_KEYS, Store
+from khpl_migrate.errors import RecordError
 from khpl_migrate.journal import iso_ms
 from khpl_migrate.progress import NullProgress, Progress
 from khpl_migrate.settings import Settings
 from khpl_migrate.source import Digest, Source
-from khpl_migrate.transform import RecordError, RunStamp, SourceProblem, transform
+from khpl_migrate.transform import RunStamp, SourceProblem, transform
 
 NOT_SELECTED = "not selected by --only-ids"
 

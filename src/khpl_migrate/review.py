@@ -21,27 +21,14 @@ from khpl_migrate import source as source_mod
 from khpl_migrate.archive import list_archives
 from khpl_migrate.aws import Store
 from khpl_migrate.backups import Backup, list_backups, object_sha256
+from khpl_migrate.deep import DeepEntry, DeepReport, Status, deep_verify
+from khpl_migrate.errors import RecordError
 from khpl_migrate.journal import Manifest, list_runs
 from khpl_migrate.masking import is_aadhaar_field, mask_field, mask_pii
 from khpl_migrate.runner import Runner
 from khpl_migrate.settings import Settings
-from khpl_migrate.transform import (
-    METADATA_FIELDS,
-    Image,
-    RecordError,
-    RunStamp,
-    dumps,
-    record_id,
-    transform,
-)
-from khpl_migrate.verify import (
-    DeepEntry,
-    DeepReport,
-    Status,
-    VerifyReport,
-    deep_verify,
-    display_name,
-)
+from khpl_migrate.transform import METADATA_FIELDS, Image, RunStamp, dumps, record_id, transform
+from khpl_migrate.verify import VerifyReport, display_name
 
 PER_PAGE = 50
 # Longest field value shown; the record page is for looking, not for exporting.

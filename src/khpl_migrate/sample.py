@@ -17,8 +17,9 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from khpl_migrate.dataurls import data_url
 from khpl_migrate.masking import verhoeff_digit
-from khpl_migrate.transform import data_url, dumps
+from khpl_migrate.transform import dumps
 
 FIRST = [
     "Arjun",

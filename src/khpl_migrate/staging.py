@@ -16,9 +16,10 @@ from typing import Any
 
 from khpl_migrate import errors
 from khpl_migrate.aws import TRANSACT_BYTES, TRANSACT_ITEMS, ItemRejected, Store
+from khpl_migrate.errors import RecordError
 from khpl_migrate.journal import ImageWrite, Outcome, RecordOutcome
 from khpl_migrate.plan import Plan, PlanEntry
-from khpl_migrate.transform import RecordError, transform
+from khpl_migrate.transform import transform
 
 Settle = Callable[[RecordOutcome], None]
 

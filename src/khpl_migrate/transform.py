@@ -5,10 +5,10 @@ round trip `restore(transform(record)) == record` is the proof that the
 migration drops nothing but the base64 text it moved to S3.
 
 The rules come from three places: the guide (the field map `image` ->
-`userPhoto`, `aadhaarCopy` -> `aadhaar`, the key layout
-`registration-images/{id}/{name}.{ext}`, the metadata fields), RFC 2397 (data
-URLs) and DynamoDB's limits (400 KB items measured its way, 38 significant
-digits, 32 levels of nesting, no empty attribute names).
+`userPhoto`, `aadhaarCopy` -> `aadhaar`, the key layout in `layout.py`, the
+metadata fields), RFC 2397 (data URLs, `dataurls.py`) and DynamoDB's limits
+(`limits.py`: 400 KB items measured its way, 38 significant digits, 32 levels
+of nesting, no empty attribute names).
 """
 
 from __future__ import annotations
@@ -24,7 +24,17 @@ from typing import Any
 
 import pybase64
 
+from khpl_migrate.dataurls import EXTENSIONS, DataUrl, looks_like_data_url, parse_data_url, sniff
+from khpl_migrate.errors import RecordError
 from khpl_migrate.layout import image_key
+from khpl_migrate.limits import (
+    MAX_DEPTH,
+    MAX_ID_BYTES,
+    MAX_ITEM_BYTES,
+    MAX_S3_KEY_BYTES,
+    check_number,
+    item_size,
+)
 from khpl_migrate.masking import mask_stored_aadhaar
 
 # The guide's names for the two image fields every registration has.
@@ -37,46 +47,9 @@ METADATA_FIELDS = (
     "maskedFields",
 )
 MIGRATED_FROM = "S3"
-
-
-# DynamoDB's hard limits (developer guide, "Service, account and table quotas").
-MAX_ITEM_BYTES = 400 * 1024
-MAX_DEPTH = 32
-MAX_NUMBER_DIGITS = 38
-# S3 object keys are at most 1,024 bytes of UTF-8; an id of at most 200 bytes
-# always leaves room for registration-images/{id}/{name}.{ext}.
-MAX_S3_KEY_BYTES = 1024
-MAX_ID_BYTES = 200
-
-EXTENSIONS = {
-    "image/jpeg": "jpeg",
-    "image/jpg": "jpeg",
-    "image/pjpeg": "jpeg",
-    "image/png": "png",
-    "image/gif": "gif",
-    "image/webp": "webp",
-    "image/heic": "heic",
-    "image/heif": "heif",
-    "image/bmp": "bmp",
-    "image/tiff": "tiff",
-    "image/svg+xml": "svg",
-    "application/pdf": "pdf",
-    "text/plain": "txt",
-    "application/octet-stream": "bin",
-}
-
-_DATA_URL_START = re.compile(r"data:[a-z0-9.+-]*(/[a-z0-9.+-]*)?[;,]", re.IGNORECASE)
-_DATA_URL = re.compile(
-    r"data:(?P<mime>[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+)?(?P<params>(;[^,;]*)*),",
-    re.IGNORECASE,
-)
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 Path = tuple[str | int, ...]
-
-
-class RecordError(ValueError):
-    """One record cannot be migrated; the message is the reason the report shows."""
 
 
 @dataclass(frozen=True)
@@ -85,37 +58,6 @@ class SourceProblem:
 
     reason: str
     id: str | None = None
-
-
-# The first bytes of the formats a registration form uploads (file signatures).
-_MAGIC = {
-    b"\xff\xd8\xff": "image/jpeg",
-    b"\x89PNG\r\n\x1a\n": "image/png",
-    b"%PDF-": "application/pdf",
-    b"GIF87a": "image/gif",
-    b"GIF89a": "image/gif",
-}
-
-
-def sniff(data: bytes) -> str | None:
-    """The MIME type the bytes announce themselves as, where they do."""
-    for magic, mime in _MAGIC.items():
-        if data.startswith(magic):
-            return mime
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
-@dataclass(frozen=True)
-class DataUrl:
-    mime: str  # lower-case, as stored in imageUploadResults
-    header: str  # everything up to and including the comma, as written
-    data: bytes
-
-    @property
-    def canonical(self) -> bool:
-        return self.header == f"data:{self.mime};base64,"
 
 
 @dataclass(frozen=True)
@@ -158,44 +100,6 @@ class RunStamp:
     migration_date: str  # ISO 8601 UTC with milliseconds, e.g. 2025-12-19T10:30:00.000Z
     # --mask-aadhaar: store Aadhaar numbers as XXXX XXXX 1234 (UIDAI's masking).
     mask_aadhaar: bool = False
-
-
-def looks_like_data_url(value: str) -> bool:
-    return _DATA_URL_START.match(value[:300]) is not None
-
-
-def parse_data_url(value: str, where: str = "value") -> DataUrl:
-    """Decode a data URL (RFC 2397): base64 or percent-encoded, any case, line breaks allowed."""
-    match = _DATA_URL.match(value)
-    if match is None:
-        raise RecordError(f"malformed data URL at {where} (expected data:<type>;base64,<data>)")
-    header = match.group(0)
-    mime = (match.group("mime") or "application/octet-stream").lower()
-    params = [p.strip().lower() for p in (match.group("params") or "").split(";") if p.strip()]
-    payload = value[match.end() :]
-    if "base64" in params:
-        data = _b64decode(payload, where)
-    else:
-        data = urllib.parse.unquote_to_bytes(payload)
-    if not data:
-        raise RecordError(f"empty data URL at {where}: no image bytes")
-    return DataUrl(mime=mime, header=header, data=data)
-
-
-def _b64decode(payload: str, where: str) -> bytes:
-    try:
-        raw = payload.encode("ascii")
-    except UnicodeEncodeError:
-        raise RecordError(f"invalid base64 at {where}: non-ASCII characters") from None
-    # bytes.translate deletes in C; a regex over ~100 KB strings cost ~0.7 ms each.
-    raw = raw.translate(None, b" \t\r\n")
-    if len(raw) % 4 == 1:
-        raise RecordError(f"invalid base64 at {where}: truncated (length {len(raw)})")
-    raw += b"=" * (-len(raw) % 4)  # browsers sometimes drop the padding; the bytes are intact
-    try:
-        return pybase64.b64decode(raw, validate=True)
-    except ValueError as exc:
-        raise RecordError(f"invalid base64 at {where}: {exc}") from None
 
 
 def extension(mime: str) -> str:
@@ -363,59 +267,6 @@ def _check_text(text: str, path: Path) -> None:
         raise RecordError(f"text at {_where(path)} is not valid Unicode (lone surrogate)") from None
 
 
-def check_number(value: int | float | Decimal, where: str = "value") -> Decimal | int:
-    """A JSON number as DynamoDB will hold it exactly, or the reason it cannot."""
-    number = value if isinstance(value, Decimal) else Decimal(str(value))
-    if not number.is_finite():
-        raise RecordError(f"number at {where} is {number}; DynamoDB holds only finite numbers")
-    if number.is_zero():
-        return value if isinstance(value, int) else number
-    digits = significant_digits(number)
-    if digits > MAX_NUMBER_DIGITS:
-        raise RecordError(
-            f"number at {where} has {digits} significant digits; DynamoDB keeps at most 38"
-        )
-    exponent = number.adjusted()
-    if exponent > 125 or exponent < -130:
-        raise RecordError(f"number at {where} is outside DynamoDB's range (1E-130 to 1E+126)")
-    return value if isinstance(value, int) else number
-
-
-def item_size(item: Mapping[str, Any]) -> int:
-    """The item's size as DynamoDB counts it against the 400 KB limit."""
-    return sum(len(name.encode("utf-8")) + value_size(value) for name, value in item.items())
-
-
-def value_size(value: Any) -> int:
-    """DynamoDB's size of one attribute value (developer guide, "Item sizes and formats")."""
-    if isinstance(value, str):
-        return len(value.encode("utf-8"))
-    if isinstance(value, bool) or value is None:
-        return 1
-    if isinstance(value, int | Decimal | float):
-        return _number_size(value)
-    if isinstance(value, bytes | bytearray):
-        return len(value)
-    if isinstance(value, dict):
-        return 3 + sum(1 + len(k.encode("utf-8")) + value_size(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return 3 + sum(1 + value_size(v) for v in value)
-    raise TypeError(f"no DynamoDB size for {type(value).__name__}")
-
-
-def significant_digits(number: Decimal) -> int:
-    """Digits DynamoDB keeps: leading and trailing zeros trimmed (no context rounding)."""
-    digits = "".join(map(str, number.as_tuple().digits)).strip("0")
-    return max(len(digits), 1)
-
-
-def _number_size(value: int | Decimal | float) -> int:
-    number = value if isinstance(value, Decimal) else Decimal(str(value))
-    if not number.is_finite():
-        return 1 + (MAX_NUMBER_DIGITS + 1) // 2
-    return (significant_digits(number) + 1) // 2 + 1
-
-
 def restore(item: Mapping[str, Any], images: Mapping[str, bytes]) -> dict[str, Any]:
     """Item + image bytes (by S3 key) -> the source record: the inverse of `transform`."""
     results: Mapping[str, Any] = item.get("imageUploadResults") or {}
@@ -451,11 +302,6 @@ def _copy(value: Any) -> Any:
     if isinstance(value, list):
         return [_copy(v) for v in value]
     return value
-
-
-def data_url(mime: str, data: bytes) -> str:
-    """The canonical data URL the registration app wrote."""
-    return f"data:{mime};base64,{pybase64.b64encode(data).decode('ascii')}"
 
 
 def dumps(value: Any) -> str:

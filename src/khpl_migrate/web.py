@@ -43,11 +43,11 @@ from starlette.templating import Jinja2Templates
 from khpl_migrate import errors, review
 from khpl_migrate.archive import ArchiveResult, archive_source
 from khpl_migrate.aws import Store
+from khpl_migrate.dataurls import sniff
 from khpl_migrate.layout import archive_key, is_image_key
 from khpl_migrate.masking import is_identity_field
 from khpl_migrate.rollback import plan_rollback, show_rollback
 from khpl_migrate.settings import Settings
-from khpl_migrate.transform import sniff
 
 HOST = "127.0.0.1"
 HERE = Path(__file__).parent

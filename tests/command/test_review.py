@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 
 from khpl_migrate.aws import Store
+from khpl_migrate.dataurls import data_url
 from khpl_migrate.settings import Settings
-from khpl_migrate.transform import data_url
 from tests.command.test_cli import run
 from tests.helpers import items, put_source
 from tests.review_server import ReviewServer, other_addresses, start_review

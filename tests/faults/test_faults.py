@@ -9,10 +9,10 @@ import pytest
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.apply import apply_plan
 from khpl_migrate.aws import Store
+from khpl_migrate.deep import deep_verify
 from khpl_migrate.plan import build_plan
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
-from khpl_migrate.verify import deep_verify
 from tests.faults.conftest import ProxyPair
 from tests.faults.proxy import Rule
 from tests.helpers import copies, put_source

@@ -16,9 +16,9 @@ from khpl_migrate import errors, local
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.apply import apply_plan
 from khpl_migrate.aws import Store
+from khpl_migrate.dataurls import looks_like_data_url
 from khpl_migrate.plan import build_plan
 from khpl_migrate.table import create_table
-from khpl_migrate.transform import looks_like_data_url
 from tests.faults.proxy import FaultProxy, Rule
 from tests.helpers import put_source, restored
 

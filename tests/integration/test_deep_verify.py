@@ -11,11 +11,11 @@ from PIL import Image
 
 from khpl_migrate.apply import apply_plan
 from khpl_migrate.aws import Store, to_attribute_values
+from khpl_migrate.dataurls import data_url
+from khpl_migrate.deep import deep_verify, diff_values
 from khpl_migrate.plan import build_plan
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
-from khpl_migrate.transform import data_url
-from khpl_migrate.verify import deep_verify, diff_values
 from tests.command.test_cli import run
 from tests.helpers import put_source
 

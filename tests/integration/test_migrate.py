@@ -14,11 +14,12 @@ import pytest
 from khpl_migrate import errors, sample
 from khpl_migrate.apply import apply_plan
 from khpl_migrate.aws import Store
+from khpl_migrate.limits import MAX_ITEM_BYTES, item_size
 from khpl_migrate.plan import Action, build_plan
 from khpl_migrate.runner import SerialRunner
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
-from khpl_migrate.transform import MAX_ITEM_BYTES, RunStamp, item_size, transform
+from khpl_migrate.transform import RunStamp, transform
 from khpl_migrate.verify import verify
 from tests.helpers import items, objects, put_source, restored
 

@@ -11,12 +11,13 @@ import pytest
 from khpl_migrate.apply import apply_plan
 from khpl_migrate.aws import Store
 from khpl_migrate.backups import list_backups
+from khpl_migrate.deep import deep_verify
 from khpl_migrate.journal import list_runs
 from khpl_migrate.plan import build_plan
 from khpl_migrate.rollback import apply_rollback, plan_rollback, show_rollback
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
-from khpl_migrate.verify import deep_verify, verify
+from khpl_migrate.verify import verify
 from tests.command.test_cli import run
 from tests.helpers import items, objects, put_source
 

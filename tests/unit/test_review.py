@@ -9,6 +9,7 @@ from typing import Any
 from PIL import Image
 
 from khpl_migrate.backups import Backup
+from khpl_migrate.deep import DeepEntry, DeepReport
 from khpl_migrate.journal import Manifest
 from khpl_migrate.layout import archive_key
 from khpl_migrate.review import (
@@ -20,7 +21,7 @@ from khpl_migrate.review import (
     shown_fields,
     thumbnail,
 )
-from khpl_migrate.verify import DeepEntry, DeepReport, VerifyReport
+from khpl_migrate.verify import VerifyReport
 
 
 def _entry(index: int, status: str = "=", **kw: Any) -> DeepEntry:
