@@ -135,19 +135,29 @@ class Manifest:
     def started(self) -> str:
         return str(self.header.get("startedAt", ""))
 
+    @property
+    def finished(self) -> str | None:
+        return (self.summary or {}).get("finishedAt")
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the run stopped early, if it did."""
+        return (self.summary or {}).get("stopped")
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for r in self.records if r.get("outcome") == outcome)
+
     def to_json(self) -> dict[str, Any]:
-        counts = {
-            o: sum(1 for r in self.records if r.get("outcome") == o)
-            for o in ("migrated", "skipped", "failed")
-        }
         return {
             "runId": self.run_id,
             "startedAt": self.started,
-            "finishedAt": (self.summary or {}).get("finishedAt"),
-            **counts,
+            "finishedAt": self.finished,
+            "migrated": self.count("migrated"),
+            "skipped": self.count("skipped"),
+            "failed": self.count("failed"),
             "backupKey": self.header.get("backupKey"),
             "manifestKey": self.key,
-            "stopped": (self.summary or {}).get("stopped"),
+            "stopped": self.stopped,
         }
 
 
@@ -218,9 +228,9 @@ def keep_unfinished(store: Store, state_dir: Path, manifest: Manifest, resumed_b
         summary = {
             "type": "summary",
             "finishedAt": None,
-            "migrated": sum(1 for r in manifest.records if r.get("outcome") == "migrated"),
-            "skipped": sum(1 for r in manifest.records if r.get("outcome") == "skipped"),
-            "failed": sum(1 for r in manifest.records if r.get("outcome") == "failed"),
+            "migrated": manifest.count("migrated"),
+            "skipped": manifest.count("skipped"),
+            "failed": manifest.count("failed"),
             "stopped": f"cut off; resumed by run {resumed_by}",
         }
         with path.open("a", encoding="utf-8") as out:

@@ -12,15 +12,8 @@ from khpl_migrate.backups import Backup
 from khpl_migrate.deep import DeepEntry, DeepReport
 from khpl_migrate.journal import Manifest
 from khpl_migrate.layout import archive_key
-from khpl_migrate.review import (
-    Checks,
-    RecordRow,
-    checklist,
-    find,
-    image_refs,
-    shown_fields,
-    thumbnail,
-)
+from khpl_migrate.review.checks import Checks, RecordRow, checklist
+from khpl_migrate.review.records import find, image_refs, shown_fields, thumbnail
 from khpl_migrate.verify import VerifyReport
 
 

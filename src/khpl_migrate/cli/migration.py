@@ -1,0 +1,250 @@
+"""The guide's flow: create-table, verify, migrate, and their undo and records.
+
+Each command parses its flags, calls one library function, renders the typed
+result (`report.py`) or prints its JSON, and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from khpl_migrate.apply import apply_plan, result_of_plan
+from khpl_migrate.aws import Store
+from khpl_migrate.backups import list_backups
+from khpl_migrate.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    Invocation,
+    common_options,
+    interactive,
+    read_ids,
+    setup,
+    write_lines,
+)
+from khpl_migrate.console import emit_json
+from khpl_migrate.deep import deep_verify
+from khpl_migrate.journal import list_runs
+from khpl_migrate.plan import build_plan
+from khpl_migrate.report import (
+    render_backups,
+    render_deep,
+    render_plan,
+    render_plan_line,
+    render_result,
+    render_rollback,
+    render_runs,
+    render_table_result,
+    render_verify,
+)
+from khpl_migrate.rollback import apply_rollback, plan_rollback, show_rollback
+from khpl_migrate.runner import make_runner
+from khpl_migrate.table import create_table
+from khpl_migrate.verify import verify
+
+
+@click.command("create-table")
+@common_options
+def create_table_cmd(**kwargs: Any) -> None:
+    """Create the DynamoDB table if it is missing, and wait until it is ACTIVE.
+
+    On-demand billing, key id (string), deletion protection and point-in-time
+    recovery on. An existing table with the right key is left as it is.
+    """
+    sys.exit(run_create_table(setup(kwargs)))
+
+
+def run_create_table(run: Invocation) -> int:
+    result = create_table(Store(run.settings), run.settings)
+    if run.as_json:
+        emit_json(result.to_json())
+    render_table_result(run.console, result)
+    return EXIT_OK
+
+
+@click.command("verify")
+@click.option("--deep", is_flag=True, help="also compare every field and every image byte")
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="with --deep: write the reconciliation report (one line per record) to FILE",
+)
+@click.option(
+    "--failed-ids",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="with --deep: write the ids that need attention to FILE (for migrate --only-ids)",
+)
+@common_options
+def verify_cmd(
+    deep: bool, report_file: Path | None, failed_ids: Path | None, **kwargs: Any
+) -> None:
+    """Compare registrations.json with the table: the guide's status report.
+
+    --deep also rebuilds every item from its source record and compares every
+    field and every image object (exists, SHA-256, size, Content-Type, decodes).
+    Exits 0 when everything checks out, 1 when something does not.
+    """
+    run = setup(kwargs)
+    if (report_file or failed_ids) and not deep:
+        raise click.UsageError("--report and --failed-ids go with --deep")
+    sys.exit(run_verify(run, deep, report_file, failed_ids))
+
+
+def run_verify(
+    run: Invocation,
+    deep: bool = False,
+    report_file: Path | None = None,
+    failed_ids: Path | None = None,
+) -> int:
+    store = Store(run.settings)
+    if not deep:
+        report = verify(store, run.settings)
+        if run.as_json:
+            emit_json(report.to_json())
+        render_verify(run.console, report)
+        return EXIT_OK if report.complete else EXIT_PROBLEMS
+    report, checked = deep_verify(store, run.settings)
+    if report_file:
+        write_lines(report_file, checked.lines())
+    if failed_ids:
+        write_lines(failed_ids, checked.attention_ids())
+    if run.as_json:
+        emit_json({**report.to_json(), "deep": checked.to_json()})
+    render_verify(run.console, report)
+    render_deep(run.console, checked)
+    for path, what in ((report_file, "reconciliation report"), (failed_ids, "ids to re-run")):
+        if path:
+            run.console.print(f"📝 {what}: {path}", highlight=False, markup=False)
+    return EXIT_OK if report.complete and checked.ok else EXIT_PROBLEMS
+
+
+@click.command("migrate")
+@click.option("--apply", "apply_", is_flag=True, help="do the real migration without asking")
+@click.option(
+    "--only-ids",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="migrate only the records whose id is in FILE (one id a line)",
+)
+@click.option(
+    "--failed-ids",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="write the ids of the records that failed to FILE (for --only-ids)",
+)
+@click.option(
+    "--mask-aadhaar",
+    is_flag=True,
+    help="store Aadhaar numbers masked (XXXX XXXX 1234) instead of in full",
+)
+@common_options
+def migrate_cmd(
+    apply_: bool, only_ids: Path | None, failed_ids: Path | None, mask_aadhaar: bool, **kwargs: Any
+) -> None:
+    """Migrate every record: a dry run unless --apply.
+
+    The dry run reads and checks the whole source and prints what would happen
+    to each record, writing nothing. On a terminal it then asks to proceed.
+    --apply backs up the source, uploads the images, writes the items (never
+    overwriting) and records the run's manifest.
+    """
+    run = setup({**kwargs, "mask_aadhaar": mask_aadhaar})
+    selected = read_ids(only_ids) if only_ids else None
+    sys.exit(run_migrate(run, apply=apply_, only_ids=selected, failed_ids=failed_ids))
+
+
+def run_migrate(
+    run: Invocation,
+    *,
+    apply: bool,
+    ask: bool = True,
+    only_ids: frozenset[str] | None = None,
+    failed_ids: Path | None = None,
+) -> int:
+    console, store = run.console, Store(run.settings)
+    plan = build_plan(store, run.settings, progress=run.progress(), only_ids=only_ids)
+    if only_ids is not None:
+        unknown = len(only_ids - {e.id for e in plan.entries if e.id is not None})
+        if unknown:
+            console.print(f"⚠️ {unknown} of the ids given are not in the source", highlight=False)
+    dry = result_of_plan(plan)
+    if not apply:
+        render_plan(console, plan.entries, per_record=not run.quiet)
+        render_result(console, dry, plan.source.bucket)
+        proceed = ask and interactive(run) and dry.migrated
+        if not (proceed and click.confirm("Proceed?", default=False, err=True)):
+            if run.as_json:
+                emit_json(dry.to_json())
+            if failed_ids:
+                write_lines(failed_ids, [f.id for f in dry.failed if f.id is not None])
+            if dry.migrated:
+                console.print(
+                    "💡 Nothing was written. To migrate: khpl-migrate migrate --apply",
+                    highlight=False,
+                )
+            return EXIT_OK if dry.ok else EXIT_PROBLEMS
+    else:
+        render_plan_line(console, dry)
+    runner = make_runner(run.settings.workers)
+    result = apply_plan(store, run.settings, plan, runner=runner, progress=run.progress())
+    if failed_ids:
+        write_lines(failed_ids, [f.id for f in result.failed if f.id is not None])
+    if run.as_json:
+        emit_json(result.to_json())
+    render_result(console, result, plan.source.bucket)
+    console.print("💡 Next: khpl-migrate verify", highlight=False)
+    return EXIT_OK if result.ok else EXIT_PROBLEMS
+
+
+@click.command("rollback")
+@click.option("--run", "run_id", required=True, help="the run to undo (see `khpl-migrate runs`)")
+@click.option(
+    "--apply", "apply_", is_flag=True, help="delete for real (default: show what would go)"
+)
+@common_options
+def rollback_cmd(run_id: str, apply_: bool, **kwargs: Any) -> None:
+    """Undo one run: delete exactly the items and image objects it created.
+
+    Items go only while they still carry the run's id; image objects only while
+    their bytes are the ones the run wrote. Everything else stays, with the
+    reason. A dry run unless --apply.
+    """
+    run = setup(kwargs)
+    store = Store(run.settings)
+    plan = plan_rollback(store, run.settings, run_id)
+    result = apply_rollback(store, plan) if apply_ else show_rollback(plan)
+    if run.as_json:
+        emit_json(result.to_json())
+    render_rollback(run.console, result)
+    sys.exit(EXIT_OK)
+
+
+@click.command("runs")
+@common_options
+def runs_cmd(**kwargs: Any) -> None:
+    """List the migration runs recorded in the bucket, with their counts and manifests."""
+    run = setup(kwargs)
+    bucket = run.settings.require_bucket()
+    store = Store(run.settings)
+    store.check_bucket(bucket)
+    runs = list_runs(store, bucket)
+    if run.as_json:
+        emit_json({"runs": [manifest.to_json() for manifest in runs]})
+    render_runs(run.console, runs)
+
+
+@click.command("backups")
+@common_options
+def backups_cmd(**kwargs: Any) -> None:
+    """List the backups of the source, and whether each still matches what it copied."""
+    run = setup(kwargs)
+    backups = list_backups(Store(run.settings), run.settings)
+    if run.as_json:
+        emit_json({"backups": [b.to_json() for b in backups]})
+    render_backups(run.console, backups)
+    sys.exit(EXIT_PROBLEMS if any(b.matches_source is False for b in backups) else EXIT_OK)
+
+
+COMMANDS = [create_table_cmd, verify_cmd, migrate_cmd, rollback_cmd, runs_cmd, backups_cmd]
