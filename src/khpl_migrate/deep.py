@@ -145,52 +145,67 @@ def deep_verify(
     began = time.monotonic()
     summary = verify(store, settings)
     deep = DeepReport()
-    lock = threading.Lock()
+    entries = _Entries(deep, on_entry)
     source = source_mod.open_source(store, settings)
     runner = runner or make_runner(settings.workers)
     seen: dict[str, int] = {}
-
-    def settle(entry: DeepEntry) -> None:
-        with lock:
-            deep.entries.append(entry)
-        if on_entry is not None:
-            on_entry(entry)
-
-    def done_for(index: int, rid: str) -> Callable[[Future[DeepEntry]], None]:
-        def done(future: Future[DeepEntry]) -> None:
-            exc = future.exception()
-            if exc is None:
-                settle(future.result())
-            else:
-                settle(DeepEntry(index, rid, "!", (f"{type(exc).__name__}: {exc}",)))
-
-        return done
-
     try:
         for index, record in source_mod.iter_records(store, source):
             if on_record is not None:
                 on_record(index, record)
-            try:
-                rid = record_id(record)
-            except RecordError as exc:
-                shown = record.get("id") if isinstance(record, dict) else None
-                settle(DeepEntry(index, None if shown is None else str(shown), "!", (str(exc),)))
-                continue
-            if rid in seen:
-                reason = f"duplicate id: the record at index {seen[rid]} is the one compared"
-                settle(DeepEntry(index, rid, "!", (reason,)))
-                continue
-            seen[rid] = index
-            if not summary.table_exists:
-                settle(DeepEntry(index, rid, "-", ("the table does not exist",)))
-                continue
-            runner.submit(_checker(store, settings, index, record), done_for(index, rid))
+            found = _comparable(index, record, seen, summary.table_exists)
+            if isinstance(found, DeepEntry):
+                entries.add(found)
+            else:
+                runner.submit(_checker(store, settings, index, record), entries.done(index, found))
     finally:
         runner.drain()
     if summary.table_exists:
         deep.orphans, deep.unexplained = _extras(store, settings, set(seen))
     deep.seconds = time.monotonic() - began
     return summary, deep
+
+
+class _Entries:
+    """Collects the entries the pool's threads produce, passing each to `on_entry`."""
+
+    def __init__(self, deep: DeepReport, on_entry: Callable[[DeepEntry], None] | None) -> None:
+        self._deep, self._on_entry = deep, on_entry
+        self._lock = threading.Lock()
+
+    def add(self, entry: DeepEntry) -> None:
+        with self._lock:
+            self._deep.entries.append(entry)
+        if self._on_entry is not None:
+            self._on_entry(entry)
+
+    def done(self, index: int, rid: str) -> Callable[[Future[DeepEntry]], None]:
+        def done(future: Future[DeepEntry]) -> None:
+            exc = future.exception()
+            if exc is None:
+                self.add(future.result())
+            else:
+                self.add(DeepEntry(index, rid, "!", (f"{type(exc).__name__}: {exc}",)))
+
+        return done
+
+
+def _comparable(
+    index: int, record: Any, seen: dict[str, int], table_exists: bool
+) -> DeepEntry | str:
+    """The record's id when it can be compared with an item; else its entry, saying why not."""
+    try:
+        rid = record_id(record)
+    except RecordError as exc:
+        shown = record.get("id") if isinstance(record, dict) else None
+        return DeepEntry(index, None if shown is None else str(shown), "!", (str(exc),))
+    if rid in seen:
+        reason = f"duplicate id: the record at index {seen[rid]} is the one compared"
+        return DeepEntry(index, rid, "!", (reason,))
+    seen[rid] = index
+    if not table_exists:
+        return DeepEntry(index, rid, "-", ("the table does not exist",))
+    return rid
 
 
 def _checker(store: Store, settings: Settings, index: int, record: Any) -> Callable[[], DeepEntry]:

@@ -71,14 +71,7 @@ def doctor(store: Store, settings: Settings, command: str = "migrate") -> list[F
 def _bucket(store: Store, inspect: Inspector, settings: Settings) -> list[Finding]:
     bucket = settings.bucket
     if not bucket:
-        return [
-            Finding(
-                "fail",
-                "bucket",
-                "no bucket is set",
-                "pass --bucket or set REACT_APP_S3_BUCKET_NAME",
-            )
-        ]
+        return [Finding("fail", "bucket", "no bucket is set", errors.bucket_not_set().fix)]
     try:
         store.check_bucket(bucket)
     except errors.KhplError as exc:
@@ -94,64 +87,56 @@ def _bucket(store: Store, inspect: Inspector, settings: Settings) -> list[Findin
                 f"pass --region {region}",
             )
         )
-    if inspect.versioning(bucket) == "Enabled":
-        out.append(
-            Finding("ok", "versioning", "versioning is on: overwritten objects can be recovered")
-        )
-    else:
-        out.append(
-            Finding(
-                "warn",
-                "versioning",
-                "versioning is off: the backup the tool takes is the "
-                "only protection for registrations.json",
-                f"aws s3api put-bucket-versioning --bucket {bucket} "
-                "--versioning-configuration Status=Enabled",
-            )
-        )
+    return out + _protection(inspect, bucket) + [_source(store, bucket, settings.source_key)]
+
+
+def _protection(inspect: Inspector, bucket: str) -> list[Finding]:
+    """Versioning, public access and default encryption: what protects the data at rest."""
     block = inspect.public_access_block(bucket)
-    if block and all(block.values()):
-        out.append(Finding("ok", "public access", "public access is blocked"))
-    else:
-        out.append(
-            Finding(
-                "warn",
-                "public access",
-                "PUBLIC ACCESS IS NOT BLOCKED: photos and Aadhaar "
-                "copies could be made public by one bucket policy or ACL",
-                f"aws s3api put-public-access-block --bucket {bucket} "
-                "--public-access-block-configuration BlockPublicAcls=true,"
-                "IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true",
-            )
-        )
     encryption = inspect.bucket_encryption(bucket)
-    if encryption:
-        out.append(Finding("ok", "encryption", f"default encryption: {encryption}"))
-    else:
-        out.append(
-            Finding(
-                "info",
-                "encryption",
-                "no default encryption; what this tool writes is "
-                "encrypted anyway (SSE-S3 or --kms-key-id)",
-                f"aws s3api put-bucket-encryption --bucket {bucket} "
-                "--server-side-encryption-configuration "
-                f"'{DEFAULT_ENCRYPTION}'",
-            )
-        )
-    source = store.head_object(bucket, settings.source_key)
+    return [
+        Finding("ok", "versioning", "versioning is on: overwritten objects can be recovered")
+        if inspect.versioning(bucket) == "Enabled"
+        else Finding(
+            "warn",
+            "versioning",
+            "versioning is off: the backup the tool takes is the "
+            "only protection for registrations.json",
+            f"aws s3api put-bucket-versioning --bucket {bucket} "
+            "--versioning-configuration Status=Enabled",
+        ),
+        Finding("ok", "public access", "public access is blocked")
+        if block and all(block.values())
+        else Finding(
+            "warn",
+            "public access",
+            "PUBLIC ACCESS IS NOT BLOCKED: photos and Aadhaar "
+            "copies could be made public by one bucket policy or ACL",
+            f"aws s3api put-public-access-block --bucket {bucket} "
+            "--public-access-block-configuration BlockPublicAcls=true,"
+            "IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true",
+        ),
+        Finding("ok", "encryption", f"default encryption: {encryption}")
+        if encryption
+        else Finding(
+            "info",
+            "encryption",
+            "no default encryption; what this tool writes is "
+            "encrypted anyway (SSE-S3 or --kms-key-id)",
+            f"aws s3api put-bucket-encryption --bucket {bucket} "
+            "--server-side-encryption-configuration "
+            f"'{DEFAULT_ENCRYPTION}'",
+        ),
+    ]
+
+
+def _source(store: Store, bucket: str, key: str) -> Finding:
+    source = store.head_object(bucket, key)
     if source is None:
-        out.append(
-            Finding(
-                "fail",
-                "source",
-                f"s3://{bucket}/{settings.source_key} does not exist",
-                "check --source-key",
-            )
+        return Finding(
+            "fail", "source", f"s3://{bucket}/{key} does not exist", "check --source-key"
         )
-    else:
-        out.append(Finding("ok", "source", f"{settings.source_key}: {source.size:,} bytes"))
-    return out
+    return Finding("ok", "source", f"{key}: {source.size:,} bytes")
 
 
 def _table(store: Store, inspect: Inspector, settings: Settings, command: str) -> list[Finding]:

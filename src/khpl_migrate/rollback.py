@@ -107,58 +107,44 @@ def plan_rollback(store: Store, settings: Settings, run_id: str) -> RollbackPlan
         if rid is None or not (line.get("itemWritten") or written):
             continue
         item = store.get_item(table, str(rid))
-        keep_refs: set[str] = set()
+        keep_refs = _refs(item) if item is not None else set()
         if line.get("itemWritten"):
-            if item is None:
-                steps.append(Step("item", rid, False, "already gone", record=rid))
-            elif item.get("migrationRunId") != run_id:
-                owner = item.get("migrationRunId")
-                why = (
-                    f"now belongs to run {owner}" if owner else "rewritten by the app since the run"
-                )
-                steps.append(Step("item", rid, False, why, record=rid))
-                keep_refs = _refs(item)
-            else:
-                steps.append(
-                    Step("item", rid, True, "written by this run, unchanged owner", record=rid)
-                )
-        elif item is not None:
-            keep_refs = _refs(item)  # someone else's item: its images stay
-        for image in line.get("images", []):
-            key = str(image["key"])
-            if not image.get("written"):
-                steps.append(
-                    Step(
-                        "object",
-                        key,
-                        False,
-                        "was there before the run (identical bytes)",
-                        record=rid,
-                    )
-                )
-                continue
-            if key in keep_refs:
-                steps.append(
-                    Step("object", key, False, "referenced by an item that stays", record=rid)
-                )
-                continue
-            found = store.get_object(bucket, key)
-            if found is None:
-                steps.append(Step("object", key, False, "already gone", record=rid))
-            elif hashlib.sha256(found[0]).hexdigest() != image.get("sha256"):
-                steps.append(Step("object", key, False, "bytes changed since the run", record=rid))
-            else:
-                steps.append(
-                    Step(
-                        "object",
-                        key,
-                        True,
-                        "written by this run, bytes unchanged",
-                        found[1].etag,
-                        rid,
-                    )
-                )
+            step = _item_step(str(rid), item, run_id)
+            steps.append(step)
+            if step.delete:
+                keep_refs = set()  # the item goes: its images may go with it
+        images = line.get("images", [])
+        steps += [_object_step(store, bucket, image, keep_refs, rid) for image in images]
     return RollbackPlan(run_id, bucket, table, tuple(steps))
+
+
+def _item_step(rid: str, item: dict[str, Any] | None, run_id: str) -> Step:
+    """An item the run wrote goes only while it still carries the run's id."""
+    if item is None:
+        return Step("item", rid, False, "already gone", record=rid)
+    owner = item.get("migrationRunId")
+    if owner != run_id:
+        why = f"now belongs to run {owner}" if owner else "rewritten by the app since the run"
+        return Step("item", rid, False, why, record=rid)
+    return Step("item", rid, True, "written by this run, unchanged owner", record=rid)
+
+
+def _object_step(
+    store: Store, bucket: str, image: dict[str, Any], keep_refs: set[str], rid: str
+) -> Step:
+    """An object the run wrote goes only while its bytes are the run's and no item that
+    stays references it; the delete will be conditional on the ETag checked here."""
+    key = str(image["key"])
+    if not image.get("written"):
+        return Step("object", key, False, "was there before the run (identical bytes)", record=rid)
+    if key in keep_refs:
+        return Step("object", key, False, "referenced by an item that stays", record=rid)
+    found = store.get_object(bucket, key)
+    if found is None:
+        return Step("object", key, False, "already gone", record=rid)
+    if hashlib.sha256(found[0]).hexdigest() != image.get("sha256"):
+        return Step("object", key, False, "bytes changed since the run", record=rid)
+    return Step("object", key, True, "written by this run, bytes unchanged", found[1].etag, rid)
 
 
 def _refs(item: dict[str, Any]) -> set[str]:

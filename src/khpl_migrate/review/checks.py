@@ -125,90 +125,131 @@ class ChecklistLine:
 
 def checklist(checks: Checks) -> list[ChecklistLine]:
     """The guide's post-migration checklist, each line judged by a real check."""
-    summary, deep = checks.summary, checks.deep
-    total = len(deep.entries)
-    identical = deep.count("=")
-    present = summary.in_both
-    migrated = [e for e in deep.entries if e.status in {"=", "*"}]
-    fields_ok = sum(1 for e in migrated if e.fields_ok)
-    images = sum(e.images for e in migrated)
-    images_ok = sum(e.images_ok for e in migrated)
-    # A run with no summary was cut off and not yet resumed; one that stopped early
-    # and was resumed is history (verify says whether anything is still missing).
-    cut_off = [r for r in checks.runs if r.summary is None]
-    stopped = [r for r in checks.runs if r.summary and r.summary.get("stopped")]
-    bad_backups = [b for b in checks.backups if b.matches_source is False]
-    runs_without_backup = [
-        r.run_id
-        for r in checks.runs
-        if r.header.get("backupKey")
-        and not any(b.key == r.header.get("backupKey") for b in checks.backups)
-    ]
-    same_archive = [key for key, same in checks.archives.items() if same]
+    return [judge(checks) for judge in LINES]
 
-    verify_figure = (
-        f"{present:,} of {summary.s3_records:,} source records are in DynamoDB; "
+
+def _migrated(checks: Checks) -> list[DeepEntry]:
+    """The entries of records that have their item (identical or not)."""
+    return [e for e in checks.deep.entries if e.status in {"=", "*"}]
+
+
+def _verify_line(checks: Checks) -> ChecklistLine:
+    summary, deep = checks.summary, checks.deep
+    total, identical = len(deep.entries), deep.count("=")
+    figure = (
+        f"{summary.in_both:,} of {summary.s3_records:,} source records are in DynamoDB; "
         f"{identical:,} of {total:,} identical field for field and byte for byte"
     )
     if summary.unusable:
-        verify_figure += f"; {len(summary.unusable):,} cannot be migrated"
-    lines = [
-        ChecklistLine(
-            "verify",
-            "Run verification script shows 100% success",
-            "pass" if summary.complete and total and identical == total else "fail",
-            verify_figure,
-        ),
-        ChecklistLine(
-            "data",
-            "Test admin panel loads migrated data",
-            "pass" if migrated and fields_ok == len(migrated) == present else "fail",
-            f"{len(migrated):,} items read back from {checks.table}; "
-            f"every field matches the source in {fields_ok:,}",
-        ),
-        ChecklistLine(
-            "images",
-            "Verify images display correctly",
-            "pass" if images and images_ok == images else "fail",
-            f"{images_ok:,} of {images:,} images match the source's bytes and decode",
-        ),
-        ChecklistLine(
-            "backups",
-            "Check backup files were created",
-            "pass" if checks.backups and not bad_backups and not runs_without_backup else "fail",
-            _backups_figure(checks.backups, bad_backups, runs_without_backup),
-        ),
-        ChecklistLine(
-            "orphans",
-            "No orphans: every image object has its item, every item its source record",
-            "fail" if deep.orphans or deep.unexplained else "pass",
-            f"{plural(len(deep.orphans), 'image object')} without an item; "
-            f"{plural(len(deep.unexplained), 'migrated item')} without a source record",
-        ),
-        ChecklistLine(
-            "runs",
-            "Runs recorded, each with its rollback command",
-            "pass" if checks.runs and not cut_off else "fail",
-            plural(len(checks.runs), "run")
-            + (f"; {len(stopped):,} stopped early" if stopped else "")
-            + (f"; {len(cut_off):,} cut off (run migrate --apply again)" if cut_off else ""),
-        ),
-        ChecklistLine(
-            "app",
-            "Update application to use DynamoDB-only mode",
-            "todo",
-            "by hand, in the app's settings: this page cannot check it",
-        ),
-        ChecklistLine(
-            "archive",
-            "Consider archiving old S3 registrations.json",
-            "pass" if same_archive else "todo",
-            f"archived as {same_archive[-1]}, the same bytes as {checks.source_uri}"
-            if same_archive
-            else "not archived yet: use Archive the source below",
-        ),
+        figure += f"; {len(summary.unusable):,} cannot be migrated"
+    passed = summary.complete and total and identical == total
+    return ChecklistLine(
+        "verify", "Run verification script shows 100% success", _state(passed), figure
+    )
+
+
+def _data_line(checks: Checks) -> ChecklistLine:
+    migrated = _migrated(checks)
+    fields_ok = sum(1 for e in migrated if e.fields_ok)
+    return ChecklistLine(
+        "data",
+        "Test admin panel loads migrated data",
+        _state(migrated and fields_ok == len(migrated) == checks.summary.in_both),
+        f"{len(migrated):,} items read back from {checks.table}; "
+        f"every field matches the source in {fields_ok:,}",
+    )
+
+
+def _images_line(checks: Checks) -> ChecklistLine:
+    migrated = _migrated(checks)
+    images = sum(e.images for e in migrated)
+    images_ok = sum(e.images_ok for e in migrated)
+    return ChecklistLine(
+        "images",
+        "Verify images display correctly",
+        _state(images and images_ok == images),
+        f"{images_ok:,} of {images:,} images match the source's bytes and decode",
+    )
+
+
+def _backups_line(checks: Checks) -> ChecklistLine:
+    bad = [b for b in checks.backups if b.matches_source is False]
+    kept = {b.key for b in checks.backups}
+    runs_without = [
+        r.run_id
+        for r in checks.runs
+        if r.header.get("backupKey") and r.header.get("backupKey") not in kept
     ]
-    return lines
+    return ChecklistLine(
+        "backups",
+        "Check backup files were created",
+        _state(checks.backups and not bad and not runs_without),
+        _backups_figure(checks.backups, bad, runs_without),
+    )
+
+
+def _orphans_line(checks: Checks) -> ChecklistLine:
+    deep = checks.deep
+    return ChecklistLine(
+        "orphans",
+        "No orphans: every image object has its item, every item its source record",
+        _state(not (deep.orphans or deep.unexplained)),
+        f"{plural(len(deep.orphans), 'image object')} without an item; "
+        f"{plural(len(deep.unexplained), 'migrated item')} without a source record",
+    )
+
+
+def _runs_line(checks: Checks) -> ChecklistLine:
+    # A run with no summary was cut off and not yet resumed; one that stopped early
+    # and was resumed is history (verify says whether anything is still missing).
+    cut_off = [r for r in checks.runs if r.summary is None]
+    stopped = [r for r in checks.runs if r.stopped]
+    return ChecklistLine(
+        "runs",
+        "Runs recorded, each with its rollback command",
+        _state(checks.runs and not cut_off),
+        plural(len(checks.runs), "run")
+        + (f"; {len(stopped):,} stopped early" if stopped else "")
+        + (f"; {len(cut_off):,} cut off (run migrate --apply again)" if cut_off else ""),
+    )
+
+
+def _app_line(checks: Checks) -> ChecklistLine:
+    return ChecklistLine(
+        "app",
+        "Update application to use DynamoDB-only mode",
+        "todo",
+        "by hand, in the app's settings: this page cannot check it",
+    )
+
+
+def _archive_line(checks: Checks) -> ChecklistLine:
+    same = [key for key, identical in checks.archives.items() if identical]
+    return ChecklistLine(
+        "archive",
+        "Consider archiving old S3 registrations.json",
+        "pass" if same else "todo",
+        f"archived as {same[-1]}, the same bytes as {checks.source_uri}"
+        if same
+        else "not archived yet: use Archive the source below",
+    )
+
+
+# The guide's checklist, in its order.
+LINES: tuple[Callable[[Checks], ChecklistLine], ...] = (
+    _verify_line,
+    _data_line,
+    _images_line,
+    _backups_line,
+    _orphans_line,
+    _runs_line,
+    _app_line,
+    _archive_line,
+)
+
+
+def _state(passed: object) -> State:
+    return "pass" if passed else "fail"
 
 
 def plural(count: int, word: str) -> str:
