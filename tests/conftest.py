@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -19,6 +20,8 @@ from khpl_migrate import local, sample
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
+from khpl_migrate.table import create_table
+from tests.helpers import migrate, put_source
 
 # The fault properties run a real migration per example: few by default, many with --slow.
 hypothesis_settings.register_profile("default", max_examples=6)
@@ -82,3 +85,27 @@ def store(settings: Settings) -> Store:
 @pytest.fixture(scope="session")
 def sample_records() -> list[dict[str, object]]:
     return sample.registrations(6, seed=11)
+
+
+@pytest.fixture
+def seeded_source(store: Store, settings: Settings, sample_records: list[dict[str, Any]]) -> Store:
+    """The sample registrations in the source object; no table yet."""
+    put_source(store, settings, sample_records)
+    return store
+
+
+@pytest.fixture
+def seeded(seeded_source: Store, settings: Settings) -> Store:
+    """The sample registrations in the source and the table created: where most tests start."""
+    create_table(seeded_source, settings)
+    return seeded_source
+
+
+@pytest.fixture
+def migrated(
+    seeded: Store, settings: Settings, sample_records: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The sample registrations in the source, migrated by one clean run."""
+    result = migrate(seeded, settings)
+    assert result.ok and result.migrated == len(sample_records)
+    return sample_records

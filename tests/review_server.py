@@ -14,7 +14,9 @@ import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+from khpl_migrate import sample
 
 
 @dataclass
@@ -147,3 +149,14 @@ def other_addresses() -> list[str]:
         except OSError:
             pass
     return sorted(ip for ip in found if not ip.startswith("127."))
+
+
+DEMO_RECORDS = 25  # `khpl-migrate demo`'s default
+
+
+class Demo:
+    """`khpl-migrate demo --keep` with one record damaged afterwards, and review serving it."""
+
+    def __init__(self, server: ReviewServer, env: dict[str, str], damaged: dict[str, Any]):
+        self.server, self.env, self.damaged = server, env, damaged
+        self.records = sample.registrations(DEMO_RECORDS)

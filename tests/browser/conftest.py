@@ -8,19 +8,17 @@ the tests fail with the command that installs it, rather than skip.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from khpl_migrate import sample
-from tests.command.test_cli import run
-from tests.review_server import ReviewServer, start_review
+from tests.helpers import exports, run
+from tests.review_server import DEMO_RECORDS, Demo, start_review
 
 CHROMIUM = os.environ.get("KHPL_CHROMIUM", "/usr/bin/chromium")
 # The flags a closed network needs: no background requests to Google's hosts.
@@ -33,7 +31,6 @@ FLAGS = [
     "--disable-sync",
     "--disable-default-apps",
 ]
-DEMO_RECORDS = 25  # `khpl-migrate demo`'s default
 
 
 @pytest.fixture(scope="session")
@@ -62,14 +59,6 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-class Demo:
-    """`khpl-migrate demo --keep` with one record damaged afterwards, and review serving it."""
-
-    def __init__(self, server: ReviewServer, env: dict[str, str], damaged: dict[str, Any]):
-        self.server, self.env, self.damaged = server, env, damaged
-        self.records = sample.registrations(DEMO_RECORDS)
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     base = tmp_path_factory.mktemp("browser-demo")
@@ -78,7 +67,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     proc = run(["demo", "--keep", "--state-dir", str(state)], home)
     try:
         assert proc.returncode == 0, proc.stderr
-        env = {**dict(re.findall(r"^export (\w+)=(\S+)$", proc.stdout, re.M)), **home}
+        env = {**exports(proc.stdout), **home}
         env["KHPL_STATE_DIR"] = str(state)
         records = sample.registrations(DEMO_RECORDS)
         damaged = records[1]

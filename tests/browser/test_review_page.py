@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Error, Page
 
-from tests.browser.conftest import Demo
-from tests.review_server import other_addresses
+from tests.review_server import Demo, other_addresses
 
 pytestmark = pytest.mark.browser
 ALL_LOADED = "() => Array.from(document.images).every(i => i.complete)"

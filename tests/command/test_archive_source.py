@@ -9,14 +9,13 @@ import pytest
 
 from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
-from tests.command.test_cli import run
-from tests.helpers import put_source
+from tests.helpers import put_source, run
 
 pytestmark = pytest.mark.command
 
 
 @pytest.fixture
-def migrated(
+def migrated_by_command(
     store: Store, settings: Settings, env: dict[str, str], sample_records: list[dict[str, Any]]
 ) -> bytes:
     body = put_source(store, settings, sample_records)
@@ -26,7 +25,7 @@ def migrated(
 
 
 def test_archive_source_reports_the_checked_copy(
-    migrated: bytes, env: dict[str, str], store: Store, settings: Settings
+    migrated_by_command: bytes, env: dict[str, str], store: Store, settings: Settings
 ) -> None:
     proc = run(["archive-source"], env)
     assert proc.returncode == 0, proc.stderr
@@ -35,19 +34,19 @@ def test_archive_source_reports_the_checked_copy(
     again = run(["archive-source", "--json"], env)
     data = json.loads(again.stdout)
     assert data["alreadyArchived"] is True and data["removedOriginal"] is False
-    assert store.get_bytes(settings.bucket or "", data["archiveKey"]) == migrated
+    assert store.get_bytes(settings.bucket or "", data["archiveKey"]) == migrated_by_command
 
 
 def test_removing_the_original_needs_yes_without_a_terminal(
-    migrated: bytes, env: dict[str, str], store: Store, settings: Settings
+    migrated_by_command: bytes, env: dict[str, str], store: Store, settings: Settings
 ) -> None:
     proc = run(["archive-source", "--remove-original"], env)
     assert proc.returncode == 2 and "--yes" in proc.stderr and "Traceback" not in proc.stderr
-    assert store.get_bytes(settings.bucket or "", settings.source_key) == migrated
+    assert store.get_bytes(settings.bucket or "", settings.source_key) == migrated_by_command
 
 
 def test_removal_is_refused_with_exit_1_while_a_record_differs(
-    migrated: bytes,
+    migrated_by_command: bytes,
     env: dict[str, str],
     store: Store,
     settings: Settings,
@@ -60,11 +59,11 @@ def test_removal_is_refused_with_exit_1_while_a_record_differs(
     proc = run(["archive-source", "--remove-original", "--yes"], env)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "5 of 6 records identical" in proc.stderr and "Fix:" in proc.stderr
-    assert store.get_bytes(bucket, settings.source_key) == migrated
+    assert store.get_bytes(bucket, settings.source_key) == migrated_by_command
 
 
 def test_removal_after_a_complete_migration(
-    migrated: bytes, env: dict[str, str], store: Store, settings: Settings
+    migrated_by_command: bytes, env: dict[str, str], store: Store, settings: Settings
 ) -> None:
     proc = run(["archive-source", "--remove-original", "--yes"], env)
     assert proc.returncode == 0, proc.stderr

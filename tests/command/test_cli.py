@@ -3,59 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
 
 from khpl_migrate.aws import Store
-from khpl_migrate.cli import cli
 from khpl_migrate.settings import Settings
-from khpl_migrate.table import create_table
-from tests.helpers import items, objects, put_source
+from tests.helpers import assert_clean_error, cli_commands, items, objects, put_source, run
 
 pytestmark = pytest.mark.command
-
-
-def run(
-    args: list[str], env: dict[str, str], cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`python -m khpl_migrate ARGS` with only `env` (plus PATH), no terminal."""
-    full = {"PATH": os.environ["PATH"], "HOME": env.get("HOME", "/nonexistent"), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "khpl_migrate", *args],
-        env=full,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
-
-
-def assert_clean_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    assert "Traceback" not in proc.stderr + proc.stdout
-    assert "Error:" in proc.stderr and "Fix:" in proc.stderr
-    for needle in needles:
-        assert needle in proc.stderr, (needle, proc.stderr)
-
-
-@pytest.fixture
-def seeded(store: Store, settings: Settings, sample_records: list[dict[str, Any]]) -> Store:
-    put_source(store, settings, sample_records)
-    return store
 
 
 # -- the happy path, as commands ---------------------------------------------------
 
 
 def test_the_guides_commands_in_order(
-    seeded: Store, settings: Settings, env: dict[str, str]
+    seeded_source: Store, settings: Settings, env: dict[str, str]
 ) -> None:
     before = run(["verify"], env)
     assert before.returncode == 1
@@ -68,7 +32,7 @@ def test_the_guides_commands_in_order(
     assert dry.returncode == 0, dry.stderr
     assert "Dry run (nothing was written)" in dry.stderr and "create" in dry.stderr
     assert "khpl-migrate migrate --apply" in dry.stderr
-    assert items(seeded, settings) == {}
+    assert items(seeded_source, settings) == {}
 
     real = run(["migrate", "--apply"], env)
     assert real.returncode == 0, real.stderr
@@ -92,7 +56,6 @@ def test_the_guides_commands_in_order(
 def test_json_output_is_one_object_on_stdout(
     seeded: Store, settings: Settings, env: dict[str, str], sample_records: list[dict[str, Any]]
 ) -> None:
-    create_table(seeded, settings)
     dry = json.loads(run(["migrate", "--json"], env).stdout)
     assert dry["dryRun"] is True and dry["total"] == 6 and dry["migrated"] == 6
     assert dry["backupKey"] is None and dry["failed"] == []
@@ -133,7 +96,6 @@ def test_failed_records_exit_1_and_are_listed(
         settings,
         [sample_records[0], {"id": "KHPL_bad", "image": "data:image/png;base64,!!"}],
     )
-    create_table(seeded, settings)
     proc = run(["migrate", "--apply", "--json"], env)
     assert proc.returncode == 1
     data = json.loads(proc.stdout)
@@ -146,7 +108,6 @@ def test_failed_records_exit_1_and_are_listed(
 def test_verify_lists_records_only_in_dynamodb(
     seeded: Store, settings: Settings, env: dict[str, str]
 ) -> None:
-    create_table(seeded, settings)
     seeded.put_item_if_absent(settings.table, {"id": "KHPL_app_only", "name": "New Player"})
     proc = run(["verify", "--json"], env)
     data = json.loads(proc.stdout)
@@ -158,7 +119,6 @@ def test_the_guides_env_file_works_unchanged(
     seeded: Store, settings: Settings, env: dict[str, str], tmp_path: Path
 ) -> None:
     """REACT_APP_* names from .env, with the endpoints coming from the environment."""
-    create_table(seeded, settings)
     workdir = tmp_path / "project"
     workdir.mkdir()
     (workdir / ".env").write_text(
@@ -210,7 +170,7 @@ def test_missing_source(store: Store, env: dict[str, str]) -> None:
     assert_clean_error(run(["verify"], env), "registrations.json does not exist", "--source-key")
 
 
-def test_missing_table(seeded: Store, env: dict[str, str]) -> None:
+def test_missing_table(seeded_source: Store, env: dict[str, str]) -> None:
     assert_clean_error(run(["migrate"], env), "does not exist", "khpl-migrate create-table")
 
 
@@ -218,7 +178,6 @@ def test_bad_input_truncated_json_writes_nothing(
     seeded: Store, settings: Settings, env: dict[str, str]
 ) -> None:
     put_source(seeded, settings, raw=b'[{"id": "KHPL_1", "name": "A"}, {"id": "KHPL_2", "na')
-    create_table(seeded, settings)
     before = objects(seeded, settings)
     assert_clean_error(
         run(["migrate", "--apply"], env), "not valid JSON near byte", "nothing was written"
@@ -230,7 +189,6 @@ def test_bad_input_top_level_object_names_records_path(
     seeded: Store, settings: Settings, env: dict[str, str]
 ) -> None:
     put_source(seeded, settings, raw=b'{"registrations": [{"id": "KHPL_1"}], "version": 2}')
-    create_table(seeded, settings)
     assert_clean_error(
         run(["migrate"], env), "holds an object at its top level", "--records-path", "registrations"
     )
@@ -278,18 +236,7 @@ def test_a_bad_option_is_exit_2(env: dict[str, str]) -> None:
 # -- docs that cannot rot -----------------------------------------------------------
 
 
-def _commands(group: click.Group, prefix: list[str]) -> list[list[str]]:
-    """Every command and subcommand the CLI has: a new one cannot go without help."""
-    out = [prefix]
-    for name, command in sorted(group.commands.items()):
-        if isinstance(command, click.Group):
-            out += _commands(command, [*prefix, name])
-        else:
-            out.append([*prefix, name])
-    return out
-
-
-COMMANDS = _commands(cli, [])
+COMMANDS = cli_commands()
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")
@@ -301,14 +248,8 @@ def test_every_command_has_help(command: list[str]) -> None:
     assert len(rest.strip().splitlines()[0]) > 20, proc.stdout  # a real first line of help
 
 
-def test_readme_names_every_command() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    for command in COMMANDS[1:]:
-        assert f"khpl-migrate {' '.join(command)}" in readme, command
-
-
 def test_a_standard_aws_profile_works(
-    seeded: Store, settings: Settings, env: dict[str, str], tmp_path: Path
+    seeded_source: Store, settings: Settings, env: dict[str, str], tmp_path: Path
 ) -> None:
     (tmp_path / "aws-config").write_text("[profile khpl]\nregion = ap-south-1\n")
     (tmp_path / "aws-credentials").write_text(

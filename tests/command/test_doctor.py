@@ -10,8 +10,7 @@ import pytest
 from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
-from tests.command.test_cli import run
-from tests.helpers import put_source
+from tests.helpers import put_source, run
 
 pytestmark = pytest.mark.command
 

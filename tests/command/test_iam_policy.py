@@ -13,8 +13,7 @@ import pytest
 from khpl_migrate import policy
 from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
-from tests.command.test_cli import run
-from tests.helpers import put_source
+from tests.helpers import put_source, run
 from tests.review_server import start_review
 
 pytestmark = pytest.mark.command

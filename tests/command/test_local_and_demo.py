@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import urllib.request
 from pathlib import Path
 
 import boto3
 import pytest
 
-from tests.command.test_cli import run
+from tests.helpers import exports, run
 
 pytestmark = pytest.mark.command
 
@@ -21,21 +20,21 @@ def test_local_up_status_down(tmp_path: Path) -> None:
     up = run(["local", "up", *state], env)
     try:
         assert up.returncode == 0, up.stderr
-        exports = dict(re.findall(r"^export (\w+)=(\S+)$", up.stdout, re.M))
-        assert set(exports) >= {"AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3", "AWS_REGION"}
-        assert exports["AWS_ENDPOINT_URL_S3"].startswith("http://127.0.0.1:")
+        exported = exports(up.stdout)
+        assert set(exported) >= {"AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3", "AWS_REGION"}
+        assert exported["AWS_ENDPOINT_URL_S3"].startswith("http://127.0.0.1:")
         if os.environ.get("CI"):
             assert "DynamoDB (dynamodb-local)" in up.stderr
         # The printed environment really reaches both services.
         ddb = boto3.client(
             "dynamodb",
-            endpoint_url=exports["AWS_ENDPOINT_URL_DYNAMODB"],
-            region_name=exports["AWS_REGION"],
+            endpoint_url=exported["AWS_ENDPOINT_URL_DYNAMODB"],
+            region_name=exported["AWS_REGION"],
             aws_access_key_id="local",
             aws_secret_access_key="local",
         )
         assert "TableNames" in ddb.list_tables()
-        urllib.request.urlopen(exports["AWS_ENDPOINT_URL_S3"], timeout=5).close()
+        urllib.request.urlopen(exported["AWS_ENDPOINT_URL_S3"], timeout=5).close()
 
         status = run(["local", "status", *state], env)
         assert status.returncode == 0 and "Running" in status.stderr

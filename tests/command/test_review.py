@@ -21,8 +21,7 @@ from PIL import Image
 from khpl_migrate.aws import Store
 from khpl_migrate.dataurls import data_url
 from khpl_migrate.settings import Settings
-from tests.command.test_cli import run
-from tests.helpers import items, put_source
+from tests.helpers import items, put_source, run
 from tests.review_server import ReviewServer, other_addresses, start_review
 
 pytestmark = pytest.mark.command

@@ -11,19 +11,20 @@ from khpl_migrate import sample
 from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
-from tests.command.test_cli import run
-from tests.helpers import put_source
+from tests.helpers import put_source, run
 
 pytestmark = pytest.mark.command
 SECRET = "khplFakeSecret9000zzQQ"
 KEY_ID = "AKIAKHPLTESTKEYID"
 
 
+@pytest.mark.usefixtures("seeded")
 def test_a_secret_appears_nowhere_at_any_verbosity(
-    store: Store, settings: Settings, env: dict[str, str], sample_records: list[dict[str, Any]]
+    store: Store,
+    settings: Settings,
+    env: dict[str, str],
+    sample_records: list[dict[str, Any]],
 ) -> None:
-    put_source(store, settings, sample_records)
-    create_table(store, settings)
     guide_env = {
         k: v for k, v in env.items() if k not in {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     }

@@ -63,22 +63,26 @@ def on_terminal(
     return code, seen.decode(errors="replace")
 
 
+@pytest.mark.usefixtures("seeded")
 def test_answering_no_writes_nothing(
-    store: Store, settings: Settings, env: dict[str, str], sample_records: list[dict[str, Any]]
+    store: Store,
+    settings: Settings,
+    env: dict[str, str],
+    sample_records: list[dict[str, Any]],
 ) -> None:
-    put_source(store, settings, sample_records)
-    create_table(store, settings)
     code, screen = on_terminal(["migrate"], env, "n")
     assert "Proceed? [y/N]" in screen
     assert code == 0 and "Nothing was written" in screen
     assert items(store, settings) == {}
 
 
+@pytest.mark.usefixtures("seeded")
 def test_answering_yes_runs_the_migration(
-    store: Store, settings: Settings, env: dict[str, str], sample_records: list[dict[str, Any]]
+    store: Store,
+    settings: Settings,
+    env: dict[str, str],
+    sample_records: list[dict[str, Any]],
 ) -> None:
-    put_source(store, settings, sample_records)
-    create_table(store, settings)
     code, screen = on_terminal(["migrate"], env, "y")
     assert code == 0, screen
     assert "Migrated: 6 (18 images" in screen

@@ -8,9 +8,7 @@ from typing import Any
 import pytest
 
 from khpl_migrate import local
-from tests.faults.proxy import FaultProxy, Rule
-
-ProxyPair = Callable[..., tuple[FaultProxy, FaultProxy, dict[str, str]]]
+from tests.faults.proxy import FaultProxy, ProxyPair, Rule
 
 
 @pytest.fixture

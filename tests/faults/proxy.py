@@ -278,3 +278,7 @@ class FaultProxy:
             while chunk := upstream.recv(1 << 20):
                 chunks.append(chunk)
         return b"".join(chunks)
+
+
+# The `faulty` fixture: make(s3_rules, ddb_rules, seed) -> (s3 proxy, dynamodb proxy, env).
+ProxyPair = Callable[..., tuple[FaultProxy, FaultProxy, dict[str, str]]]

@@ -15,10 +15,8 @@ import pytest
 from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
-from tests.command.test_cli import run
-from tests.faults.conftest import ProxyPair
-from tests.faults.proxy import Rule
-from tests.helpers import copies, items, objects, put_source
+from tests.faults.proxy import ProxyPair, Rule
+from tests.helpers import copies, items, objects, put_source, run
 
 pytestmark = pytest.mark.faults
 IMAGES = "registration-images/"

@@ -13,10 +13,8 @@ from khpl_migrate.deep import deep_verify
 from khpl_migrate.plan import build_plan
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
-from tests.faults.conftest import ProxyPair
-from tests.faults.proxy import Rule
-from tests.helpers import copies, put_source
-from tests.integration.test_concurrency import end_state
+from tests.faults.proxy import ProxyPair, Rule
+from tests.helpers import copies, end_state, put_source
 
 pytestmark = pytest.mark.faults
 

@@ -14,8 +14,7 @@ from khpl_migrate.plan import Action, build_plan
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
 from khpl_migrate.verify import verify
-from tests.faults.conftest import ProxyPair
-from tests.faults.proxy import Rule
+from tests.faults.proxy import ProxyPair, Rule
 from tests.helpers import copies, put_source
 
 pytestmark = pytest.mark.faults

@@ -14,17 +14,15 @@ from khpl_migrate.aws.stream import ResumingStream
 from khpl_migrate.plan import Action, build_plan
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
-from tests.faults.conftest import ProxyPair
-from tests.faults.proxy import Rule
+from tests.faults.proxy import ProxyPair, Rule
 from tests.helpers import copies, items, put_source
 
 pytestmark = pytest.mark.faults
 
 
 def test_unprocessed_keys_are_read_again_never_dropped(
-    faulty: ProxyPair, migrated_store: tuple[Store, Settings, list[dict[str, Any]]]
+    faulty: ProxyPair, migrated: list[dict[str, Any]]
 ) -> None:
-    _, _, records = migrated_store
     # Each rule fires on the first request it sees: three throttled answers in a row.
     rules = [Rule("unprocessed", operation="BatchGetItem", nth=1) for _ in range(3)]
     _, _, through = faulty(ddb_rules=rules)
@@ -32,14 +30,13 @@ def test_unprocessed_keys_are_read_again_never_dropped(
     faulted = settings_mod.load(env=through)
     plan = build_plan(Store(faulted, sleep=slept.append), faulted)
     assert [rule.fired for rule in rules] == [1, 1, 1]
-    assert plan.count(Action.SKIP) == len(records) and plan.count(Action.CREATE) == 0
+    assert plan.count(Action.SKIP) == len(migrated) and plan.count(Action.CREATE) == 0
     assert len(slept) == 3 and slept == sorted(slept)  # backing off, longer each time
 
 
 def test_keys_left_unprocessed_every_time_end_in_a_typed_error(
-    faulty: ProxyPair, migrated_store: tuple[Store, Settings, list[dict[str, Any]]]
+    faulty: ProxyPair, migrated: list[dict[str, Any]]
 ) -> None:
-    _, _, records = migrated_store
     rule = Rule("unprocessed", operation="BatchGetItem", rate=1.0)
     _, _, through = faulty(ddb_rules=[rule])
     slept: list[float] = []
@@ -47,7 +44,7 @@ def test_keys_left_unprocessed_every_time_end_in_a_typed_error(
     with pytest.raises(errors.RetriesExhausted) as caught:
         build_plan(Store(faulted, sleep=slept.append), faulted)
     assert rule.fired == BATCH_GET_ROUNDS and len(slept) == BATCH_GET_ROUNDS - 1
-    assert f"{len(records)} of {len(records)} keys" in caught.value.message
+    assert f"{len(migrated)} of {len(migrated)} keys" in caught.value.message
     assert "throttled" in caught.value.fix
     assert caught.value.last_cause.startswith("UnprocessedKeys")
     assert max(slept) <= 5.0  # capped backoff
@@ -67,15 +64,3 @@ def test_a_stream_that_keeps_dropping_gives_up_with_its_cause(
     assert caught.value.last_cause and caught.value.last_cause in caught.value.message
     assert isinstance(caught.value.__cause__, Exception)
     assert items(store, settings) == {}
-
-
-@pytest.fixture
-def migrated_store(
-    store: Store, settings: Settings, sample_records: list[dict[str, Any]]
-) -> tuple[Store, Settings, list[dict[str, Any]]]:
-    from khpl_migrate.apply import apply_plan
-
-    put_source(store, settings, sample_records)
-    create_table(store, settings)
-    assert apply_plan(store, settings, build_plan(store, settings)).ok
-    return store, settings, sample_records

@@ -16,23 +16,10 @@ from khpl_migrate.plan import build_plan
 from khpl_migrate.runner import BoundedRunner, SerialRunner
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
-from tests.helpers import copies, items, objects, put_source
+from tests.helpers import copies, end_state, put_source
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
-RUN_FIELDS = ("migrationRunId", "migrationDate")
-
-
-def end_state(store: Store, settings: Settings) -> tuple[dict[str, Any], dict[str, str]]:
-    """Items without their run's id and date, and image objects by key and hash."""
-    table = {
-        rid: {k: v for k, v in item.items() if k not in RUN_FIELDS}
-        for rid, item in items(store, settings).items()
-    }
-    images = {
-        k: v for k, v in objects(store, settings).items() if k.startswith("registration-images/")
-    }
-    return table, images
 
 
 def test_serial_and_pooled_runs_end_in_the_same_table_and_objects(

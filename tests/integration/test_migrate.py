@@ -81,11 +81,10 @@ def test_the_guides_flow_moves_every_field_and_image_byte(
     assert list(after.by_date.values()) == [(6, 18)]
 
 
+@pytest.mark.usefixtures("seeded")
 def test_a_dry_run_sends_no_write_request(
     store: Store, settings: Settings, sample_records: list[dict[str, Any]]
 ) -> None:
-    put_source(store, settings, sample_records)
-    create_table(store, settings)
     calls: list[tuple[str, str]] = []
     watched = Store(settings, observer=lambda service, op: calls.append((service, op)))
     before = objects(store, settings), items(store, settings)
@@ -99,11 +98,10 @@ def test_a_dry_run_sends_no_write_request(
     assert (objects(store, settings), items(store, settings)) == before
 
 
+@pytest.mark.usefixtures("seeded")
 def test_running_again_changes_nothing(
     store: Store, settings: Settings, sample_records: list[dict[str, Any]]
 ) -> None:
-    put_source(store, settings, sample_records)
-    create_table(store, settings)
     first = migrate(store, settings)
     table, stored = items(store, settings), objects(store, settings)
 
@@ -131,11 +129,10 @@ def test_a_re_run_after_a_partial_run_migrates_only_the_rest(
     assert verify(store, settings).complete
 
 
+@pytest.mark.usefixtures("seeded")
 def test_a_record_the_app_wrote_is_skipped_and_left_untouched(
     store: Store, settings: Settings, sample_records: list[dict[str, Any]]
 ) -> None:
-    put_source(store, settings, sample_records)
-    create_table(store, settings)
     rid = sample_records[0]["id"]
     app_key = f"registration-images/{rid}/userPhoto.jpeg"
     app_item = {

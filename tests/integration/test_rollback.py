@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from khpl_migrate.apply import apply_plan
 from khpl_migrate.aws import Store
 from khpl_migrate.backups import list_backups
 from khpl_migrate.deep import deep_verify
 from khpl_migrate.journal import list_runs
-from khpl_migrate.plan import build_plan
 from khpl_migrate.rollback import apply_rollback, plan_rollback, show_rollback
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
 from khpl_migrate.verify import verify
-from tests.command.test_cli import run
-from tests.helpers import items, objects, put_source
+from tests.helpers import items, migrate, objects, put_source, two_runs
 
 pytestmark = pytest.mark.integration
 APP_KEY = "registration-images/KHPL_app_1/userPhoto.jpeg"
-
-
-def migrate(store: Store, settings: Settings) -> Any:
-    return apply_plan(store, settings, build_plan(store, settings))
 
 
 def test_rollback_removes_exactly_one_runs_items_and_objects(
@@ -123,75 +114,21 @@ def test_rollback_leaves_what_changed_since_the_run(
 
 
 def test_runs_and_backups_are_listed(
-    store: Store, settings: Settings, sample_records: list[dict[str, Any]], env: dict[str, str]
+    store: Store, settings: Settings, sample_records: list[dict[str, Any]]
 ) -> None:
-    create_table(store, settings)
-    put_source(store, settings, sample_records[:2])
-    first = migrate(store, settings)
-    put_source(store, settings, sample_records[:3])
-    second = migrate(store, settings)
+    first, second = two_runs(store, settings, sample_records)
 
     runs = list_runs(store, settings.bucket or "")
     assert [(r.run_id, r.to_json()["migrated"]) for r in runs] == [
         (first.run_id, 2),
         (second.run_id, 1),
     ]
-    listed = json.loads(run(["runs", "--json"], env).stdout)["runs"]
-    assert [r["runId"] for r in listed] == [first.run_id, second.run_id]
 
     backups = {b.key: b for b in list_backups(store, settings)}
     assert (
         backups[first.backup_key].matches_source and not backups[first.backup_key].same_as_current
     )
     assert backups[second.backup_key].matches_source and backups[second.backup_key].same_as_current
-    assert run(["backups"], env).returncode == 0
-
-    store.put_object(settings.bucket or "", first.backup_key, b"[]", "application/json")  # damaged
-    proc = run(["backups", "--json"], env)
-    assert proc.returncode == 1
-    damaged = {b["key"]: b for b in json.loads(proc.stdout)["backups"]}[first.backup_key]
-    assert damaged["matchesSource"] is False
-
-
-def test_failed_ids_feed_back_into_only_ids(
-    store: Store,
-    settings: Settings,
-    sample_records: list[dict[str, Any]],
-    env: dict[str, str],
-    tmp_path: Path,
-) -> None:
-    create_table(store, settings)
-    broken = {**sample_records[1], "image": "data:image/jpeg;base64,@@@"}
-    put_source(store, settings, [sample_records[0], broken, sample_records[2]])
-    ids = tmp_path / "failed.txt"
-    first = run(["migrate", "--apply", "--failed-ids", str(ids)], env)
-    assert first.returncode == 1
-    assert ids.read_text().split() == [broken["id"]]
-
-    put_source(store, settings, sample_records[:4])  # the record fixed, and one new one
-    second = run(["migrate", "--apply", "--only-ids", str(ids), "--json"], env)
-    data = json.loads(second.stdout)
-    assert second.returncode == 0, second.stderr
-    assert (data["migrated"], data["skipped"]) == (1, 3)  # only the listed record
-    assert store.get_item(settings.table, broken["id"]) is not None
-    assert store.get_item(settings.table, sample_records[3]["id"]) is None
-
-
-def test_rollback_command_dry_run_then_apply(
-    store: Store, settings: Settings, sample_records: list[dict[str, Any]], env: dict[str, str]
-) -> None:
-    create_table(store, settings)
-    put_source(store, settings, sample_records[:2])
-    result = migrate(store, settings)
-    dry = run(["rollback", "--run", result.run_id], env)
-    assert dry.returncode == 0 and "Would delete: 2 items, 6 image objects" in dry.stderr
-    assert f"khpl-migrate rollback --run {result.run_id} --apply" in dry.stderr
-    assert len(items(store, settings)) == 2
-    real = run(["rollback", "--run", result.run_id, "--apply"], env)
-    assert real.returncode == 0 and "Deleted: 2 items, 6 image objects" in real.stderr
-    assert items(store, settings) == {}
-    missing = run(["rollback", "--run", "no-such-run"], env)
-    assert missing.returncode == 2 and "khpl-migrate runs" in missing.stderr
 
 
 def test_changes_between_the_rollback_plan_and_its_apply_are_left(
