@@ -5,7 +5,7 @@
 Both keep every write conditional (attribute_not_exists(id)). Writes N items of
 about 1 KB (a migrated registration without its images) through the delay
 proxy to DynamoDB Local, on fresh tables, and prints the wall time of each. The
-result decides which one `apply.py` uses (issue 4 asks to keep the faster).
+result decides which one `staging.ItemWriter` uses (the faster is kept).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Where output goes: people read stderr through a masking console, programs read stdout.
 
-Human output and progress go to stderr, one JSON object to stdout (STYLE.md 8),
+Human output and progress go to stderr, one JSON object to stdout,
 so `khpl-migrate verify --json | jq` works. Everything a person sees passes
 `masking.mask_pii` first, log records included.
 """

@@ -4,7 +4,7 @@
 every record through the same pure `transform` the real run uses, and asks
 DynamoDB which ids exist already (BatchGetItem). The result is a frozen `Plan`
 that is either only displayed (dry run) or handed to `apply.apply_plan`, so
-the dry run and the real run cannot drift apart (STYLE.md 2). Building a plan
+the dry run and the real run cannot drift apart. Building a plan
 sends read requests only (safety contract 7).
 """
 

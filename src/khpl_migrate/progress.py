@@ -1,6 +1,6 @@
 """What the library reports while it works: the command line draws it, tests ignore it.
 
-The library never prints (STYLE.md 8); it calls a `Progress`. The command line
+The library never prints; it calls a `Progress`. The command line
 passes `RichProgress` (bars on stderr) on a terminal and `NullProgress`
 otherwise (no terminal, `--quiet`, `--json`).
 """

@@ -6,7 +6,7 @@ image object only while its bytes still hash to what the run wrote, and then
 with the ETag that was checked (S3 conditional delete), and never while an item
 that stays in the table references it. Everything else is left, with the
 reason. Like `migrate`, a plan is built first (reads only) and is either shown
-(dry run) or carried out (STYLE.md 2).
+(dry run) or carried out.
 """
 
 from __future__ import annotations

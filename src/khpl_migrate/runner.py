@@ -3,7 +3,7 @@
 `BoundedRunner` keeps at most `2 x workers` tasks in flight, so a run holds a
 fixed number of records (and their image bytes) in memory whatever the size of
 the source; `SerialRunner` runs each task at once and lets tests (and
-`--workers 1`) see a deterministic order (STYLE.md 5).
+`--workers 1`) see a deterministic order.
 """
 
 from __future__ import annotations

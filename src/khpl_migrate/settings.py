@@ -1,7 +1,7 @@
 """One frozen settings object from flags, the environment and a `.env` file.
 
 Precedence is flags, then the process environment, then `.env` in the working
-directory (DESIGN.md). The guide's `REACT_APP_*` names are read unchanged; the
+directory (docs/design.md). The guide's `REACT_APP_*` names are read unchanged; the
 standard AWS names (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL_*`) work too
 and win over them. Secrets are held in `Secret`, whose repr never shows them.
 """

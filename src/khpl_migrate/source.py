@@ -4,7 +4,7 @@ The source is never held whole in memory: ijson (yajl2_c backend) yields one
 record at a time from the S3 stream. Every read is pinned to the ETag (and
 version id) seen when the run started, so the plan, the backup and the apply
 pass all see the same bytes; the stream's SHA-256 is what the backup is checked
-against (DESIGN.md, safety contract 2 and 3).
+against (docs/design.md, safety contract 2 and 3).
 """
 
 from __future__ import annotations

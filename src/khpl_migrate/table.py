@@ -1,7 +1,7 @@
 """`create-table`: the table the guide's app expects, made safe to keep.
 
 On-demand billing, key `id` (S), deletion protection and point-in-time
-recovery on (DESIGN.md). Idempotent: an existing table with the right key is
+recovery on (docs/design.md). Idempotent: an existing table with the right key is
 left as it is; one with another key is an error, never altered.
 """
 
