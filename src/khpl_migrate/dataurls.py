@@ -33,9 +33,14 @@ EXTENSIONS = {
     "application/octet-stream": "bin",
 }
 
-_DATA_URL_START = re.compile(r"data:[a-z0-9.+-]*(/[a-z0-9.+-]*)?[;,]", re.IGNORECASE)
+# RFC 2397: data:[<mediatype>][;base64],<data>, where a mediatype is type/subtype with
+# ;attribute=value parameters (RFC 2045 tokens, or a quoted string). The comma is part
+# of the shape: "data:image/jpeg;base64 was missing here" is a remark, not a data URL.
+_TOKEN = r"[!#$%&'*+\-.^_`{|}~0-9A-Za-z]+"
 _DATA_URL = re.compile(
-    r"data:(?P<mime>[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+)?(?P<params>(;[^,;]*)*),",
+    rf"data:(?P<mime>{_TOKEN}/{_TOKEN})?"
+    rf"(?P<params>(?:;{_TOKEN}=(?:{_TOKEN}|\"[^\",]*\"))*)"
+    r"(?P<base64>;base64)?,",
     re.IGNORECASE,
 )
 
@@ -72,7 +77,8 @@ class DataUrl:
 
 
 def looks_like_data_url(value: str) -> bool:
-    return _DATA_URL_START.match(value[:300]) is not None
+    """True when the string has RFC 2397's shape up to its comma; its payload may still be bad."""
+    return _DATA_URL.match(value) is not None
 
 
 def parse_data_url(value: str, where: str = "value") -> DataUrl:
@@ -82,9 +88,8 @@ def parse_data_url(value: str, where: str = "value") -> DataUrl:
         raise RecordError(f"malformed data URL at {where} (expected data:<type>;base64,<data>)")
     header = match.group(0)
     mime = (match.group("mime") or "application/octet-stream").lower()
-    params = [p.strip().lower() for p in (match.group("params") or "").split(";") if p.strip()]
     payload = value[match.end() :]
-    if "base64" in params:
+    if match.group("base64"):
         data = _b64decode(payload, where)
     else:
         data = urllib.parse.unquote_to_bytes(payload)

@@ -92,6 +92,37 @@ def test_plain_strings_are_not_data_urls() -> None:
     assert looks_like_data_url("data:image/png;base64,AAAA")
 
 
+@pytest.mark.parametrize(
+    "remark",
+    [
+        "data:image/jpeg;base64 was missing here",  # no comma: RFC 2397 needs one
+        "data:image/jpeg;base64 was missing here, sorry",  # a comma, but not a header's
+        "data:image/jpeg",
+        "data:image/jpeg;base64",
+        "data: see the attached copy",
+        "data:image/jpeg; base64,AAAA",  # a space inside the header
+    ],
+)
+def test_a_remark_that_starts_like_a_data_url_stays_a_plain_field(remark: str) -> None:
+    assert not looks_like_data_url(remark)
+    done = transform({"id": "KHPL_1", "remarks": remark}, STAMP)
+    assert done.images == () and done.item["remarks"] == remark
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "data:image/png;base64,",
+        "DATA:IMAGE/PNG;BASE64,",
+        "data:image/png;name=card.png;base64,",
+        'data:image/png;name="card one.png";base64,',
+        "data:,",  # no media type: text/plain by RFC 2397, kept as octet-stream
+    ],
+)
+def test_the_shapes_rfc_2397_allows_are_data_urls(header: str) -> None:
+    assert looks_like_data_url(header + "iVBORw0KGgo=")
+
+
 # -- naming and keys ------------------------------------------------------------
 
 
