@@ -25,6 +25,8 @@ class DelayProxy:
     delay: float = 0.020
     port: int = 0
     exchanges: int = 0
+    bytes_sent: int = 0  # client -> service
+    bytes_received: int = 0  # service -> client
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -79,6 +81,7 @@ class DelayProxy:
                     turn.server_spoke = False
                     self.exchanges += 1
                     await asyncio.sleep(self.delay)
+                self.bytes_sent += len(chunk)
                 server_w.write(chunk)
                 await server_w.drain()
             server_w.close()
@@ -86,6 +89,7 @@ class DelayProxy:
         async def downstream() -> None:
             while chunk := await server_r.read(65536):
                 turn.server_spoke = True
+                self.bytes_received += len(chunk)
                 client_w.write(chunk)
                 await client_w.drain()
             client_w.close()

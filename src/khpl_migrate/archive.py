@@ -21,6 +21,7 @@ from khpl_migrate import source as source_mod
 from khpl_migrate.aws import ObjectInfo, Store
 from khpl_migrate.backups import object_sha256
 from khpl_migrate.deep import deep_verify
+from khpl_migrate.freeze import is_frozen
 from khpl_migrate.layout import ARCHIVE_PREFIX, archive_key
 from khpl_migrate.runner import Runner
 from khpl_migrate.settings import Settings
@@ -90,6 +91,11 @@ def archive_source(
             )
     removed = False
     if remove_original:
+        if is_frozen(store, source.bucket, pinned.key):
+            raise ArchiveRefused(
+                f"{source.uri} is frozen (freeze-source); it was archived but not removed",
+                "run `khpl-migrate freeze-source --undo --apply` first, or keep the original",
+            )
         _require_identical(store, settings, runner)
         if not store.delete_object_if_unchanged(source.bucket, pinned.key, pinned.etag):
             raise ArchiveRefused(
@@ -109,7 +115,7 @@ def archive_source(
 
 
 def _require_identical(store: Store, settings: Settings, runner: Runner | None) -> None:
-    summary, deep = deep_verify(store, settings, runner=runner)
+    summary, deep = deep_verify(store, settings, runner=runner, name_sides=False)
     identical = deep.count("=")
     if not summary.complete or identical != len(deep.entries):
         raise ArchiveRefused(

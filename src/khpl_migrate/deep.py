@@ -1,34 +1,42 @@
-"""`verify --deep`: every field and every image byte, record by record.
+"""`verify --deep`: every field and every image byte, record by record, naming the side.
 
 `deep_verify` proves the guide's "no data loss" rather than counting: for every
 source record it rebuilds the item the migration should have written (the same
 pure `transform`, with the item's own run id and date) and compares every field
-and every image object (exists, SHA-256, size, Content-Type, decodes), like
-rclone's `check` and restic's `check --read-data`. It reports one line per
-record in rclone's `--combined` notation, image objects nothing references
-(orphans) and migrated items that no source record explains.
+and image (`compare.py`), like rclone's `check` and restic's `check
+--read-data`. It reports one line per record in rclone's `--combined` notation.
+
+Each difference then says which side changed since the migration, from the
+record's baseline (`baseline.py`: the record as the tool last wrote it): the
+source (run `sync`), DynamoDB (the app, or damage), or both; an image object
+that does not hold what its reference says is damage in S3. The baselines are
+read only for records that differ, so a clean check costs nothing more.
+
+Image objects no item references are orphans, and fail the check, unless a
+sync superseded them (it keeps the old bytes) or the migration did not write
+them (no `x-amz-meta-khpl-run`): those two are listed and do not fail it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from khpl_migrate import source as source_mod
 from khpl_migrate.aws import Store
+from khpl_migrate.baseline import History, history, read_baselines
+from khpl_migrate.compare import Comparison, Difference, compare_record
 from khpl_migrate.errors import RecordError
 from khpl_migrate.layout import IMAGE_PREFIX
 from khpl_migrate.runner import Runner, make_runner
 from khpl_migrate.settings import Settings
-from khpl_migrate.transform import MIGRATED_FROM, Image, RunStamp, record_id, transform
+from khpl_migrate.threeway import Side, side
+from khpl_migrate.transform import MIGRATED_FROM, record_id
+from khpl_migrate.units import item_units, provenance, references, runs_of
 from khpl_migrate.verify import VerifyReport, verify
 
 Status = Literal["=", "-", "*", "!"]
@@ -38,8 +46,11 @@ STATUS_WORDS = {
     "*": "differs",
     "!": "could not be checked",
 }
-# Formats Pillow must be able to decode for the image to count as an image.
-DECODABLE = {"image/jpeg": "JPEG", "image/png": "PNG"}
+SOURCE_SIDE = "changed in the source since the migration: run `khpl-migrate sync`"
+TABLE_SIDE = "changed in DynamoDB since the migration: the app, or damage"
+BOTH_SIDES = "changed in the source and in DynamoDB since the migration: see `khpl-migrate sync`"
+DAMAGE_SIDE = "damage in S3: `khpl-migrate sync --repair-images` puts the source's bytes back"
+_WORDS = {Side.SOURCE: SOURCE_SIDE, Side.TABLE: TABLE_SIDE, Side.CONFLICT: BOTH_SIDES}
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,8 @@ class DeepEntry:
     # whether every field matched (details mix both kinds of difference).
     images_ok: int = 0
     fields_ok: bool = False
+    # The sides of its differences: "source", "table", "both", "damage" (for sync's review).
+    sides: tuple[str, ...] = ()
 
     def line(self) -> str:
         who = self.id if self.id is not None else f"#{self.index} (no id)"
@@ -71,6 +84,7 @@ class DeepEntry:
             "status": self.status,
             "details": list(self.details),
             "warnings": list(self.warnings),
+            "sides": list(self.sides),
         }
 
 
@@ -79,7 +93,12 @@ class DeepReport:
     entries: list[DeepEntry] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     unexplained: list[str] = field(default_factory=list)  # migrated items in no source record
+    superseded: list[str] = field(default_factory=list)  # old bytes a sync replaced, kept
+    not_written: list[str] = field(default_factory=list)  # objects the migration did not write
     seconds: float = 0.0
+    # verify --deep --allow-table-edits: what changed in DynamoDB since the migration (the
+    # app's edits, after the cut-over) does not fail the check; damage in S3 still does.
+    allow_table_edits: bool = False
 
     def count(self, status: Status) -> int:
         return sum(1 for e in self.entries if e.status == status)
@@ -94,22 +113,48 @@ class DeepReport:
 
     @property
     def ok(self) -> bool:
-        return (
-            all(e.status == "=" for e in self.entries) and not self.orphans and not self.unexplained
-        )
+        return not self.failing() and not self.orphans and not self.unexplained
+
+    def failing(self) -> list[DeepEntry]:
+        """The entries that fail the check."""
+        allowed = {e.index for e in self.allowed()}
+        return [e for e in self.entries if e.status != "=" and e.index not in allowed]
+
+    def allowed(self) -> list[DeepEntry]:
+        """Differences --allow-table-edits lets pass: changed in DynamoDB only, no damage."""
+        if not self.allow_table_edits:
+            return []
+        return [
+            e for e in self.entries if e.status != "=" and e.sides and set(e.sides) == {"table"}
+        ]
+
+    def complete(self, summary: VerifyReport) -> bool:
+        """Every usable source record is in the table, or was deleted there by the app and
+        --allow-table-edits accepts that."""
+        if summary.complete:
+            return True
+        gone = {e.id for e in self.allowed() if e.status == "-"}
+        missing = {rid for rid, _ in summary.only_in_s3}
+        return summary.table_exists and not summary.unusable and missing <= gone
 
     def attention_ids(self) -> list[str]:
-        """Ids that need attention: what --failed-ids writes, for `migrate --only-ids`."""
-        ordered = sorted(self.entries, key=lambda e: e.index)
-        return [e.id for e in ordered if e.status != "=" and e.id is not None]
+        """Ids that need attention: what --failed-ids writes, for `sync --only-ids`."""
+        ordered = sorted(self.failing(), key=lambda e: e.index)
+        return [e.id for e in ordered if e.id is not None]
 
     def lines(self) -> list[str]:
         """The reconciliation report: `=`, `-`, `*`, `!` per record, `+` for extras."""
         out = [e.line() for e in sorted(self.entries, key=lambda e: e.index)]
         out += [f"+ {key}: image object no item references (orphan)" for key in self.orphans]
         out += [
-            f"+ {rid}: item marked migratedFrom S3 but in no source record"
+            f"+ {rid}: item marked migratedFrom S3 but in no source record "
+            "(deleted in the source: see `khpl-migrate sync`)"
             for rid in self.unexplained
+        ]
+        out += [f"+ {key}: superseded by a sync (kept; not an orphan)" for key in self.superseded]
+        out += [
+            f"+ {key}: not written by the migration (no x-amz-meta-khpl-run; not checked)"
+            for key in self.not_written
         ]
         return out
 
@@ -124,6 +169,9 @@ class DeepReport:
             "imageBytesChecked": self.image_bytes,
             "orphans": self.orphans,
             "unexplained": self.unexplained,
+            "allowedTableEdits": len(self.allowed()),
+            "superseded": self.superseded,
+            "notWrittenByTheMigration": self.not_written,
             "seconds": round(self.seconds, 3),
             "records": [e.to_json() for e in sorted(self.entries, key=lambda e: e.index)],
         }
@@ -136,16 +184,20 @@ def deep_verify(
     runner: Runner | None = None,
     on_entry: Callable[[DeepEntry], None] | None = None,
     on_record: Callable[[int, Any], None] | None = None,
+    name_sides: bool = True,
+    allow_table_edits: bool = False,
 ) -> tuple[VerifyReport, DeepReport]:
-    """The guide's report plus every field and image byte checked.
+    """The guide's report plus every field and image byte checked, each difference's side
+    named (unless `name_sides` is False: then no baseline is read).
 
     `on_record` sees every source record as it is read (the review page keeps
     each record's name from it, so the source is read once, not twice).
+    `on_entry` sees every record's entry once its side is named.
     """
     began = time.monotonic()
     summary = verify(store, settings)
-    deep = DeepReport()
-    entries = _Entries(deep, on_entry)
+    deep = DeepReport(allow_table_edits=allow_table_edits)
+    entries = _Entries()
     source = source_mod.open_source(store, settings)
     runner = runner or make_runner(settings.workers)
     seen: dict[str, int] = {}
@@ -155,37 +207,46 @@ def deep_verify(
                 on_record(index, record)
             found = _comparable(index, record, seen, summary.table_exists)
             if isinstance(found, DeepEntry):
-                entries.add(found)
+                entries.add(found, None)
             else:
-                runner.submit(_checker(store, settings, index, record), entries.done(index, found))
+                task = _checker(store, settings, index, record)
+                runner.submit(task, entries.done(index, found))
     finally:
         runner.drain()
+    past = history(store, source.bucket)
+    if name_sides:
+        deep.entries = _name_sides(store, settings, entries, past)
+    else:
+        deep.entries = sorted((e for e, _ in entries.found), key=lambda e: e.index)
+    if on_entry is not None:
+        for entry in deep.entries:
+            on_entry(entry)
     if summary.table_exists:
-        deep.orphans, deep.unexplained = _extras(store, settings, set(seen))
+        _extras(store, settings, set(seen), past, deep)
     deep.seconds = time.monotonic() - began
     return summary, deep
 
 
 class _Entries:
-    """Collects the entries the pool's threads produce, passing each to `on_entry`."""
+    """Collects the entries the pool's threads produce, and what naming a side needs."""
 
-    def __init__(self, deep: DeepReport, on_entry: Callable[[DeepEntry], None] | None) -> None:
-        self._deep, self._on_entry = deep, on_entry
+    def __init__(self) -> None:
+        self.found: list[tuple[DeepEntry, Comparison | None]] = []
         self._lock = threading.Lock()
 
-    def add(self, entry: DeepEntry) -> None:
+    def add(self, entry: DeepEntry, compared: Comparison | None) -> None:
         with self._lock:
-            self._deep.entries.append(entry)
-        if self._on_entry is not None:
-            self._on_entry(entry)
+            self.found.append((entry, compared))
 
-    def done(self, index: int, rid: str) -> Callable[[Future[DeepEntry]], None]:
-        def done(future: Future[DeepEntry]) -> None:
+    def done(
+        self, index: int, rid: str
+    ) -> Callable[[Future[tuple[DeepEntry, Comparison | None]]], None]:
+        def done(future: Future[tuple[DeepEntry, Comparison | None]]) -> None:
             exc = future.exception()
             if exc is None:
-                self.add(future.result())
+                self.add(*future.result())
             else:
-                self.add(DeepEntry(index, rid, "!", (f"{type(exc).__name__}: {exc}",)))
+                self.add(DeepEntry(index, rid, "!", (f"{type(exc).__name__}: {exc}",)), None)
 
         return done
 
@@ -208,150 +269,134 @@ def _comparable(
     return rid
 
 
-def _checker(store: Store, settings: Settings, index: int, record: Any) -> Callable[[], DeepEntry]:
+def _checker(
+    store: Store, settings: Settings, index: int, record: Any
+) -> Callable[[], tuple[DeepEntry, Comparison | None]]:
     return lambda: check_record(store, settings, index, record)
 
 
-def check_record(store: Store, settings: Settings, index: int, record: dict[str, Any]) -> DeepEntry:
+def check_record(
+    store: Store, settings: Settings, index: int, record: dict[str, Any]
+) -> tuple[DeepEntry, Comparison | None]:
     """Compare one source record with its item and image objects."""
     rid = record_id(record)
     item = store.get_item(settings.table, rid)
     if item is None:
-        return DeepEntry(index, rid, "-")
-    if item.get("migratedFrom") != MIGRATED_FROM or "migrationRunId" not in item:
-        return DeepEntry(
-            index, rid, "!", ("the item was not written by the migration (no migratedFrom S3)",)
-        )
-    stamp = RunStamp(
-        str(item["migrationRunId"]),
-        str(item.get("migrationDate", "")),
-        mask_aadhaar=bool(item.get("maskedFields")),
-    )
-    try:
-        expected = transform(record, stamp)
-    except RecordError as exc:
-        return DeepEntry(index, rid, "!", (f"the source record cannot be migrated: {exc}",))
-    fields = diff_values(expected.item, item)
-    details = list(fields)
-    warn: list[str] = []
-    images_ok = 0
-    bucket = settings.require_bucket()
-    for image in expected.images:
-        before = len(warn)
-        problems = _check_image(store, bucket, image, warn)
-        details += problems
-        images_ok += not problems and len(warn) == before
-    return DeepEntry(
+        return DeepEntry(index, rid, "-"), None
+    compared = compare_record(store, settings.require_bucket(), record, item)
+    if compared.unchecked:
+        return DeepEntry(index, rid, "!", (compared.unchecked,)), None
+    entry = DeepEntry(
         index,
         rid,
-        "*" if details else "=",
-        tuple(details),
-        tuple(warn),
-        images=len(expected.images),
-        image_bytes=expected.image_bytes,
-        images_ok=images_ok,
-        fields_ok=not fields,
+        "*" if compared.differences else "=",
+        tuple(d.text for d in compared.differences),
+        compared.warnings,
+        images=compared.images,
+        image_bytes=compared.image_bytes,
+        images_ok=compared.images_ok,
+        fields_ok=compared.fields_ok,
     )
+    return entry, compared if compared.differences else None
 
 
-def _check_image(store: Store, bucket: str, image: Image, warn: list[str]) -> list[str]:
-    found = store.get_object(bucket, image.key)
-    label = f"image {image.name}"
-    if found is None:
-        return [f"{label}: object {image.key} is missing"]
-    data, info = found
-    problems = []
-    if len(data) != image.size:
-        problems.append(f"{label}: {len(data):,} bytes, the source has {image.size:,}")
-    elif hashlib.sha256(data).hexdigest() != image.sha256:
-        problems.append(f"{label}: bytes differ from the source (SHA-256 mismatch)")
-    if (info.content_type or "") != image.mime:
-        problems.append(f"{label}: Content-Type {info.content_type}, expected {image.mime}")
-    if not problems and image.mime in DECODABLE:
-        # The bytes are the source's own: a decode failure is the source's problem.
-        reason = decode_problem(data, image.mime)
-        if reason:
-            warn.append(f"{label}: {reason}")
-    return problems
+def _name_sides(
+    store: Store,
+    settings: Settings,
+    entries: _Entries,
+    past: History,
+) -> list[DeepEntry]:
+    """Say, for each difference, which side changed since the migration. Reads the
+    baselines of the records that differ, and only theirs."""
+    differing = {e.id: c for e, c in entries.found if c is not None and e.id is not None}
+    needs: dict[str, set[str]] = {}
+    for rid, compared in differing.items():
+        for run in runs_of(compared.item):
+            needs.setdefault(run, set()).add(rid)
+    masked = {rid for rid, c in differing.items() if c.item.get("maskedFields")}
+    baselines = read_baselines(store, settings, needs, past, masked=masked) if needs else None
+    out = []
+    for entry, found in entries.found:
+        if entry.status == "-" and not entry.details and entry.id in past.written:
+            gone = ("deleted in DynamoDB since the migration (the app, or damage)",)
+            entry = replace(entry, details=gone, sides=("table",))
+        elif found is not None and baselines is not None:
+            entry = _named(entry, found, baselines)
+        out.append(entry)
+    return sorted(out, key=lambda e: e.index)
 
 
-def decode_problem(data: bytes, mime: str) -> str | None:
-    """Why these bytes are not a decodable image of type `mime`, or None when they are."""
-    from PIL import Image as PILImage
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with PILImage.open(io.BytesIO(data)) as picture:
-                actual = picture.format
-                picture.load()
-    except Exception as exc:  # Pillow raises many types for bad data
-        return f"does not decode as {mime} ({type(exc).__name__})"
-    expected = DECODABLE[mime]
-    if actual != expected:
-        return f"labelled {mime} but the bytes are {actual}"
-    return None
+def _named(entry: DeepEntry, compared: Comparison, baselines: Any) -> DeepEntry:
+    item = compared.item
+    baseline = baselines.of(item, compared.source)
+    if baseline is None:
+        why = baselines.problems.get(entry.id, "a run it needs left no baseline")
+        note = f"the migration's baseline could not be read ({why})"
+        return replace(entry, details=(*entry.details, note))
+    units = item_units(item)
+    details, sides = [], []
+    for difference in compared.differences:
+        word, short = _side_of(difference, baseline, compared.source, units, item)
+        details.append(f"{difference.text} ({word})")
+        sides.append(short)
+    return replace(entry, details=tuple(details), sides=tuple(dict.fromkeys(sides)))
 
 
-def diff_values(expected: Any, actual: Any, path: str = "") -> list[str]:
-    """Where two values differ, by path. Values are not shown: they are personal data."""
-    where = path or "item"
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        out = []
-        for key in expected:
-            sub = f"{path}.{key}" if path else key
-            if key not in actual:
-                out.append(f"field {sub}: missing")
-            else:
-                out += diff_values(expected[key], actual[key], sub)
-        out += [
-            f"field {f'{path}.{k}' if path else k}: not in the source"
-            for k in actual
-            if k not in expected
-        ]
-        return out
-    if isinstance(expected, list) and isinstance(actual, list):
-        if len(expected) != len(actual):
-            return [f"field {where}: {len(actual)} elements, the source has {len(expected)}"]
-        out = []
-        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
-            out += diff_values(e, a, f"{path}[{i}]")
-        return out
-    if _kind(expected) != _kind(actual):
-        return [f"field {where}: a {_kind(actual)}, the source has a {_kind(expected)}"]
-    if expected != actual:
-        return [f"field {where}: value differs"]
-    return []
+def _side_of(
+    difference: Difference,
+    baseline: Any,
+    source: Any,
+    units: Any,
+    item: Any,
+) -> tuple[str, str]:
+    if difference.damage:
+        return DAMAGE_SIDE, "damage"
+    unit = difference.unit
+    known = unit in baseline
+    found = side(baseline.get(unit), source.get(unit), units.get(unit), known=known)
+    if found is Side.NO_BASELINE or provenance(item, unit) is None:
+        return "no run of the tool wrote it", "table"
+    short = {Side.SOURCE: "source", Side.TABLE: "table", Side.CONFLICT: "both"}.get(found, "table")
+    return _WORDS.get(found, TABLE_SIDE), short
 
 
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | Decimal | float):
-        return "number"
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "map"
-    if isinstance(value, list):
-        return "list"
-    return type(value).__name__
-
-
-def _extras(store: Store, settings: Settings, source_ids: set[str]) -> tuple[list[str], list[str]]:
+def _extras(
+    store: Store, settings: Settings, source_ids: set[str], past: History, deep: DeepReport
+) -> None:
     """Image objects no item references, and migrated items no source record explains."""
     bucket = settings.require_bucket()
     referenced: set[str] = set()
-    unexplained: list[str] = []
-    for item in store.scan(settings.table, ("id", "migratedFrom", "imageUploadResults")):
-        for entry in (item.get("imageUploadResults") or {}).values():
-            if isinstance(entry, dict) and "s3Key" in entry:
-                referenced.add(str(entry["s3Key"]))
-        if item.get("migratedFrom") == MIGRATED_FROM and str(item["id"]) not in source_ids:
-            unexplained.append(str(item["id"]))
-    orphans = [
-        info.key for info in store.list_objects(bucket, IMAGE_PREFIX) if info.key not in referenced
-    ]
-    return sorted(orphans), sorted(unexplained)
+    for item in store.scan(
+        settings.table, ("id", "migratedFrom", "migrationRunId", "imageUploadResults")
+    ):
+        referenced |= {str(ref["s3Key"]) for ref in references(item).values()}
+        in_source = str(item["id"]) in source_ids
+        if (
+            item.get("migratedFrom") == MIGRATED_FROM
+            and item.get("migrationRunId")
+            and not in_source
+        ):
+            deep.unexplained.append(str(item["id"]))
+    superseded = _superseded(past)
+    for info in store.list_objects(bucket, IMAGE_PREFIX):
+        if info.key in referenced:
+            continue
+        if info.key in superseded:
+            deep.superseded.append(info.key)
+            continue
+        head = store.head_object(bucket, info.key)
+        if head is not None and head.run_id is None:
+            deep.not_written.append(info.key)
+        else:
+            deep.orphans.append(info.key)
+    for found in (deep.orphans, deep.unexplained, deep.superseded, deep.not_written):
+        found.sort()
+
+
+def _superseded(past: History) -> set[str]:
+    """The keys whose reference a sync moved away (the bytes are kept)."""
+    keys: set[str] = set()
+    for run in past.runs.values():
+        for line in run.records:
+            keys.update(str(key) for key in line.get("superseded", []))
+    return keys

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,12 +61,15 @@ def migration_header(
     digest: Digest,
     backup_key: str,
     planned: dict[str, int],
+    kind: str = "migrate",
 ) -> dict[str, Any]:
-    """The manifest's first line for a migration: which source version, which backup."""
+    """The manifest's first line for a run: which source version, which backup."""
     return {
+        "kind": kind,
         "startedAt": started,
         "table": table,
         "bucket": source.bucket,
+        "recordsPath": source.records_path,
         "source": {
             "key": source.info.key,
             "etag": source.info.etag,
@@ -102,6 +106,10 @@ class Journal:
     def record(self, outcome: RecordOutcome) -> None:
         self._write(outcome.to_json())
 
+    def line(self, line: dict[str, Any]) -> None:
+        """Any other line (a sync's intents and outcomes): ids, names, keys, hashes only."""
+        self._write(line)
+
     def close(self, summary: dict[str, Any]) -> None:
         """Write the summary line and upload the manifest (the run's record for rollback)."""
         self._write({"type": "summary", "finishedAt": now_iso(), **summary})
@@ -130,6 +138,11 @@ class Manifest:
     header: dict[str, Any]
     records: tuple[dict[str, Any], ...]
     summary: dict[str, Any] | None
+    intents: tuple[dict[str, Any], ...] = ()  # a sync's, each written before its change
+
+    @property
+    def kind(self) -> str:
+        return str(self.header.get("kind") or "migrate")
 
     @property
     def started(self) -> str:
@@ -144,26 +157,40 @@ class Manifest:
         """Why the run stopped early, if it did."""
         return (self.summary or {}).get("stopped")
 
-    def count(self, outcome: Outcome) -> int:
+    def count(self, outcome: str) -> int:
         return sum(1 for r in self.records if r.get("outcome") == outcome)
+
+    @property
+    def written(self) -> int:
+        """Records this run changed: migrated, or for a sync also updated and deleted."""
+        return sum(1 for r in self.records if r.get("outcome") in _WRITTEN)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "runId": self.run_id,
             "startedAt": self.started,
             "finishedAt": self.finished,
+            "kind": self.kind,
             "migrated": self.count("migrated"),
             "skipped": self.count("skipped"),
             "failed": self.count("failed"),
+            "outcomes": dict(Counter(str(r.get("outcome")) for r in self.records)),
             "backupKey": self.header.get("backupKey"),
             "manifestKey": self.key,
             "stopped": self.stopped,
         }
 
 
+# The outcomes of records a run wrote to (a sync's "adopted" moved only a baseline).
+_WRITTEN = frozenset(
+    {"migrated", "updated", "adopted", "settled", "deleted", "released", "repaired"}
+)
+
+
 def parse_manifest(run_id: str, key: str, body: bytes) -> Manifest:
     header: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
+    intents: list[dict[str, Any]] = []
     summary: dict[str, Any] | None = None
     for raw in body.decode("utf-8").splitlines():
         if not raw.strip():
@@ -177,9 +204,11 @@ def parse_manifest(run_id: str, key: str, body: bytes) -> Manifest:
             header = line
         elif kind == "record":
             records.append(line)
+        elif kind == "intent":
+            intents.append(line)
         elif kind == "summary":
             summary = line
-    return Manifest(run_id, key, header, tuple(records), summary)
+    return Manifest(run_id, key, header, tuple(records), summary, tuple(intents))
 
 
 def read_manifest(store: Store, bucket: str, run_id: str, state_dir: Path) -> Manifest | None:
@@ -204,6 +233,24 @@ def list_runs(store: Store, bucket: str) -> list[Manifest]:
             if body is not None:
                 runs.append(parse_manifest(run_id, info.key, body))
     return sorted(runs, key=lambda m: m.started)
+
+
+def rollback_records(store: Store, bucket: str) -> list[tuple[str, str]]:
+    """(when, id) for every item an applied rollback deleted, from the records it left."""
+    found = []
+    for info in store.list_objects(bucket, layout.RUNS_PREFIX):
+        if not layout.is_rollback_key(info.key):
+            continue
+        body = store.get_bytes(bucket, info.key)
+        try:
+            record = json.loads(body or b"{}")
+        except ValueError:
+            continue
+        when = str(record.get("rolledBackAt", ""))
+        for step in record.get("deleted", []):
+            if step.get("kind") == "item":
+                found.append((when, str(step.get("target"))))
+    return found
 
 
 def unfinished_runs(store: Store, state_dir: Path, bucket: str, table: str) -> list[Manifest]:

@@ -25,6 +25,12 @@ def image_key(record_id: str, name: str, ext: str) -> str:
     return f"{IMAGE_PREFIX}{record_id}/{name}.{ext}"
 
 
+def image_version_key(record_id: str, name: str, ext: str, sha256: str) -> str:
+    """Where sync puts an image the source changed: the guide's key is taken by the old
+    bytes, which stay; the new bytes get a name of their own, from their content."""
+    return f"{IMAGE_PREFIX}{record_id}/{name}-{sha256[:16]}.{ext}"
+
+
 def is_image_key(key: str) -> bool:
     return key.startswith(IMAGE_PREFIX)
 
@@ -49,6 +55,16 @@ def run_of_manifest_key(key: str) -> str | None:
 def rollback_key(run_id: str, stamp: str) -> str:
     """The record an applied rollback leaves beside the run's manifest."""
     return f"{RUNS_PREFIX}{run_id}/rollback-{stamp}.json"
+
+
+def is_rollback_key(key: str) -> bool:
+    parts = key.split("/")
+    return (
+        len(parts) == 3
+        and f"{parts[0]}/" == RUNS_PREFIX
+        and parts[2].startswith("rollback-")
+        and parts[2].endswith(".json")
+    )
 
 
 def archive_key(source_key: str, day: date) -> str:

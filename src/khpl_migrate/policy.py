@@ -33,6 +33,9 @@ NEEDS: dict[str, list[tuple[str, str]]] = {
         ("s3:GetObject", SOURCE),
         ("s3:GetObjectVersion", SOURCE),
         ("s3:GetObject", IMAGES),  # --deep
+        ("s3:GetObject", RUNS),  # --deep: which runs wrote what
+        ("s3:GetObject", BACKUPS),  # --deep: the baseline of a record that differs
+        ("s3:GetObjectVersion", BACKUPS),
         ("dynamodb:DescribeTable", "table"),
         ("dynamodb:Scan", "table"),
         ("dynamodb:GetItem", "table"),  # --deep
@@ -58,9 +61,38 @@ NEEDS: dict[str, list[tuple[str, str]]] = {
         ("s3:PutObject", RUNS),  # the record of the rollback
         ("s3:GetObject", IMAGES),
         ("s3:DeleteObject", IMAGES),
+        ("s3:GetObject", BACKUPS),  # a sync run's: the values to put back
+        ("s3:GetObjectVersion", BACKUPS),
         ("dynamodb:DescribeTable", "table"),
         ("dynamodb:GetItem", "table"),
         ("dynamodb:DeleteItem", "table"),
+        ("dynamodb:UpdateItem", "table"),  # a sync run's fields put back
+        ("dynamodb:PutItem", "table"),  # an item a sync run deleted put back
+    ],
+    "sync": [
+        ("s3:ListBucket", "bucket"),
+        ("s3:GetObject", SOURCE),
+        ("s3:GetObjectVersion", SOURCE),
+        ("s3:PutObject", BACKUPS),  # the backup taken before the first write
+        ("s3:GetObject", BACKUPS),  # checking it, and the baselines
+        ("s3:GetObjectVersion", BACKUPS),
+        ("s3:PutObject", IMAGES),  # a changed image, at a key of its own; --repair-images
+        ("s3:GetObject", IMAGES),  # every referenced image checked (HEAD)
+        ("s3:PutObject", RUNS),
+        ("s3:GetObject", RUNS),
+        ("dynamodb:DescribeTable", "table"),
+        ("dynamodb:Scan", "table"),  # the table, read consistently
+        ("dynamodb:GetItem", "table"),
+        ("dynamodb:PutItem", "table"),  # records new in the source
+        ("dynamodb:UpdateItem", "table"),
+        ("dynamodb:DeleteItem", "table"),  # --delete
+    ],
+    "freeze-source": [
+        ("s3:ListBucket", "bucket"),
+        ("s3:GetObject", SOURCE),  # it exists
+        ("s3:GetBucketPolicy", "bucket"),
+        ("s3:PutBucketPolicy", "bucket"),
+        ("s3:DeleteBucketPolicy", "bucket"),  # --undo, when ours was its only statement
     ],
     "runs": [("s3:ListBucket", "bucket"), ("s3:GetObject", RUNS)],
     "archive-source": [
@@ -71,6 +103,8 @@ NEEDS: dict[str, list[tuple[str, str]]] = {
         ("s3:GetObject", ARCHIVE),  # checking the copy
         ("s3:DeleteObject", SOURCE),  # --remove-original
         ("s3:GetObject", IMAGES),  # --remove-original runs verify --deep first
+        ("s3:GetObject", RUNS),  # ... which reads which runs wrote what
+        ("s3:GetBucketPolicy", "bucket"),  # ... and will not remove a frozen source
         ("dynamodb:DescribeTable", "table"),
         ("dynamodb:Scan", "table"),
         ("dynamodb:GetItem", "table"),
@@ -88,6 +122,7 @@ NEEDS: dict[str, list[tuple[str, str]]] = {
         ("s3:GetObject", ARCHIVE),
         ("s3:PutObject", ARCHIVE),
         ("s3:DeleteObject", SOURCE),
+        ("s3:GetBucketPolicy", "bucket"),  # a frozen source is not removed
         ("dynamodb:DescribeTable", "table"),
         ("dynamodb:Scan", "table"),
         ("dynamodb:GetItem", "table"),
@@ -148,6 +183,8 @@ def needed_by(operation: dict[str, str], bucket_of: str | None = None) -> list[t
     version = "s3:GetObjectVersion" if operation.get("VersionId") else "s3:GetObject"
     if op in {"HeadBucket", "ListObjectsV2"}:
         return [("s3:ListBucket", f"arn:aws:s3:::{bucket}")]
+    if op in {"GetBucketPolicy", "PutBucketPolicy", "DeleteBucketPolicy"}:
+        return [(f"s3:{op}", f"arn:aws:s3:::{bucket}")]
     key = f"arn:aws:s3:::{bucket}/{operation.get('Key', '')}"
     if op in {"HeadObject", "GetObject"}:
         return [(version, key)]

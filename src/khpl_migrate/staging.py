@@ -12,14 +12,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from khpl_migrate import errors
 from khpl_migrate.aws import TRANSACT_BYTES, TRANSACT_ITEMS, ItemRejected, Store
 from khpl_migrate.errors import RecordError
 from khpl_migrate.journal import ImageWrite, Outcome, RecordOutcome
-from khpl_migrate.plan import Plan, PlanEntry
-from khpl_migrate.transform import transform
+from khpl_migrate.plan import PlanEntry
+from khpl_migrate.source import Source
+from khpl_migrate.transform import RunStamp, transform
 
 Settle = Callable[[RecordOutcome], None]
 
@@ -55,7 +56,22 @@ class Staged:
         )
 
 
-def stage_record(store: Store, plan: Plan, entry: PlanEntry, record: Any) -> Staged | RecordOutcome:
+class Target(Protocol):
+    """Where a run writes: a migration's plan, or a sync's, which migrates new records too."""
+
+    @property
+    def stamp(self) -> RunStamp: ...
+
+    @property
+    def source(self) -> Source: ...
+
+    @property
+    def table(self) -> str: ...
+
+
+def stage_record(
+    store: Store, plan: Target, entry: PlanEntry, record: Any
+) -> Staged | RecordOutcome:
     """Transform and upload the images, each without replacing anything."""
     try:
         result = transform(record, plan.stamp)

@@ -39,12 +39,18 @@ from khpl_migrate.masking import mask_stored_aadhaar
 
 # The guide's names for the two image fields every registration has.
 FIELD_NAMES = {"image": "userPhoto", "aadhaarCopy": "aadhaar"}
+# Which run last wrote a field or an image reference, where a sync run did (the run
+# that created the item, migrationRunId, wrote everything else): see units.py.
+FIELD_RUNS = "migrationFieldRuns"
+IMAGE_RUNS = "migrationImageRuns"
 METADATA_FIELDS = (
     "imageUploadResults",
     "migratedFrom",
     "migrationDate",
     "migrationRunId",
     "maskedFields",
+    FIELD_RUNS,
+    IMAGE_RUNS,
 )
 MIGRATED_FROM = "S3"
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")

@@ -241,8 +241,9 @@ def test_json_prints_the_address_and_the_checklist_and_the_page_lists_orphans(
     put_source(store, settings, records)
     assert run(["create-table"], env).returncode == 0
     assert run(["migrate", "--apply"], env).returncode == 0
-    orphan = "registration-images/nobody/userPhoto.jpeg"
-    store.put_object(settings.bucket or "", orphan, b"\xff\xd8\xff", "image/jpeg")
+    orphan = "registration-images/nobody/userPhoto.jpeg"  # the migration's own (a run's id)
+    run_id = "20251219T103000000Z-abcdef"
+    store.put_object_if_absent(settings.bucket or "", orphan, b"\xff\xd8\xff", "image/jpeg", run_id)
     server = start_review(env, "--json")
     try:
         printed = json.loads(server.printed)

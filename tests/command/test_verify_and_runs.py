@@ -28,8 +28,13 @@ def test_deep_verify_writes_the_report_and_the_ids_to_rerun(
     proc = run(["verify", "--deep", "--report", str(report), "--failed-ids", str(failed)], env)
     assert proc.returncode == 1
     lines = report.read_text().splitlines()
-    assert lines[0] == f"- {deleted['id']}"
-    assert lines[1] == f"* {changed['id']}: field village: value differs"
+    assert lines[0] == (
+        f"- {deleted['id']}: deleted in DynamoDB since the migration (the app, or damage)"
+    )
+    assert lines[1] == (
+        f"* {changed['id']}: field village: value differs "
+        "(changed in DynamoDB since the migration: the app, or damage)"
+    )
     assert lines[5] == f"= {clean['id']}"
     assert failed.read_text().split() == [r["id"] for r in migrated[:5]]
     assert "❌ Deep check found differences" in proc.stderr

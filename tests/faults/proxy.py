@@ -7,7 +7,9 @@ S3 `503 SlowDown`, DynamoDB `ProvisionedThroughputExceededException` and
 `ThrottlingException`, `500 InternalError`, a connection reset while the
 request is sent (nothing reached the service) or while the response comes back
 (the service did the work; the client does not know), slow answers, and a
-BatchGetItem answered with every key "unprocessed" (a throttled read). A
+BatchGetItem answered with every key "unprocessed" (a throttled read). A `hook`
+rule runs the test's code just before it forwards a request (another writer
+acting between the tool's read and its write). A
 `kill` rule calls back the test (which SIGKILLs the tool) at the Nth matching
 request, before or after forwarding it: a crash at a chosen point, with no hook
 in the product.
@@ -29,7 +31,7 @@ from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 Kind = Literal[
-    "throttle", "internal", "reset_request", "reset_response", "slow", "kill", "unprocessed"
+    "throttle", "internal", "reset_request", "reset_response", "slow", "kill", "unprocessed", "hook"
 ]
 
 
@@ -43,6 +45,7 @@ class Rule:
     nth: int | None = None  # or exactly the nth matching request (1-based)
     delay: float = 0.3  # for "slow"
     after: bool = False  # for "kill": after the service has done the work
+    hook: Callable[[], None] | None = None  # for "hook": run before the request goes on
     seen: int = 0
     fired: int = 0
 
@@ -253,6 +256,8 @@ class FaultProxy:
                 self.on_kill()
                 _reset(conn)
                 return
+            if kind == "hook" and rule and rule.hook:
+                rule.hook()  # another writer acts between the tool's read and its write
             response = self._forward(request)
             if kind == "kill" and rule and rule.after and self.on_kill:
                 self.on_kill()

@@ -10,8 +10,9 @@ from PIL import Image
 
 from khpl_migrate.apply import apply_plan
 from khpl_migrate.aws import Store
+from khpl_migrate.compare import diff_values
 from khpl_migrate.dataurls import data_url
-from khpl_migrate.deep import deep_verify, diff_values
+from khpl_migrate.deep import DAMAGE_SIDE, TABLE_SIDE, deep_verify
 from khpl_migrate.plan import build_plan
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
@@ -41,17 +42,23 @@ def test_five_kinds_of_damage_are_each_named(
 
     by_id = {e.id: e for e in deep.entries}
     assert by_id[deleted["id"]].status == "-"
+    assert by_id[deleted["id"]].details == (
+        "deleted in DynamoDB since the migration (the app, or damage)",
+    )
     assert by_id[changed["id"]].status == "*"
-    assert by_id[changed["id"]].details == ("field village: value differs",)
+    assert by_id[changed["id"]].details == (f"field village: value differs ({TABLE_SIDE})",)
+    assert by_id[changed["id"]].sides == ("table",)
     assert by_id[no_image["id"]].details == (
-        f"image aadhaar: object {image_key(no_image, 'aadhaar')} is missing",
+        f"image aadhaar: object {image_key(no_image, 'aadhaar')} is missing ({DAMAGE_SIDE})",
     )
     assert by_id[other_bytes["id"]].details == (
-        "image userPhoto: bytes differ from the source (SHA-256 mismatch)",
+        f"image userPhoto: bytes differ from the source (SHA-256 mismatch) ({DAMAGE_SIDE})",
     )
     assert by_id[wrong_type["id"]].details == (
-        "image paymentScreenshot: Content-Type application/octet-stream, expected image/jpeg",
+        "image paymentScreenshot: Content-Type application/octet-stream, expected image/jpeg "
+        f"({DAMAGE_SIDE})",
     )
+    assert {by_id[r["id"]].sides for r in (no_image, other_bytes, wrong_type)} == {("damage",)}
     assert by_id[clean["id"]].status == "="
     assert not deep.ok
     assert "Somewhere else" not in "\n".join(deep.lines())  # values are personal data: never shown
@@ -61,9 +68,12 @@ def test_orphan_objects_and_unexplained_items_are_reported(
     store: Store, settings: Settings, migrated: list[dict[str, Any]]
 ) -> None:
     bucket = settings.bucket or ""
-    store.put_object(
-        bucket, "registration-images/KHPL_ghost/userPhoto.jpeg", b"stray", "image/jpeg"
-    )
+    # The migration's own object (it carries a run's id) that no item references: an orphan.
+    ghost = "registration-images/KHPL_ghost/userPhoto.jpeg"
+    store.put_object_if_absent(bucket, ghost, b"stray", "image/jpeg", "20251219T103000000Z-abcdef")
+    # An object some other writer put there (no x-amz-meta-khpl-run): listed, not failed.
+    foreign = "registration-images/KHPL_app/photo.jpeg"
+    store.put_object(bucket, foreign, b"the app's photo", "image/jpeg")
     store.put_item_if_absent(
         settings.table, {"id": "KHPL_ghost2", "migratedFrom": "S3", "migrationRunId": "x"}
     )
@@ -71,13 +81,24 @@ def test_orphan_objects_and_unexplained_items_are_reported(
 
     _, deep = deep_verify(store, settings)
 
-    assert deep.orphans == ["registration-images/KHPL_ghost/userPhoto.jpeg"]
+    assert deep.orphans == [ghost]
+    assert deep.not_written == [foreign]
     assert deep.unexplained == ["KHPL_ghost2"]  # the app's own item is not "unexplained"
     assert not deep.ok
+    lines = deep.lines()
+    assert f"+ {ghost}: image object no item references (orphan)" in lines
     assert (
-        "+ registration-images/KHPL_ghost/userPhoto.jpeg: image object no item references (orphan)"
-        in deep.lines()
+        f"+ {foreign}: not written by the migration (no x-amz-meta-khpl-run; not checked)" in lines
     )
+
+
+def test_objects_the_migration_did_not_write_do_not_fail_the_check(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    store.put_object(settings.bucket or "", "registration-images/KHPL_x/a.png", b"x", "image/png")
+    _, deep = deep_verify(store, settings)
+    assert deep.not_written == ["registration-images/KHPL_x/a.png"] and deep.orphans == []
+    assert deep.ok
 
 
 def test_a_png_labelled_jpeg_is_kept_byte_for_byte_and_flagged(

@@ -71,6 +71,7 @@ def test_a_clean_migration_ticks_every_line_a_check_can_judge() -> None:
         "backups": "pass",
         "orphans": "pass",
         "runs": "pass",
+        "sync": "pass",
         "app": "todo",  # the app's setting: nothing here can check it
         "archive": "todo",
     }
@@ -115,6 +116,19 @@ def test_orphans_backups_runs_and_archive_are_each_judged() -> None:
 def _rows(count: int) -> list[RecordRow]:
     names = ["Arjun Gowda", "Kiran Shetty", "Ravi Rao"]
     return [RecordRow(i, f"KHPL_{1000 + i}", names[i % 3], "=") for i in range(count)]
+
+
+def test_source_edits_conflicts_and_waiting_deletions_cross_the_sync_line() -> None:
+    assert _states(_checks([_entry(0, "*", sides=("table",))]))["sync"] == "pass"  # the app's
+    for entry in (_entry(0, "*", sides=("source",)), _entry(0, "*", sides=("both",))):
+        assert _states(_checks([entry]))["sync"] == "fail"
+    checks = _checks()
+    checks.deep.unexplained = ["KHPL_gone"]
+    line = next(line for line in checklist(checks) if line.key == "sync")
+    assert line.state == "fail"
+    assert line.figure == (
+        "0 records changed in the source since the migration; 0 conflicts; 1 deletion waiting"
+    )
 
 
 def test_pages_hold_fifty_records_and_clamp_out_of_range_numbers() -> None:

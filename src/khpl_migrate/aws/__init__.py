@@ -2,10 +2,12 @@
 
 from khpl_migrate.aws.inspector import Inspector
 from khpl_migrate.aws.items import (
+    ABSENT,
     BATCH_GET_KEYS,
     TRANSACT_BYTES,
     TRANSACT_ITEMS,
     ItemRejected,
+    Update,
     from_attribute_values,
     to_attribute_values,
 )
@@ -14,6 +16,7 @@ from khpl_migrate.aws.store import Store
 from khpl_migrate.aws.stream import ResumingStream
 
 __all__ = [
+    "ABSENT",
     "BATCH_GET_KEYS",
     "RUN_METADATA",
     "TRANSACT_BYTES",
@@ -24,6 +27,7 @@ __all__ = [
     "PutOutcome",
     "ResumingStream",
     "Store",
+    "Update",
     "from_attribute_values",
     "to_attribute_values",
 ]

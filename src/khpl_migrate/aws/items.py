@@ -9,7 +9,8 @@ serialiser), never floats.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -31,6 +32,61 @@ TRANSACT_BYTES = 3_500_000
 BATCH_GET_ROUNDS = 16
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+
+
+# An update or delete is conditional on what the item held when it was read: each
+# path must still hold this value, or (ABSENT) hold none.
+Path = tuple[str, ...]  # ("paymentStatus",), or ("imageUploadResults", "userPhoto")
+ABSENT: Any = type("Absent", (), {"__repr__": lambda self: "ABSENT"})()
+
+
+@dataclass(frozen=True)
+class Update:
+    """What one UpdateItem sets and removes, and what it expects to find first."""
+
+    set: Mapping[Path, Any] = field(default_factory=dict)
+    remove: tuple[Path, ...] = ()
+    expect: Mapping[Path, Any] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.set or self.remove)
+
+
+class _Expression:
+    """Placeholders for attribute names and values: no name or value is spliced in."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def path(self, path: Path) -> str:
+        out = []
+        for part in path:
+            token = next((k for k, v in self.names.items() if v == part), None)
+            if token is None:
+                token = f"#n{len(self.names)}"
+                self.names[token] = part
+            out.append(token)
+        return ".".join(out)
+
+    def value(self, value: Any) -> str:
+        token = f":v{len(self.values)}"
+        self.values[token] = _serializer.serialize(value)
+        return token
+
+    def condition(self, expect: Mapping[Path, Any]) -> str:
+        return " AND ".join(
+            f"attribute_not_exists({self.path(p)})"
+            if v is ABSENT
+            else f"{self.path(p)} = {self.value(v)}"
+            for p, v in expect.items()
+        )
+
+    def request(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ExpressionAttributeNames": self.names}
+        if self.values:
+            out["ExpressionAttributeValues"] = self.values
+        return out
 
 
 class ItemRejected(Exception):
@@ -230,6 +286,53 @@ class ItemStore:
                     return False
                 raise
 
+    def update_item_if(self, table: str, rid: str, update: Update) -> bool:
+        """One UpdateItem, only while every expected path still holds what was read.
+        False when one does not (the app changed the item in between)."""
+        expression = _Expression()
+        clauses = []
+        if update.set:
+            assigns = (
+                f"{expression.path(p)} = {expression.value(v)}" for p, v in update.set.items()
+            )
+            clauses.append("SET " + ", ".join(assigns))
+        if update.remove:
+            clauses.append("REMOVE " + ", ".join(expression.path(p) for p in update.remove))
+        request: dict[str, Any] = {
+            "TableName": table,
+            "Key": {"id": {"S": rid}},
+            "UpdateExpression": " ".join(clauses),
+        }
+        condition = expression.condition(update.expect)
+        if condition:
+            request["ConditionExpression"] = condition
+        with translate(f"update an item of table {table}"):
+            try:
+                self.ddb.update_item(**(request | expression.request()))
+                return True
+            except ClientError as exc:
+                if code(exc) == "ConditionalCheckFailedException":
+                    return False
+                if code(exc) == "ValidationException":
+                    raise ItemRejected(message(exc)) from None
+                raise
+
+    def delete_item_if(self, table: str, rid: str, expect: Mapping[Path, Any]) -> bool:
+        """Delete an item only while every expected path still holds what was read."""
+        expression = _Expression()
+        condition = expression.condition({("id",): rid, **expect})
+        with translate(f"delete from table {table}"):
+            try:
+                request: dict[str, Any] = {"TableName": table, "Key": {"id": {"S": rid}}}
+                self.ddb.delete_item(
+                    **request, ConditionExpression=condition, **expression.request()
+                )
+                return True
+            except ClientError as exc:
+                if code(exc) == "ConditionalCheckFailedException":
+                    return False
+                raise
+
     def get_item(self, table: str, rid: str) -> dict[str, Any] | None:
         with translate(f"read table {table}"):
             response = self.ddb.get_item(
@@ -239,10 +342,12 @@ class ItemStore:
         return from_attribute_values(dict(item)) if item else None
 
     def scan(
-        self, table: str, attributes: tuple[str, ...] | None = None
+        self, table: str, attributes: tuple[str, ...] | None = None, *, consistent: bool = False
     ) -> Iterator[dict[str, Any]]:
         """Every item of the table, page by page (deserialised, numbers as Decimal)."""
         kwargs: dict[str, Any] = {"TableName": table}
+        if consistent:
+            kwargs["ConsistentRead"] = True
         if attributes:
             names = {f"#a{i}": name for i, name in enumerate(attributes)}
             kwargs["ProjectionExpression"] = ", ".join(names)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
@@ -192,6 +193,58 @@ class ObjectStore:
         if run_id and found[1].run_id == run_id:
             return "written"  # this run's own earlier attempt, whose answer was lost
         return "identical"
+
+    def replace_object_if(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        content_type: str,
+        etag: str | None,
+        run_id: str,
+    ) -> bool:
+        """Put these bytes at `key` only while the object there is still the version with
+        `etag` (S3's If-Match), or, with `etag` None, while there is none (If-None-Match).
+        False when it changed in between: how a damaged image is put back, and nothing else."""
+        guard = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        digest = hashlib.sha256(data).digest()
+        with translate(f"upload s3://{bucket}/{key}", bucket=bucket):
+            try:
+                self.s3.put_object(
+                    Bucket=bucket,
+                    Key=key,
+                    Body=data,
+                    ContentType=content_type,
+                    **self._encryption(),
+                    ChecksumSHA256=base64.b64encode(digest).decode("ascii"),
+                    Metadata={RUN_METADATA: run_id},
+                    **guard,  # type: ignore[arg-type]
+                )
+                return True
+            except ClientError as exc:
+                if code(exc) in PRECONDITION_CODES | {"ConditionalRequestConflict", "NoSuchKey"}:
+                    return False
+                raise
+
+    def bucket_policy(self, bucket: str) -> dict[str, Any] | None:
+        """The bucket's policy document, or None where it has none."""
+        with translate(f"read the policy of bucket {bucket}", bucket=bucket):
+            try:
+                text = self.s3.get_bucket_policy(Bucket=bucket)["Policy"]
+            except ClientError as exc:
+                if code(exc) == "NoSuchBucketPolicy":
+                    return None
+                raise
+        found: dict[str, Any] = json.loads(text)
+        return found
+
+    def set_bucket_policy(self, bucket: str, document: dict[str, Any] | None) -> None:
+        """Replace the bucket's policy (None: remove it)."""
+        with translate(f"change the policy of bucket {bucket}", bucket=bucket):
+            if document is None:
+                self.s3.delete_bucket_policy(Bucket=bucket)
+            else:
+                self.s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(document))
 
     def put_object(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
         """Write an object the tool owns outright (a run's own manifest)."""

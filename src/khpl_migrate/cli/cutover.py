@@ -1,20 +1,34 @@
-"""After the migration: the guide's checklist as a page (`review`), and archiving the source."""
+"""After the migration: catching up with edits (`sync`), the guide's checklist as a page
+(`review`), and archiving the source."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from khpl_migrate.archive import archive_source
 from khpl_migrate.aws import Store
-from khpl_migrate.cli.common import EXIT_OK, common_options, interactive, setup
+from khpl_migrate.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    Invocation,
+    common_options,
+    interactive,
+    read_ids,
+    setup,
+)
 from khpl_migrate.console import emit_json
-from khpl_migrate.report import render_archive, render_checks_summary
+from khpl_migrate.freeze import freeze
+from khpl_migrate.report import render_archive, render_checks_summary, render_freeze, render_sync
 from khpl_migrate.review.checks import checklist, run_checks
 from khpl_migrate.runner import make_runner
+from khpl_migrate.sync import SyncOptions, Take, plan_sync
+from khpl_migrate.sync_apply import apply_sync, show_sync
 
 
 @click.command("archive-source")
@@ -113,4 +127,115 @@ def review_cmd(port: int, open_browser: bool, **kwargs: Any) -> None:
     sys.exit(EXIT_OK)
 
 
-COMMANDS = [review_cmd, archive_source_cmd]
+@click.command("sync")
+@click.option("--apply", "apply_", is_flag=True, help="write the changes without asking")
+@click.option(
+    "--delete",
+    is_flag=True,
+    help="delete items whose record was deleted in the source (only while unchanged)",
+)
+@click.option(
+    "--max-delete",
+    type=click.FloatRange(0, 100),
+    default=10.0,
+    show_default=True,
+    help="refuse every deletion when they would remove more than this % of the table",
+)
+@click.option(
+    "--repair-images",
+    is_flag=True,
+    help="put back the source's bytes of a damaged image object (only while unchanged)",
+)
+@click.option(
+    "--only-ids",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="sync only the records whose id is in FILE (one id a line)",
+)
+@click.option(
+    "--take",
+    type=click.Choice(["source", "table"]),
+    help="with --only-ids: settle those records' conflicts with this side's values",
+)
+@click.option(
+    "--mask-aadhaar",
+    is_flag=True,
+    help="store Aadhaar numbers of records new in the source masked (as migrate does)",
+)
+@common_options
+def sync_cmd(
+    apply_: bool,
+    delete: bool,
+    max_delete: float,
+    repair_images: bool,
+    only_ids: Path | None,
+    take: Take | None,
+    mask_aadhaar: bool,
+    **kwargs: Any,
+) -> None:
+    """Carry the source's edits over to the table, field by field: a dry run unless --apply.
+
+    For every record it compares the baseline (the record as the tool last wrote
+    it), registrations.json now and the item now. A field or image only the
+    source changed is carried over; one only DynamoDB changed (the app) is kept;
+    one both changed differently is a conflict: nothing is written for it and it
+    is reported until both sides agree or --take settles it. Records new in the
+    source are migrated; items whose record left the source are deleted only with
+    --delete. Exit 0 when source and table are in step, 1 when something is left.
+    """
+    if take and not only_ids:
+        raise click.UsageError("--take settles the conflicts of listed ids: add --only-ids FILE")
+    run = setup({**kwargs, "mask_aadhaar": mask_aadhaar})
+    options = SyncOptions(
+        delete=delete,
+        max_delete=max_delete,
+        repair_images=repair_images,
+        take=take,
+        only_ids=read_ids(only_ids) if only_ids else None,
+        mask_aadhaar=mask_aadhaar,
+    )
+    sys.exit(run_sync(run, options, apply=apply_))
+
+
+def run_sync(run: Invocation, options: SyncOptions, *, apply: bool) -> int:
+    store, settings = Store(run.settings), run.settings
+    runner = make_runner(settings.workers)
+    plan = plan_sync(store, settings, options, runner=runner, progress=run.progress())
+    bucket = plan.source.bucket
+    if not apply:
+        shown = show_sync(plan)
+        ask = interactive(run) and shown.pending
+        if not (ask and click.confirm("Proceed?", default=False, err=True)):
+            if run.as_json:
+                emit_json(shown.to_json())
+            render_sync(run.console, shown, bucket)
+            return EXIT_OK if shown.ok else EXIT_PROBLEMS
+    result = apply_sync(
+        store, settings, plan, runner=make_runner(settings.workers), progress=run.progress()
+    )
+    if run.as_json:
+        emit_json(result.to_json())
+    render_sync(run.console, result, bucket)
+    return EXIT_OK if result.ok else EXIT_PROBLEMS
+
+
+@click.command("freeze-source")
+@click.option("--apply", "apply_", is_flag=True, help="change the bucket policy (default: show)")
+@click.option("--undo", is_flag=True, help="remove the statement freeze-source added")
+@common_options
+def freeze_source_cmd(apply_: bool, undo: bool, **kwargs: Any) -> None:
+    """Stop writes to registrations.json: the cut-over's last guard.
+
+    Prints a bucket-policy statement, with its own Sid, that denies
+    s3:PutObject and s3:DeleteObject on the source key to everyone; --apply
+    adds it to the bucket's policy (nothing else in it changes). Run it after the
+    app is switched to DynamoDB-only mode, then sync once more. --undo removes
+    exactly that statement again (with --apply).
+    """
+    run = setup(kwargs)
+    result = freeze(Store(run.settings), run.settings, undo=undo, apply=apply_)
+    click.echo(json.dumps(result.to_json() if run.as_json else result.statement, indent=2))
+    render_freeze(run.console, result)
+    sys.exit(EXIT_OK)
+
+
+COMMANDS = [review_cmd, archive_source_cmd, sync_cmd, freeze_source_cmd]

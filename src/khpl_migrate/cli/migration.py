@@ -76,11 +76,21 @@ def run_create_table(run: Invocation) -> int:
 @click.option(
     "--failed-ids",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="with --deep: write the ids that need attention to FILE (for migrate --only-ids)",
+    help="with --deep: write the ids that need attention to FILE (for sync --only-ids)",
+)
+@click.option(
+    "--allow-table-edits",
+    is_flag=True,
+    help="with --deep: what changed in DynamoDB since the migration (the app's edits, after "
+    "the cut-over) is listed but does not fail the check; damage in S3 still does",
 )
 @common_options
 def verify_cmd(
-    deep: bool, report_file: Path | None, failed_ids: Path | None, **kwargs: Any
+    deep: bool,
+    report_file: Path | None,
+    failed_ids: Path | None,
+    allow_table_edits: bool,
+    **kwargs: Any,
 ) -> None:
     """Compare registrations.json with the table: the guide's status report.
 
@@ -89,9 +99,9 @@ def verify_cmd(
     Exits 0 when everything checks out, 1 when something does not.
     """
     run = setup(kwargs)
-    if (report_file or failed_ids) and not deep:
-        raise click.UsageError("--report and --failed-ids go with --deep")
-    sys.exit(run_verify(run, deep, report_file, failed_ids))
+    if (report_file or failed_ids or allow_table_edits) and not deep:
+        raise click.UsageError("--report, --failed-ids and --allow-table-edits go with --deep")
+    sys.exit(run_verify(run, deep, report_file, failed_ids, allow_table_edits))
 
 
 def run_verify(
@@ -99,6 +109,7 @@ def run_verify(
     deep: bool = False,
     report_file: Path | None = None,
     failed_ids: Path | None = None,
+    allow_table_edits: bool = False,
 ) -> int:
     store = Store(run.settings)
     if not deep:
@@ -107,7 +118,7 @@ def run_verify(
             emit_json(report.to_json())
         render_verify(run.console, report)
         return EXIT_OK if report.complete else EXIT_PROBLEMS
-    report, checked = deep_verify(store, run.settings)
+    report, checked = deep_verify(store, run.settings, allow_table_edits=allow_table_edits)
     if report_file:
         write_lines(report_file, checked.lines())
     if failed_ids:
@@ -119,7 +130,7 @@ def run_verify(
     for path, what in ((report_file, "reconciliation report"), (failed_ids, "ids to re-run")):
         if path:
             run.console.print(f"📝 {what}: {path}", highlight=False, markup=False)
-    return EXIT_OK if report.complete and checked.ok else EXIT_PROBLEMS
+    return EXIT_OK if checked.complete(report) and checked.ok else EXIT_PROBLEMS
 
 
 @click.command("migrate")

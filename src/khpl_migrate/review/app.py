@@ -37,6 +37,7 @@ from khpl_migrate.review.cache import Lru
 from khpl_migrate.review.guard import Guard
 from khpl_migrate.rollback import plan_rollback, show_rollback
 from khpl_migrate.settings import Settings
+from khpl_migrate.units import provenance
 
 HERE = Path(__file__).parent
 # The types a browser shows as an image without running anything in it.
@@ -147,7 +148,9 @@ def record(request: Request) -> Response:
     if item is not None:
         originals = state.original(rid, str(item.get("migrationRunId", "")))
         for ref in records.image_refs(item):
-            original = originals.images.get(ref.name)
+            # An image a sync replaced since: its original is in that sync run's backup.
+            found = state.original(rid, _run_of(item, ref.name))
+            original = found.images.get(ref.name)
             compared.append(_compare(ref, state.image(ref), original))
     return page(
         request,
@@ -168,7 +171,7 @@ def image(request: Request) -> Response:
     if item is None or ref is None:
         return PlainTextResponse("no such image", status_code=404)
     if request.query_params.get("from", "table") == "backup":
-        original = state.original(rid, str(item.get("migrationRunId", ""))).images.get(name)
+        original = state.original(rid, _run_of(item, name)).images.get(name)
         if original is None:
             return PlainTextResponse("not in the backup", status_code=404)
         data, tag = original.data, f"backup:{original.sha256}"
@@ -266,6 +269,11 @@ def _rollback_plan(request: Request, run_id: str) -> Response:
     state = _state(request)
     plan = plan_rollback(state.store, state.settings, run_id)
     return page(request, "rollback.html", run_id=run_id, plan=show_rollback(plan).to_json())
+
+
+def _run_of(item: dict[str, Any], name: str) -> str:
+    """The run that wrote this image reference: its backup holds the original."""
+    return provenance(item, ("image", name)) or str(item.get("migrationRunId", ""))
 
 
 def _today_key(state: ReviewState) -> str:

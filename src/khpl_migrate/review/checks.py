@@ -214,6 +214,21 @@ def _runs_line(checks: Checks) -> ChecklistLine:
     )
 
 
+def _sync_line(checks: Checks) -> ChecklistLine:
+    """The cut-over: nothing changed in the source that the table lacks."""
+    entries = checks.deep.entries
+    source = sum(1 for e in entries if "source" in e.sides)
+    both = sum(1 for e in entries if "both" in e.sides)
+    waiting = len(checks.deep.unexplained)
+    return ChecklistLine(
+        "sync",
+        "Source and table in step (run sync while the app still writes registrations.json)",
+        _state(not (source or both or waiting)),
+        f"{plural(source, 'record')} changed in the source since the migration; "
+        f"{plural(both, 'conflict')}; {plural(waiting, 'deletion')} waiting",
+    )
+
+
 def _app_line(checks: Checks) -> ChecklistLine:
     return ChecklistLine(
         "app",
@@ -243,6 +258,7 @@ LINES: tuple[Callable[[Checks], ChecklistLine], ...] = (
     _backups_line,
     _orphans_line,
     _runs_line,
+    _sync_line,
     _app_line,
     _archive_line,
 )

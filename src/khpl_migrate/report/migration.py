@@ -1,10 +1,5 @@
-"""The human renderings of the library's results, on stderr (JSON is each result's `to_json`).
-
-Every renderer takes the library's typed result, so a renamed field is a type
-error, not a blank in the report. The verify report keeps the guide's wording
-and layout line for line (`verifyMigration.js`'s output in the guide), because
-the operator compares it with the guide.
-"""
+"""The guide's flow, rendered for a person: the verify report (line for line as the
+guide prints it), the deep check, the plan and the run, runs, rollbacks and backups."""
 
 from __future__ import annotations
 
@@ -14,18 +9,14 @@ from rich.console import Console
 from rich.table import Table
 
 from khpl_migrate.apply import RunResult
-from khpl_migrate.archive import ArchiveResult
 from khpl_migrate.backups import Backup
 from khpl_migrate.console import LIST_LIMIT, capped, line, more, size
 from khpl_migrate.deep import DeepReport
-from khpl_migrate.doctor import Finding
 from khpl_migrate.journal import Manifest
 from khpl_migrate.layout import manifest_key
 from khpl_migrate.masking import mask_pii
 from khpl_migrate.plan import PlanEntry
-from khpl_migrate.review.checks import ChecklistLine
 from khpl_migrate.rollback import RollbackResult
-from khpl_migrate.table import TableResult
 from khpl_migrate.verify import VerifyReport
 
 
@@ -102,6 +93,10 @@ def render_deep(console: Console, deep: DeepReport) -> None:
     line(console, f"   • Images checked: {deep.images} ({size(deep.image_bytes)})")
     line(console, f"   • Orphan image objects: {len(deep.orphans)}")
     line(console, f"   • Migrated items in no source record: {len(deep.unexplained)}")
+    if deep.superseded:
+        line(console, f"   • Superseded image objects, kept: {len(deep.superseded)}")
+    if deep.not_written:
+        line(console, f"   • Image objects the migration did not write: {len(deep.not_written)}")
     line(console, f"   • Checked in {deep.seconds:.1f} s")
     problems = [text for text in deep.lines() if not text.startswith("= ")]
     ordered = sorted(deep.entries, key=lambda e: e.index)
@@ -116,7 +111,14 @@ def render_deep(console: Console, deep: DeepReport) -> None:
         capped(console, [f"{e.id}: {'; '.join(e.warnings)}" for e in warned])
     line(console)
     if deep.ok:
-        line(console, "✅ Deep check passed - every field and image matches the source")
+        if deep.failing() == [] and any(e.status != "=" for e in deep.entries):
+            line(
+                console,
+                "✅ Deep check passed - every difference is an edit made in DynamoDB since "
+                "the migration (--allow-table-edits)",
+            )
+        else:
+            line(console, "✅ Deep check passed - every field and image matches the source")
     else:
         line(console, "❌ Deep check found differences - see above")
 
@@ -215,35 +217,30 @@ def render_plan_line(console: Console, result: RunResult) -> None:
     )
 
 
-def render_table_result(console: Console, result: TableResult) -> None:
-    verb = "Created" if result.created else "Table exists:"
-    line(console, f"✅ {verb} {result.table} ({result.status})")
-    line(console, "   • Key: id (string), billing: on demand")
-    line(console, f"   • Deletion protection: {_onoff(result.deletion_protection)}")
-    line(console, f"   • Point-in-time recovery: {_onoff(result.point_in_time_recovery)}")
-    if result.note:
-        line(console, f"   ℹ️ {result.note}")
-
-
-def _onoff(value: bool | None) -> str:
-    return {True: "on", False: "off", None: "not available here"}[value]
-
-
 def render_rollback(console: Console, result: RollbackResult) -> None:
     deleted, left = result.deleted, result.left
     verb = "Would delete" if result.dry_run else "Deleted"
     items = sum(1 for s in deleted if s.kind == "item")
     objects = len(deleted) - items
-    dry = " (dry run: nothing deleted)" if result.dry_run else ""
+    dry = " (dry run: nothing changed)" if result.dry_run else ""
     line(console, f"↩️ Rollback of run {result.run_id}{dry}")
     line(console, f"   • {verb}: {items} items, {objects} image objects")
+    if result.put_back:
+        restored = sum(1 for s in result.put_back if s.kind == "restore")
+        verb_back = "Would put back" if result.dry_run else "Put back"
+        line(
+            console,
+            f"   • {verb_back}: the fields of {restored} items, "
+            f"{len(result.put_back) - restored} deleted items",
+        )
     line(console, f"   • Left in place: {len(left)}")
+    capped(console, [f"< {step.kind} {step.target}: {step.reason}" for step in result.put_back])
     capped(console, [f"- {step.kind} {step.target}" for step in deleted])
     if left:
         line(console, "   Left, and why:")
         capped(console, [f"= {s.kind} {s.target}: {s.reason}" for s in left])
-    if result.dry_run and deleted:
-        line(console, f"💡 To delete: khpl-migrate rollback --run {result.run_id} --apply")
+    if result.dry_run and (deleted or result.put_back):
+        line(console, f"💡 To apply: khpl-migrate rollback --run {result.run_id} --apply")
     elif result.record_key:
         line(console, f"   • Record of this rollback: {result.record_key}")
 
@@ -253,19 +250,21 @@ def render_runs(console: Console, runs: Sequence[Manifest]) -> None:
         line(console, "No runs yet: `khpl-migrate migrate --apply` records one per run")
         return
     # Ids wrap rather than being cut: the operator copies them into commands.
-    table = Table(title="Migration runs", title_justify="left", show_edge=False, pad_edge=False)
+    table = Table(title="Runs", title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("run id", no_wrap=True)
+    table.add_column("kind")
     table.add_column("started", overflow="fold")
-    for column in ("migrated", "skipped", "failed"):
+    for column in ("written", "skipped", "failed"):
         table.add_column(column, justify="right")
     table.add_column("state", overflow="fold")
     for run in runs:
         state = "finished" if run.finished else "unfinished"
         table.add_row(
             run.run_id,
-            run.started,
-            str(run.count("migrated")),
-            str(run.count("skipped")),
+            run.kind,
+            run.started[:19].replace("T", " "),
+            str(run.written),
+            str(run.count("skipped") + run.count("unchanged")),
             str(run.count("failed")),
             "stopped early" if run.stopped else state,
         )
@@ -290,34 +289,3 @@ def render_backups(console: Console, backups: Sequence[Backup]) -> None:
             f"{words[backup.matches_source]} · same as the current source: "
             f"{words[backup.same_as_current]}",
         )
-
-
-def render_archive(console: Console, result: ArchiveResult) -> None:
-    again = " (it was already there, with the same bytes)" if result.already_archived else ""
-    line(console, f"🗄️ Archived {result.source_uri} as {result.key}{again}")
-    line(console, f"   • {size(result.size)}, SHA-256 {result.sha256} (checked)")
-    if result.removed_original:
-        kept = "; the bucket keeps its old version" if result.versioned else ""
-        line(console, f"   • The original was removed{kept}")
-    else:
-        line(console, "   • The original stays in place")
-
-
-def render_checks_summary(console: Console, lines: Sequence[ChecklistLine], seconds: float) -> None:
-    """The review's checklist, in the terminal too, before the page is served."""
-    marks = {"pass": "✅", "fail": "❌", "todo": "⬜"}
-    line(console, f"📋 Post-migration checklist (checked in {seconds:.1f} s)")
-    for checked in lines:
-        line(console, f"{marks[checked.state]} {checked.title}: {checked.figure}")
-
-
-def render_doctor(console: Console, findings: Sequence[Finding]) -> None:
-    marks = {"ok": "✅", "info": "ℹ️", "warn": "⚠️", "fail": "❌"}
-    line(console, "🩺 khpl-migrate doctor")
-    for finding in findings:
-        line(console, f"{marks[finding.level]} {finding.topic}: {finding.message}")
-        if finding.fix and finding.level != "ok":
-            line(console, f"   Fix: {finding.fix}")
-    fails = sum(1 for f in findings if f.level == "fail")
-    warns = sum(1 for f in findings if f.level == "warn")
-    line(console, f"{fails} failing, {warns} warnings")

@@ -1,0 +1,146 @@
+"""`make bench`: sync after a migration, against the full migration of the same records.
+
+300 registrations (bench/data.py, ~300 KB of images each) are migrated through
+the 20 ms-per-exchange proxy; then 10% of them are edited in the source (a
+field), 5% by the app in DynamoDB (a field), and 1% on both sides (the same
+field, differently: conflicts). `sync --apply` runs through the same proxy, and
+then once more with nothing left to write. Each run is its own process: wall
+time, client CPU and peak RSS from the kernel, exchanges and bytes from the
+proxy. One JSON line on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import boto3  # noqa: E402
+from data import records as bench_records  # noqa: E402
+from proxy import DelayProxy  # noqa: E402
+
+from khpl_migrate import local  # noqa: E402
+from khpl_migrate.transform import dumps  # noqa: E402
+
+
+def _client(service: str, url: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        region_name=local.REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def _write(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        out.write("[" + ",".join(dumps(row) for row in rows) + "]")
+
+
+def _timed(argv: list[str], env: dict[str, str], proxies: list[DelayProxy]) -> dict[str, Any]:
+    before = [(p.exchanges, p.bytes_sent, p.bytes_received) for p in proxies]
+    began = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - began
+    code = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if code not in (0, 1):
+        raise SystemExit(f"{argv[3:5]} failed (exit {code}): {err[-2000:]}")
+    after = [(p.exchanges, p.bytes_sent, p.bytes_received) for p in proxies]
+    delta = [
+        tuple(a - b for a, b in zip(x, y, strict=True)) for x, y in zip(after, before, strict=True)
+    ]
+    return {
+        "seconds": round(wall, 2),
+        "cpuSeconds": round(usage.ru_utime + usage.ru_stime, 2),
+        "peakRssMB": round(usage.ru_maxrss / 1024, 1),
+        "exchanges": sum(d[0] for d in delta),
+        "bytesSent": sum(d[1] for d in delta),
+        "bytesReceived": sum(d[2] for d in delta),
+        "exit": code,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=300)
+    parser.add_argument("--delay-ms", type=float, default=20.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="khpl-bench-sync-") as tmp:
+        work = Path(tmp)
+        stack, _ = local.start(work / "stack")
+        proxies = [
+            DelayProxy(int(stack.dynamodb.port), args.delay_ms / 1000).start(),
+            DelayProxy(int(stack.s3.port), args.delay_ms / 1000).start(),
+        ]
+        try:
+            print(json.dumps(_bench(work, stack, proxies, args.records)))
+        finally:
+            for proxy in proxies:
+                proxy.stop()
+            local.stop(work / "stack")
+
+
+def _bench(work: Path, stack: local.Stack, proxies: list[DelayProxy], count: int) -> Any:
+    bucket, table = "bench-sync", "Bench-Sync"
+    s3, ddb = _client("s3", stack.s3.url), _client("dynamodb", stack.dynamodb.url)
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": local.REGION})
+    rows = list(bench_records(count, seed=7))
+    source = work / "registrations.json"
+    _write(source, rows)
+    s3.upload_file(str(source), bucket, "registrations.json")
+    env = {
+        **os.environ,
+        **stack.env(),
+        "AWS_ENDPOINT_URL_DYNAMODB": proxies[0].url,
+        "AWS_ENDPOINT_URL_S3": proxies[1].url,
+        "REACT_APP_S3_BUCKET_NAME": bucket,
+        "REACT_APP_DYNAMODB_TABLE_NAME": table,
+        "KHPL_STATE_DIR": str(work / "state"),
+    }
+    tool = [sys.executable, "-m", "khpl_migrate"]
+    subprocess.run([*tool, "create-table", "-q"], env=env, check=True, capture_output=True)
+    migrate = _timed([*tool, "migrate", "--apply", "-q"], env, proxies)
+    source_only, app_only, both = count // 10, count // 20, count // 100
+    for row in rows[:source_only]:
+        row["paymentStatus"] = "refunded"
+    for row in rows[source_only + app_only : source_only + app_only + both]:
+        row["village"] = "edited in the source"
+    for row in rows[source_only : source_only + app_only + both]:
+        ddb.update_item(
+            TableName=table,
+            Key={"id": {"S": row["id"]}},
+            UpdateExpression="SET village = :v",
+            ExpressionAttributeValues={":v": {"S": "edited by the app"}},
+        )
+    _write(source, rows)
+    s3.upload_file(str(source), bucket, "registrations.json")
+    sync = _timed([*tool, "sync", "--apply", "-q"], env, proxies)
+    again = _timed([*tool, "sync", "--apply", "-q"], env, proxies)
+    return {
+        "benchmark": "sync",
+        "records": count,
+        "sourceMB": round(source.stat().st_size / 1048576, 1),
+        "editedInSource": source_only,
+        "editedByTheApp": app_only,
+        "editedOnBothSides": both,
+        "delayMs": proxies[0].delay * 1000,
+        "migrate": migrate,
+        "sync": sync,
+        "syncWithNothingToDo": again,
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""`khpl-migrate freeze-source`: no more writes to registrations.json, for the cut-over.
+
+Once the app runs on DynamoDB only, nothing should write the old source again:
+a write the app still makes to it (a tab left open, an old build) would be an
+edit no sync carries over. A bucket-policy statement of its own denies
+`s3:PutObject` and `s3:DeleteObject` on the source key to everyone. Only that
+statement is added, and only that statement is removed again (`--undo`): the
+rest of the bucket's policy is left as it is. A dry run unless asked to apply.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from khpl_migrate.aws import Store
+from khpl_migrate.settings import Settings
+from khpl_migrate.source import open_source
+
+ACTIONS = ["s3:DeleteObject", "s3:PutObject"]
+
+
+def sid(source_key: str) -> str:
+    """The statement's own Sid: one per source key (Sids are letters and digits only)."""
+    return "KhplFreezeSource" + hashlib.sha256(source_key.encode()).hexdigest()[:8]
+
+
+def statement(bucket: str, source_key: str) -> dict[str, Any]:
+    return {
+        "Sid": sid(source_key),
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": ACTIONS,
+        "Resource": f"arn:aws:s3:::{bucket}/{source_key}",
+    }
+
+
+@dataclass(frozen=True)
+class FreezeResult:
+    bucket: str
+    source_key: str
+    statement: dict[str, Any]
+    undo: bool
+    applied: bool  # False: a dry run
+    changed: bool  # the policy was (or would be) changed
+    frozen: bool  # the source is frozen once this call returns
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bucket": self.bucket,
+            "sourceKey": self.source_key,
+            "statement": self.statement,
+            "undo": self.undo,
+            "applied": self.applied,
+            "changed": self.changed,
+            "frozen": self.frozen,
+        }
+
+
+def is_frozen(store: Store, bucket: str, source_key: str) -> bool:
+    policy = store.bucket_policy(bucket) or {}
+    return any(s.get("Sid") == sid(source_key) for s in _statements(policy))
+
+
+def freeze(
+    store: Store, settings: Settings, *, undo: bool = False, apply: bool = False
+) -> FreezeResult:
+    """Add (or, with `undo`, remove) the freeze statement; only say what would change unless
+    `apply`."""
+    source = open_source(store, settings)
+    wanted = statement(source.bucket, source.info.key)
+    policy = store.bucket_policy(source.bucket)
+    current = _statements(policy or {})
+    others = [s for s in current if s.get("Sid") != wanted["Sid"]]
+    ours = [s for s in current if s.get("Sid") == wanted["Sid"]]
+    if undo:
+        changed = bool(ours)
+        after: dict[str, Any] | None = _with(policy, others) if others else None
+    else:
+        changed = ours != [wanted]
+        after = _with(policy, [*others, wanted])
+    if apply and changed:
+        store.set_bucket_policy(source.bucket, after)
+    return FreezeResult(
+        source.bucket,
+        source.info.key,
+        wanted,
+        undo,
+        apply,
+        changed,
+        frozen=(not undo) if apply else bool(ours),
+    )
+
+
+def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    found = policy.get("Statement", [])
+    return [found] if isinstance(found, dict) else list(found)
+
+
+def _with(policy: dict[str, Any] | None, statements: list[dict[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = copy.deepcopy(policy) if policy else {"Version": "2012-10-17"}
+    document["Statement"] = statements
+    return document

@@ -1,0 +1,210 @@
+"""Undoing a sync run: each unit it wrote goes back to its baseline, under a condition.
+
+A sync run's manifest has an intent line for each change, written before it:
+the units it set, removed or whose baseline it moved, the run each one's
+baseline came from before, and the image references it moved. The item says
+whether the change happened (its `migrationFieldRuns`/`migrationImageRuns`
+name this run). The values are in the backups: this run's copy of the record
+holds what it wrote, the earlier run's copy what was there before. So a unit is
+put back only while the item still names this run for it and still holds what
+this run wrote; an item this run deleted is put back as it was (it equalled its
+baseline, or it would not have been deleted). The objects this run wrote for
+the images it moved go, once nothing references them. Repairs stay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from khpl_migrate.aws import ABSENT, Store
+from khpl_migrate.baseline import history, read_copies
+from khpl_migrate.changes import REFS, Change
+from khpl_migrate.journal import Manifest
+from khpl_migrate.rollback_steps import Step, object_step
+from khpl_migrate.settings import Settings
+from khpl_migrate.transform import FIELD_RUNS, IMAGE_RUNS, Transformed
+from khpl_migrate.units import Unit, digest, provenance, references
+
+Copies = Mapping[tuple[str, str], Transformed]
+
+
+def sync_steps(store: Store, settings: Settings, manifest: Manifest, table: str) -> list[Step]:
+    """What undoing this sync run puts back, deletes and leaves: reads only."""
+    run_id = manifest.run_id
+    done = {str(line.get("id")): line.get("outcome") for line in manifest.records}
+    intents = [i for i in manifest.intents if done.get(str(i.get("id"))) in _CHANGED]
+    if not intents:
+        return []
+    needs: dict[str, set[str]] = {}
+    for intent in intents:
+        # What this run wrote is in its own backup; an item it deleted is not.
+        mine = set() if intent.get("delete") else {run_id}
+        for run in mine | _runs_before(intent):
+            needs.setdefault(run, set()).add(str(intent["id"]))
+    copies, problems = read_copies(
+        store, settings, needs, history(store, settings.require_bucket())
+    )
+    steps: list[Step] = []
+    for intent in intents:
+        rid = str(intent["id"])
+        item = store.get_item(table, rid)
+        if rid in problems:
+            steps.append(Step("restore", rid, False, f"cannot be put back: {problems[rid]}"))
+        elif intent.get("delete"):
+            steps.append(_recreate(rid, item, intent, copies))
+        else:
+            steps += _restore(store, settings.require_bucket(), rid, item, intent, copies, run_id)
+    return steps
+
+
+_CHANGED = {"updated", "adopted", "settled", "deleted"}
+
+
+def _runs_before(intent: Mapping[str, Any]) -> set[str]:
+    if intent.get("delete"):
+        kept = intent.get("item") or {}
+        runs = {str(kept["migrationRunId"])} if kept.get("migrationRunId") else set()
+        for attribute in (FIELD_RUNS, IMAGE_RUNS):
+            runs |= {str(r) for r in (kept.get(attribute) or {}).values()}
+        return runs
+    return {str(run) for run in (intent.get("prev") or {}).values() if run}
+
+
+def _unit(text: str) -> Unit:
+    kind, _, name = text.partition(" ")
+    return ("image" if kind == "image" else "field", name)
+
+
+def _restore(
+    store: Store,
+    bucket: str,
+    rid: str,
+    item: dict[str, Any] | None,
+    intent: Mapping[str, Any],
+    copies: Copies,
+    run_id: str,
+) -> list[Step]:
+    """One UpdateItem putting back the units this run wrote that still hold what it wrote;
+    then the objects this run wrote for them, where nothing references them any more."""
+    if item is None:
+        return [Step("restore", rid, False, "the item is gone", record=rid)]
+    prev: dict[str, str | None] = dict(intent.get("prev") or {})
+    change = Change(owner=item.get("migrationRunId", ABSENT))
+    put, left = [], []
+    for text in [*intent.get("set", []), *intent.get("removed", []), *intent.get("adopted", [])]:
+        unit = _unit(text)
+        why = _why_not(item, unit, text, intent, copies.get((rid, run_id)), run_id)
+        before = prev.get(text)
+        if why is None and before is None:
+            why = "before this run no run of the tool wrote it (the app's value: no backup has it)"
+        if why is not None:
+            left.append(f"{text}: {why}")
+            continue
+        assert before is not None
+        _put_back(change, item, unit, text, intent, copies.get((rid, before)))
+        change.runs(item, unit, before if before != item.get("migrationRunId") else ABSENT)
+        put.append(text)
+    steps = []
+    if put:
+        reason = "put back to what was there before this run: " + ", ".join(put)
+        steps.append(Step("restore", rid, True, reason, record=rid, change=change.update))
+    if left:
+        steps.append(Step("restore", rid, False, "; ".join(left), record=rid))
+    moved_back = {name for name in (intent.get("images") or {}) if f"image {name}" in put}
+    keep = {str(ref["s3Key"]) for name, ref in references(item).items() if name not in moved_back}
+    for name, move in (intent.get("images") or {}).items():
+        target = move.get("to")
+        if target and move.get("written") and name in moved_back:
+            image = {"key": target["s3Key"], "sha256": target["sha256"], "written": True}
+            steps.append(object_step(store, bucket, image, keep, rid))
+    return steps
+
+
+def _why_not(
+    item: Mapping[str, Any],
+    unit: Unit,
+    text: str,
+    intent: Mapping[str, Any],
+    mine: Transformed | None,
+    run_id: str,
+) -> str | None:
+    """Why this unit is not put back: it changed since this run wrote it."""
+    if provenance(item, unit) != run_id:
+        return "written since by another run, or the item was rewritten"
+    if text in intent.get("adopted", []):
+        return None  # the value was the same on both sides; only its baseline moved
+    kind, name = unit
+    if kind == "image":
+        target = (intent.get("images") or {}).get(name, {}).get("to")
+        ref = references(item).get(name)
+        same = (ref is None and target is None) or (
+            ref is not None and target is not None and ref.get("s3Key") == target.get("s3Key")
+        )
+        return None if same else "its reference changed since this run"
+    wrote = mine.item.get(name, ABSENT) if mine is not None else ABSENT
+    now = item.get(name, ABSENT)
+    if _digest(now) != _digest(wrote):
+        return "its value changed since this run wrote it"
+    return None
+
+
+def _digest(value: Any) -> bytes | None:
+    return None if value is ABSENT else digest(value)
+
+
+def _put_back(
+    change: Change,
+    item: dict[str, Any],
+    unit: Unit,
+    text: str,
+    intent: Mapping[str, Any],
+    before: Transformed | None,
+) -> None:
+    kind, name = unit
+    if text in intent.get("adopted", []):
+        current = item.get(name, ABSENT) if kind == "field" else references(item).get(name, ABSENT)
+        change.expect[(name,) if kind == "field" else (REFS, name)] = current
+        return
+    if kind == "field":
+        value = before.item.get(name, ABSENT) if before is not None else ABSENT
+        change.field(name, value, item.get(name, ABSENT))
+        return
+    old = (intent.get("images") or {}).get(name, {}).get("from")
+    change.image(item, name, _reference(old, before, name) if old else ABSENT)
+
+
+def _reference(old: Mapping[str, Any], before: Transformed | None, name: str) -> dict[str, Any]:
+    """The reference as it was: the manifest's key and hash, the header from the backup."""
+    entry = dict(old)
+    image = next((i for i in (before.images if before else ()) if i.name == name), None)
+    if image is not None and image.header is not None:
+        entry["dataUrlHeader"] = image.header
+    return entry
+
+
+def _recreate(
+    rid: str, item: dict[str, Any] | None, intent: Mapping[str, Any], copies: Copies
+) -> Step:
+    """An item this run deleted, rebuilt from its baseline (it equalled it when deleted)."""
+    if item is not None:
+        return Step("recreate", rid, False, "an item with this id is in the table", record=rid)
+    kept: dict[str, Any] = dict(intent.get("item") or {})
+    owner = str(kept.get("migrationRunId"))
+    field_runs: Mapping[str, str] = kept.get(FIELD_RUNS) or {}
+    rebuilt: dict[str, Any] = {"id": rid}
+    names = {name for (copy_id, _), copy in copies.items() if copy_id == rid for name in copy.item}
+    for name in sorted(names - set(_METADATA) - {"id"}):
+        copy = copies.get((rid, str(field_runs.get(name, owner))))
+        if copy is not None and name in copy.item:
+            rebuilt[name] = copy.item[name]
+    refs = {}
+    image_runs: Mapping[str, str] = kept.get(IMAGE_RUNS) or {}
+    for name, ref in (kept.get(REFS) or {}).items():
+        refs[name] = _reference(ref, copies.get((rid, str(image_runs.get(name, owner)))), name)
+    rebuilt |= {k: v for k, v in kept.items() if k != REFS} | {REFS: refs}
+    reason = "deleted by this run (its record left the source); put back as it was"
+    return Step("recreate", rid, True, reason, record=rid, item=rebuilt)
+
+
+_METADATA = (REFS, "migratedFrom", "migrationDate", "migrationRunId", "maskedFields")

@@ -1,0 +1,123 @@
+"""The cut-over as the operator runs it: sync's exit codes and output, freeze-source."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from khpl_migrate.aws import Store
+from khpl_migrate.freeze import sid
+from khpl_migrate.settings import Settings
+from tests.helpers import assert_clean_error, put_source, run
+
+pytestmark = pytest.mark.command
+
+
+@pytest.fixture
+def edited(
+    store: Store, settings: Settings, env: dict[str, str], sample_records: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Migrated; then the source edited, and the app's conflicting edit of one field."""
+    put_source(store, settings, sample_records)
+    assert run(["create-table"], env).returncode == 0
+    assert run(["migrate", "--apply"], env).returncode == 0
+    source = copy.deepcopy(sample_records)
+    source[0]["paymentStatus"] = "refunded"
+    source[1]["village"] = "Source village"
+    put_source(store, settings, source)
+    store.ddb.update_item(
+        TableName=settings.table,
+        Key={"id": {"S": source[1]["id"]}},
+        UpdateExpression="SET village = :v",
+        ExpressionAttributeValues={":v": {"S": "App village"}},
+    )
+    return source
+
+
+def test_sync_dry_run_apply_settle_and_in_step(
+    edited: list[dict[str, Any]], env: dict[str, str], tmp_path: Path
+) -> None:
+    dry = run(["sync"], env)
+    assert dry.returncode == 1, dry.stderr  # a conflict is left
+    assert "dry run: nothing was written" in dry.stderr
+    assert f"* {edited[0]['id']}: from the source: field paymentStatus" in dry.stderr
+    assert f"! {edited[1]['id']}: conflict (changed on both sides, differently): field village" in (
+        dry.stderr
+    )
+    assert dry.stdout == ""
+    for value in ("refunded", "Source village", "App village"):  # names, never values
+        assert value not in dry.stderr
+
+    applied = run(["sync", "--apply", "--json"], env)
+    assert applied.returncode == 1
+    data = json.loads(applied.stdout)
+    assert data["outcomes"] == {"updated": 1} and data["ok"] is False
+    assert data["conflicts"] == 1 and data["manifestKey"].startswith("migration-runs/")
+
+    ids = tmp_path / "settle.txt"
+    ids.write_text(edited[1]["id"] + "\n")
+    settled = run(["sync", "--apply", "--only-ids", str(ids), "--take", "source"], env)
+    assert settled.returncode == 0, settled.stderr
+    assert "✅ Source and table in step" in settled.stderr
+    again = run(["sync", "--json"], env)
+    assert again.returncode == 0 and json.loads(again.stdout)["toUpdate"] == 0
+
+
+def test_sync_errors_are_clean(env: dict[str, str], edited: list[dict[str, Any]]) -> None:
+    assert_clean_error(run(["sync", "--table", "KHPL-Nope"], env), "does not exist")
+    bad = run(["sync", "--take", "source"], env)
+    assert bad.returncode == 2 and "--only-ids" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_freeze_source_adds_and_removes_exactly_its_statement(
+    store: Store, settings: Settings, env: dict[str, str], sample_records: list[dict[str, Any]]
+) -> None:
+    bucket = settings.bucket or ""
+    put_source(store, settings, sample_records[:1])
+    theirs = {
+        "Sid": "TheirsAlready",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:DeleteBucket",
+        "Resource": f"arn:aws:s3:::{bucket}",
+    }
+    store.set_bucket_policy(bucket, {"Version": "2012-10-17", "Statement": [theirs]})
+
+    dry = run(["freeze-source"], env)
+    assert dry.returncode == 0 and json.loads(dry.stdout)["Sid"] == sid("registrations.json")
+    assert store.bucket_policy(bucket) == {"Version": "2012-10-17", "Statement": [theirs]}
+
+    assert run(["freeze-source", "--apply"], env).returncode == 0
+    statements = (store.bucket_policy(bucket) or {})["Statement"]
+    assert statements[0] == theirs and len(statements) == 2
+    ours = statements[1]
+    assert ours["Effect"] == "Deny" and sorted(ours["Action"]) == [
+        "s3:DeleteObject",
+        "s3:PutObject",
+    ]
+    assert ours["Resource"] == f"arn:aws:s3:::{bucket}/registrations.json"
+    again = run(["freeze-source", "--apply"], env)
+    assert "frozen already" in again.stderr and len(store.bucket_policy(bucket)["Statement"]) == 2
+
+    refused = run(["archive-source", "--remove-original", "--yes"], env)
+    assert refused.returncode == 1 and "is frozen" in refused.stderr
+    assert store.get_bytes(bucket, "registrations.json") is not None
+
+    undone = run(["freeze-source", "--undo", "--apply"], env)
+    assert undone.returncode == 0
+    assert store.bucket_policy(bucket) == {"Version": "2012-10-17", "Statement": [theirs]}
+
+
+def test_freeze_source_undo_removes_a_policy_that_was_only_ours(
+    store: Store, settings: Settings, env: dict[str, str], sample_records: list[dict[str, Any]]
+) -> None:
+    put_source(store, settings, sample_records[:1])
+    assert run(["freeze-source", "--apply"], env).returncode == 0
+    dry = run(["freeze-source", "--undo"], env)
+    assert "Would remove" in dry.stderr and store.bucket_policy(settings.bucket or "")
+    assert run(["freeze-source", "--undo", "--apply"], env).returncode == 0
+    assert store.bucket_policy(settings.bucket or "") is None

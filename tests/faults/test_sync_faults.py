@@ -1,0 +1,144 @@
+"""sync against a live app and crashes: the app's write between the tool's read and its
+write survives; kill -9 mid-run, then again, converges."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from khpl_migrate import settings as settings_mod
+from khpl_migrate.aws import Store
+from khpl_migrate.sample import registrations
+from khpl_migrate.settings import Settings
+from khpl_migrate.sync import SyncOptions, plan_sync
+from khpl_migrate.sync_apply import apply_sync
+from khpl_migrate.table import create_table
+from khpl_migrate.threeway import Side
+from tests.faults.proxy import ProxyPair, Rule
+from tests.helpers import command_env, copies, items, migrate, put_source, run
+
+pytestmark = pytest.mark.faults
+
+
+def app_sets(store: Store, settings: Settings, rid: str, name: str, value: str) -> None:
+    store.ddb.update_item(
+        TableName=settings.table,
+        Key={"id": {"S": rid}},
+        UpdateExpression="SET #f = :v",
+        ExpressionAttributeNames={"#f": name},
+        ExpressionAttributeValues={":v": {"S": value}},
+    )
+
+
+@pytest.mark.parametrize("field", ["paymentStatus", "village"])
+def test_the_apps_write_between_the_read_and_the_write_survives(
+    faulty: ProxyPair,
+    store: Store,
+    settings: Settings,
+    migrated: list[dict[str, Any]],
+    field: str,
+) -> None:
+    """The app writes, right before the tool's UpdateItem reaches DynamoDB, the field the
+    tool carries over (a conflict once read again) or another one (the tool's write
+    goes ahead; the app's stays)."""
+    rid = migrated[0]["id"]
+    source = copy.deepcopy(migrated)
+    source[0]["paymentStatus"] = "refunded"
+    put_source(store, settings, source)
+
+    def the_app() -> None:
+        app_sets(store, settings, rid, field, "written by the app meanwhile")
+
+    rule = Rule("hook", operation="UpdateItem", nth=1, hook=the_app)
+    _, ddb, through = faulty(ddb_rules=[rule])
+    faulted = settings_mod.load(env=through)
+    slow = Store(faulted)
+    plan = plan_sync(slow, faulted, SyncOptions())
+    result = apply_sync(slow, faulted, plan)
+
+    assert rule.fired == 1
+    item = items(store, settings)[rid]
+    assert item[field] == "written by the app meanwhile"  # never overwritten
+    entry = next(e for e in result.entries if e.id == rid)
+    if field == "paymentStatus":
+        assert ddb.operations["UpdateItem"] == 1  # read again, judged again: a conflict
+        assert entry.sides == {("field", "paymentStatus"): Side.CONFLICT}
+        assert [e.id for e in result.problems()] == [rid]
+    else:
+        assert ddb.operations["UpdateItem"] == 2  # the condition held on a second try
+        assert item["paymentStatus"] == "refunded" and result.ok
+
+
+POINTS = [
+    ("after the backup copy", "s3", Rule("kill", operation="CopyObject", nth=1, after=True)),
+    (
+        "a new image stored",
+        "s3",
+        Rule("kill", operation="PutObject", key_contains="userPhoto-", nth=1, after=True),
+    ),
+    ("before an UpdateItem", "dynamodb", Rule("kill", operation="UpdateItem", nth=2)),
+    ("after an UpdateItem", "dynamodb", Rule("kill", operation="UpdateItem", nth=2, after=True)),
+    (
+        "the manifest upload",
+        "s3",
+        Rule("kill", operation="PutObject", key_contains="migration-runs/", nth=1),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "service", "rule"), POINTS, ids=[p[0] for p in POINTS])
+def test_a_sync_killed_at_any_point_is_finished_by_the_next(
+    name: str,
+    service: str,
+    rule: Rule,
+    faulty: ProxyPair,
+    store: Store,
+    settings: Settings,
+    env: dict[str, str],
+    sample_records: list[dict[str, Any]],
+) -> None:
+    records = copies(sample_records, 2)
+    put_source(store, settings, records)
+    create_table(store, settings)
+    assert migrate(store, settings).ok
+    source = copy.deepcopy(records)
+    for record in source[:6]:
+        record["paymentStatus"] = "refunded"
+    source[1]["image"] = registrations(1, seed=99)[0]["image"]
+    source[7]["image"] = registrations(1, seed=98)[0]["image"]
+    put_source(store, settings, source)
+    app_sets(store, settings, records[8]["id"], "village", "the app's")
+    victim: dict[str, subprocess.Popen[bytes]] = {}
+
+    def kill() -> None:
+        os.kill(victim["proc"].pid, signal.SIGKILL)
+
+    _, _, through = faulty(
+        [rule] if service == "s3" else [], [rule] if service == "dynamodb" else [], on_kill=kill
+    )
+    victim["proc"] = subprocess.Popen(
+        [sys.executable, "-m", "khpl_migrate", "sync", "--apply", "-q", "--workers", "2"],
+        env=command_env(through),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert victim["proc"].wait(timeout=120) == -signal.SIGKILL, f"not killed at: {name}"
+
+    again = run(["sync", "--apply"], env)
+
+    assert again.returncode == 0, again.stderr
+    table = items(store, settings)
+    for record in source:
+        item = table[record["id"]]
+        assert item["paymentStatus"] == record["paymentStatus"]
+    assert table[records[8]["id"]]["village"] == "the app's"
+    assert run(["sync"], env).returncode == 0  # in step: nothing left to write
+    deep = run(["verify", "--deep", "--allow-table-edits"], env)
+    assert deep.returncode == 0, deep.stderr
+    assert "Orphan image objects: 0" in deep.stderr
