@@ -16,11 +16,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from khpl_migrate import errors
+from khpl_migrate import errors, layout
 from khpl_migrate.aws import Store
-from khpl_migrate.journal import Manifest, list_runs, rollback_records
+from khpl_migrate.journal import Manifest, list_runs, parse_manifest, rollback_records
+from khpl_migrate.layout import backup_key_of_run, manifest_key
 from khpl_migrate.settings import Settings
 from khpl_migrate.source import Source, iter_records
 from khpl_migrate.threeway import Baseline
@@ -38,12 +40,20 @@ class History:
     written: set[str] = field(default_factory=set)
 
 
-def history(store: Store, bucket: str) -> History:
+def history(store: Store, bucket: str, state_dir: Path | None = None) -> History:
     """The runs by id, and the ids whose item a run created, in the order things happened:
-    a run's items are written, a rollback's deleted items and a sync's deletions are not."""
+    a run's items are written, a rollback's deleted items and a sync's deletions are not.
+
+    Runs cut off before their manifest reached S3 are read from `state_dir`.
+    """
     found = History()
     events: list[tuple[str, str, str]] = []  # (when, add or remove, id)
-    for run in list_runs(store, bucket):
+    runs = {run.run_id: run for run in list_runs(store, bucket)}
+    for path in layout.local_manifests(state_dir) if state_dir else []:
+        run = parse_manifest(path.parent.name, manifest_key(path.parent.name), path.read_bytes())
+        if run.header.get("bucket") == bucket:
+            runs.setdefault(run.run_id, run)
+    for run in sorted(runs.values(), key=lambda r: r.started):
         found.runs[run.run_id] = run
         for line in run.records:
             rid = line.get("id")
@@ -143,15 +153,18 @@ def _stream(
     bucket = settings.require_bucket()
     for run_id, ids in sorted(needs.items()):
         manifest = past.runs.get(run_id)
+        # A run killed before its manifest was uploaded: its id names its backup.
         key = str((manifest.header if manifest else {}).get("backupKey") or "")
-        if manifest is None or not key:
+        key = key or backup_key_of_run(settings.source_key, run_id) or ""
+        if not key:
             _give_up(problems, ids, f"run {run_id} left no manifest naming its backup")
             continue
         info = store.head_object(bucket, key)
         if info is None:
             _give_up(problems, ids, f"the backup {key} of run {run_id} is gone")
             continue
-        path = manifest.header.get("recordsPath", settings.records_path)
+        header = manifest.header if manifest else {}
+        path = header.get("recordsPath", settings.records_path)
         wanted = set(ids)
         try:
             for _, record in iter_records(store, Source(bucket, info, path)):

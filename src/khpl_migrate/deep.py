@@ -213,7 +213,7 @@ def deep_verify(
                 runner.submit(task, entries.done(index, found))
     finally:
         runner.drain()
-    past = history(store, source.bucket)
+    past = history(store, source.bucket, settings.state_dir)
     if name_sides:
         deep.entries = _name_sides(store, settings, entries, past)
     else:
@@ -394,9 +394,14 @@ def _extras(
 
 
 def _superseded(past: History) -> set[str]:
-    """The keys whose reference a sync moved away (the bytes are kept)."""
+    """The keys whose reference a sync moved away (the bytes are kept). The intent lines
+    count too: a run killed right after its write never wrote the outcome line."""
     keys: set[str] = set()
     for run in past.runs.values():
         for line in run.records:
             keys.update(str(key) for key in line.get("superseded", []))
+        for intent in run.intents:
+            for move in (intent.get("images") or {}).values():
+                if move.get("from"):
+                    keys.add(str(move["from"]["s3Key"]))
     return keys

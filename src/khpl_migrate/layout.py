@@ -40,6 +40,19 @@ def backup_key(source_key: str, started_iso: str) -> str:
     return f"{BACKUP_PREFIX}{started_iso}-{posixpath.basename(source_key)}"
 
 
+def backup_key_of_run(source_key: str, run_id: str) -> str | None:
+    """The backup a run took, from its id alone (the id starts with the run's start, which
+    names the backup): how a run whose manifest never reached S3 is still found."""
+    stamp = run_id.split("-", 1)[0]
+    if len(stamp) != 19 or stamp[8] != "T" or not stamp.endswith("Z"):
+        return None
+    iso = (
+        f"{stamp[0:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:"
+        f"{stamp[13:15]}.{stamp[15:18]}Z"
+    )
+    return backup_key(source_key, iso)
+
+
 def manifest_key(run_id: str) -> str:
     return f"{RUNS_PREFIX}{run_id}/{MANIFEST_NAME}"
 

@@ -33,7 +33,14 @@ def sync_steps(store: Store, settings: Settings, manifest: Manifest, table: str)
     """What undoing this sync run puts back, deletes and leaves: reads only."""
     run_id = manifest.run_id
     done = {str(line.get("id")): line.get("outcome") for line in manifest.records}
-    intents = [i for i in manifest.intents if done.get(str(i.get("id"))) in _CHANGED]
+    # An intent whose outcome line is missing (the run was killed right after writing)
+    # counts too: the item says whether its change happened (a unit names this run).
+    intents = [
+        i
+        for i in manifest.intents
+        if done.get(str(i.get("id"))) in _CHANGED
+        or (str(i.get("id")) not in done and not i.get("delete"))
+    ]
     if not intents:
         return []
     needs: dict[str, set[str]] = {}
@@ -43,7 +50,7 @@ def sync_steps(store: Store, settings: Settings, manifest: Manifest, table: str)
         for run in mine | _runs_before(intent):
             needs.setdefault(run, set()).add(str(intent["id"]))
     copies, problems = read_copies(
-        store, settings, needs, history(store, settings.require_bucket())
+        store, settings, needs, history(store, settings.require_bucket(), settings.state_dir)
     )
     steps: list[Step] = []
     for intent in intents:

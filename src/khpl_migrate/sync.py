@@ -189,7 +189,7 @@ def plan_sync(
     }
     digest = Digest()
     read = _read_source(store, source, digest, items, options, progress)
-    past = history(store, source.bucket)
+    past = history(store, source.bucket, settings.state_dir)
     baselines = read_baselines(
         store,
         settings,
