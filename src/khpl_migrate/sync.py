@@ -9,36 +9,28 @@ only the app changed, and writes nothing where both changed differently (a
 conflict, reported until the two sides agree or the operator settles it with
 `--take source|table` for listed ids).
 
-Like `migrate`, it plans first, reading only (`plan_sync`); the plan is either
-shown (dry run) or carried out by `sync_apply.apply_sync`, so the two cannot
-drift apart. Field values are never shown, only field names: they are personal
-data.
+Like `migrate`, it plans first, reading only (`sync_plan.plan_sync`); the plan
+is either shown (dry run) or carried out by `sync_apply.apply_sync`, so the two
+cannot drift apart. This module holds what they share: the options, each
+record's entry, the plan and the result. Field values are never shown, only
+field names: they are personal data.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from khpl_migrate import source as source_mod
-from khpl_migrate.aws import ObjectInfo, Store
-from khpl_migrate.baseline import Baselines, History, history, read_baselines
-from khpl_migrate.errors import RecordError
-from khpl_migrate.plan import describe_id, new_stamp
-from khpl_migrate.progress import NullProgress, Progress
-from khpl_migrate.runner import Runner, make_runner
-from khpl_migrate.settings import Settings
+from khpl_migrate.baseline import Baselines, History
 from khpl_migrate.source import Digest, Source
-from khpl_migrate.threeway import CONFLICTS, Baseline, Kind, Side, Verdict, judge
-from khpl_migrate.transform import FIELD_RUNS, IMAGE_RUNS, RunStamp, record_id, transform
-from khpl_migrate.units import Unit, Units, item_units, label, record_units, references, runs_of
+from khpl_migrate.threeway import CONFLICTS, Kind, Side
+from khpl_migrate.transform import FIELD_RUNS, IMAGE_RUNS, RunStamp
+from khpl_migrate.units import Unit, item_units, label
 
 Take = Literal["source", "table"]
 # An item's attributes that sync reads besides its units: who wrote what, and its images.
@@ -170,58 +162,6 @@ class SyncPlan:
         return [e for e in self.entries if e.writes(self.options)]
 
 
-def plan_sync(
-    store: Store,
-    settings: Settings,
-    options: SyncOptions | None = None,
-    *,
-    runner: Runner | None = None,
-    progress: Progress | None = None,
-) -> SyncPlan:
-    """Read the source, the table and the backups, and judge every record. Writes nothing."""
-    options = options or SyncOptions()
-    progress = progress or NullProgress()
-    source = source_mod.open_source(store, settings)
-    store.require_table(settings.table)
-    stamp, started = new_stamp(mask_aadhaar=options.mask_aadhaar)
-    items = {
-        str(item["id"]): seen_item(item) for item in store.scan(settings.table, consistent=True)
-    }
-    digest = Digest()
-    read = _read_source(store, source, digest, items, options, progress)
-    past = history(store, source.bucket, settings.state_dir)
-    baselines = read_baselines(
-        store,
-        settings,
-        _needs(items),
-        past,
-        masked={rid for rid, seen in items.items() if seen.masked},
-    )
-    damage = _check_images(
-        store, source.bucket, items, read, runner or make_runner(settings.workers)
-    )
-    judged = [
-        _entry(rid, read, items, baselines, past, damage.get(rid, ()))
-        for rid in [*read.order, *(rid for rid in items if rid not in read.units)]
-    ]
-    entries = [e for e in judged if e is not None] + read.unusable
-    entries = _select(sorted(entries, key=_order), options)
-    tool_items = sum(1 for seen in items.values() if seen.tool)
-    entries = _guard_deletions(entries, options, tool_items)
-    return SyncPlan(
-        stamp,
-        started,
-        source,
-        digest,
-        settings.table,
-        options,
-        tuple(entries),
-        baselines,
-        past,
-        tool_items,
-    )
-
-
 class ItemView:
     """What sync keeps of an item: its units, and who wrote what (no other values)."""
 
@@ -245,190 +185,6 @@ class ItemView:
 
 def seen_item(item: Mapping[str, Any]) -> ItemView:
     return ItemView(item)
-
-
-@dataclass
-class _Read:
-    """The source, as sync needs it: units and images of each record, in order."""
-
-    units: dict[str, Units] = field(default_factory=dict)
-    index: dict[str, int] = field(default_factory=dict)
-    images: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> name -> sha256
-    order: list[str] = field(default_factory=list)
-    unusable: list[SyncEntry] = field(default_factory=list)
-
-
-def _read_source(
-    store: Store,
-    source: Source,
-    digest: Digest,
-    items: Mapping[str, ItemView],
-    options: SyncOptions,
-    progress: Progress,
-) -> _Read:
-    """Read and validate the whole source (nothing is written before), keeping digests only."""
-    read = _Read()
-    progress.start("Reading the source", source.info.size, by_bytes=True)
-    for index, record in source_mod.iter_records(store, source, digest):
-        progress.advance(position=digest.read)
-        try:
-            rid = record_id(record)
-            if rid in read.units:
-                first = read.index[rid]
-                raise RecordError(
-                    f"duplicate id: the record at index {first} has the same id "
-                    "and is the one synced"
-                )
-            seen = items.get(rid)
-            masked = seen.masked if seen is not None else options.mask_aadhaar
-            done = transform(record, RunStamp("sync", "", mask_aadhaar=masked))
-        except RecordError as exc:
-            read.unusable.append(
-                SyncEntry(describe_id(record) or f"#{index}", index, Kind.UNUSABLE, reason=str(exc))
-            )
-            continue
-        read.units[rid] = record_units(done)
-        read.index[rid] = index
-        read.images[rid] = {image.name: image.sha256 for image in done.images}
-        read.order.append(rid)
-    progress.finish()
-    return read
-
-
-def _needs(items: Mapping[str, ItemView]) -> dict[str, set[str]]:
-    """Which ids each run's backup must give: every tracked item needs its runs' copies."""
-    needs: dict[str, set[str]] = {}
-    for rid, seen in items.items():
-        if seen.tracked:
-            for run in runs_of(seen.slim):
-                needs.setdefault(run, set()).add(rid)
-    return needs
-
-
-def _check_images(
-    store: Store,
-    bucket: str,
-    items: Mapping[str, ItemView],
-    read: _Read,
-    runner: Runner,
-) -> dict[str, tuple[Damage, ...]]:
-    """Every referenced image object: does it hold the bytes and type its reference says?"""
-    found: dict[str, list[Damage]] = {}
-
-    def check(rid: str, name: str, entry: dict[str, Any]) -> Callable[[], Damage | None]:
-        def task() -> Damage | None:
-            problem, etag = _object_problem(store, bucket, entry)
-            if problem is None:
-                return None
-            repairable = read.images.get(rid, {}).get(name) == entry.get("sha256")
-            return Damage(name, str(entry["s3Key"]), problem, etag, repairable)
-
-        return task
-
-    def done_for(rid: str) -> Callable[[Future[Damage | None]], None]:
-        def done(future: Future[Damage | None]) -> None:
-            damage = future.result()
-            if damage is not None:
-                found.setdefault(rid, []).append(damage)
-
-        return done
-
-    try:
-        for rid, seen in items.items():
-            for name, entry in references(seen.slim).items():
-                runner.submit(check(rid, name, entry), done_for(rid))
-    finally:
-        runner.drain()
-    return {rid: tuple(sorted(d, key=lambda x: x.name)) for rid, d in found.items()}
-
-
-def _object_problem(
-    store: Store, bucket: str, entry: Mapping[str, Any]
-) -> tuple[str | None, str | None]:
-    """What is wrong with a referenced image object (None: nothing), and the ETag checked."""
-    key = str(entry["s3Key"])
-    head = store.head_object(bucket, key)
-    if head is None:
-        return "the object is missing", None
-    if _sha256(store, bucket, head) != entry.get("sha256"):
-        return "its bytes differ from its reference (SHA-256)", head.etag
-    if (head.content_type or "") != entry.get("mimeType"):
-        return (
-            f"Content-Type {head.content_type}, its reference says {entry.get('mimeType')}",
-            head.etag,
-        )
-    return None, head.etag
-
-
-def _sha256(store: Store, bucket: str, head: ObjectInfo) -> str:
-    if head.sha256_b64:
-        return store.sha256_of(bucket, head)
-    found = store.get_object(bucket, head.key)
-    return hashlib.sha256(found[0]).hexdigest() if found else ""
-
-
-def _entry(
-    rid: str,
-    read: _Read,
-    items: Mapping[str, ItemView],
-    baselines: Baselines,
-    past: History,
-    damaged: tuple[Damage, ...],
-) -> SyncEntry | None:
-    seen = items.get(rid)
-    source = read.units.get(rid)
-    index = read.index.get(rid)
-    if seen is None:
-        new = judge(source, None, {}, tool_item=False, written_before=rid in past.written)
-        return SyncEntry(rid, index, new.kind)
-    if source is None and not seen.tool:
-        return None  # the app's own registration: not sync's business
-    baseline: Baseline | None = {}
-    if seen.tracked:
-        baseline = baselines.of(seen.slim, source or {})
-    if baseline is None:
-        why = baselines.problems.get(rid, "a run it needs left no baseline")
-        return SyncEntry(rid, index, Kind.NO_BASELINE, reason=why, damaged=damaged)
-    verdict: Verdict = judge(source, seen.units, baseline, tool_item=seen.tool)
-    return SyncEntry(rid, index, verdict.kind, verdict.sides, damaged=damaged)
-
-
-def _order(entry: SyncEntry) -> tuple[int, str]:
-    return (entry.index if entry.index is not None else 1 << 62, entry.id)
-
-
-def _select(entries: list[SyncEntry], options: SyncOptions) -> list[SyncEntry]:
-    if options.only_ids is None:
-        return entries
-    return [e if e.id in options.only_ids else replace(e, selected=False) for e in entries]
-
-
-def _guard_deletions(
-    entries: list[SyncEntry], options: SyncOptions, tool_items: int
-) -> list[SyncEntry]:
-    """Deletions wait for --delete, and are all refused above --max-delete of the table
-    (like rclone bisync's guard: a source emptied by mistake must not empty the table)."""
-    deletable = [
-        e
-        for e in entries
-        if e.selected
-        and (
-            e.kind is Kind.DELETED_IN_SOURCE
-            or (e.kind is Kind.DELETE_CONFLICT and options.take == "source")
-        )
-    ]
-    if not deletable:
-        return entries
-    share = 100.0 * len(deletable) / max(1, tool_items)
-    state = (
-        Deletion.WAITING
-        if not options.delete
-        else Deletion.REFUSED
-        if share > options.max_delete
-        else Deletion.PLANNED
-    )
-    chosen = {e.id for e in deletable}
-    return [replace(e, deletion=state) if e.id in chosen else e for e in entries]
 
 
 @dataclass

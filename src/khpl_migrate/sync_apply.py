@@ -95,18 +95,9 @@ def apply_sync(
     progress = progress or NullProgress()
     progress.start("Syncing", len(work))
     runner = runner or make_runner(settings.workers)
-    at_index = {e.index: e for e in work.values() if e.index is not None}
     interrupted = False
     try:
-        for index, record in iter_records(store, plan.source):
-            if executor.fatal:
-                break
-            if index in at_index:
-                entry = at_index[index]
-                runner.submit(executor.task(entry, record), executor.done(entry, progress))
-        for entry in work.values():  # items whose record left the source
-            if entry.index is None and not executor.fatal:
-                runner.submit(executor.task(entry, None), executor.done(entry, progress))
+        _feed(store, plan, list(work.values()), runner, executor, progress)
     except KeyboardInterrupt:
         interrupted = True  # Ctrl-C or SIGTERM: no new record; those in flight finish
     finally:
@@ -129,6 +120,28 @@ def apply_sync(
             "run `khpl-migrate sync --apply` again: it judges every record afresh",
         )
     return result
+
+
+def _feed(
+    store: Store,
+    plan: SyncPlan,
+    work: list[SyncEntry],
+    runner: Runner,
+    executor: _Executor,
+    progress: Progress,
+) -> None:
+    """Read the source again (the same pinned version) and hand each record to write to the
+    runner; then the items whose record left the source."""
+    at_index = {e.index: e for e in work if e.index is not None}
+    for index, record in iter_records(store, plan.source):
+        if executor.fatal:
+            return
+        if index in at_index:
+            entry = at_index[index]
+            runner.submit(executor.task(entry, record), executor.done(entry, progress))
+    for entry in work:
+        if entry.index is None and not executor.fatal:
+            runner.submit(executor.task(entry, None), executor.done(entry, progress))
 
 
 def _header(plan: SyncPlan, backup: str) -> dict[str, Any]:

@@ -16,8 +16,9 @@ from khpl_migrate import settings as settings_mod
 from khpl_migrate.aws import Store
 from khpl_migrate.sample import registrations
 from khpl_migrate.settings import Settings
-from khpl_migrate.sync import SyncOptions, plan_sync
+from khpl_migrate.sync import SyncOptions
 from khpl_migrate.sync_apply import apply_sync
+from khpl_migrate.sync_plan import plan_sync
 from khpl_migrate.table import create_table
 from khpl_migrate.threeway import Side
 from tests.faults.proxy import ProxyPair, Rule

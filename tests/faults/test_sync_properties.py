@@ -20,8 +20,9 @@ from khpl_migrate import local, sample
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.aws import Store
 from khpl_migrate.deep import deep_verify
-from khpl_migrate.sync import SyncOptions, plan_sync
+from khpl_migrate.sync import SyncOptions
 from khpl_migrate.sync_apply import apply_sync
+from khpl_migrate.sync_plan import plan_sync
 from khpl_migrate.table import create_table
 from tests.helpers import migrate, put_source
 

@@ -13,8 +13,9 @@ from khpl_migrate.deep import SOURCE_SIDE, deep_verify
 from khpl_migrate.rollback import apply_rollback, plan_rollback
 from khpl_migrate.sample import registrations
 from khpl_migrate.settings import Settings
-from khpl_migrate.sync import Deletion, SyncOptions, SyncPlan, plan_sync
+from khpl_migrate.sync import Deletion, SyncOptions, SyncPlan
 from khpl_migrate.sync_apply import SyncResult, apply_sync
+from khpl_migrate.sync_plan import plan_sync
 from khpl_migrate.threeway import Kind, Side
 from tests.helpers import image_key, items, objects, put_source
 

@@ -27,8 +27,9 @@ from khpl_migrate.freeze import freeze
 from khpl_migrate.report import render_archive, render_checks_summary, render_freeze, render_sync
 from khpl_migrate.review.checks import checklist, run_checks
 from khpl_migrate.runner import make_runner
-from khpl_migrate.sync import SyncOptions, Take, plan_sync
+from khpl_migrate.sync import SyncOptions, Take
 from khpl_migrate.sync_apply import apply_sync, show_sync
+from khpl_migrate.sync_plan import plan_sync
 
 
 @click.command("archive-source")
