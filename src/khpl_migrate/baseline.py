@@ -27,7 +27,7 @@ from khpl_migrate.settings import Settings
 from khpl_migrate.source import Source, iter_records
 from khpl_migrate.threeway import Baseline
 from khpl_migrate.transform import RunStamp, Transformed, record_id, transform
-from khpl_migrate.units import Unit, Units, item_units, provenance, record_units
+from khpl_migrate.units import Unit, Units, digest, item_units, provenance, record_units
 
 log = logging.getLogger(__name__)
 
@@ -107,15 +107,28 @@ def read_baselines(
     past: History,
     *,
     masked: set[str] | None = None,
+    known: Mapping[str, tuple[bytes, Units]] | None = None,
 ) -> Baselines:
     """Stream each needed run's backup once (`needs`: run -> the ids it must give) and keep
-    the units of those records. `masked` are the ids stored with --mask-aadhaar."""
+    the units of those records. `masked` are the ids stored with --mask-aadhaar.
+
+    `known` gives, by id, the digest of the whole source record now and its units: a
+    backup's copy with the same digest has the same units, and is not transformed again
+    (most records are unchanged since the run; decoding their images twice would double
+    the CPU a sync spends)."""
     found = Baselines()
+    masked = masked or set()
 
-    def keep(rid: str, run_id: str, done: Transformed) -> None:
-        found.by_run.setdefault(rid, {})[run_id] = record_units(done)
+    def keep(rid: str, run_id: str, record: Any) -> None:
+        same = (known or {}).get(rid)
+        if same is not None and digest(record) == same[0]:
+            units = same[1]
+        else:
+            stamp = RunStamp("baseline", "", mask_aadhaar=rid in masked)
+            units = record_units(transform(record, stamp))
+        found.by_run.setdefault(rid, {})[run_id] = units
 
-    found.problems = _stream(store, settings, needs, past, keep, masked or set())
+    found.problems = _stream(store, settings, needs, past, keep)
     return found
 
 
@@ -131,14 +144,15 @@ def read_copies(
     some could not be read. For putting values back (rollback of a sync): few records."""
     copies: dict[tuple[str, str], Transformed] = {}
 
-    def keep(rid: str, run_id: str, done: Transformed) -> None:
-        copies[(rid, run_id)] = done
+    def keep(rid: str, run_id: str, record: Any) -> None:
+        stamp = RunStamp("baseline", "", mask_aadhaar=rid in (masked or set()))
+        copies[(rid, run_id)] = transform(record, stamp)
 
-    problems = _stream(store, settings, needs, past, keep, masked or set())
+    problems = _stream(store, settings, needs, past, keep)
     return copies, problems
 
 
-Keep = Callable[[str, str, Transformed], None]
+Keep = Callable[[str, str, Any], None]  # (id, run, the record as its backup holds it)
 
 
 def _stream(
@@ -147,7 +161,6 @@ def _stream(
     needs: Mapping[str, set[str]],
     past: History,
     keep: Keep,
-    masked: set[str],
 ) -> dict[str, str]:
     problems: dict[str, str] = {}
     bucket = settings.require_bucket()
@@ -168,7 +181,10 @@ def _stream(
         wanted = set(ids)
         try:
             for _, record in iter_records(store, Source(bucket, info, path)):
-                _take(record, run_id, wanted, masked, keep, problems)
+                _take(record, run_id, wanted, keep, problems)
+                if not wanted:
+                    # The rest is not needed: the backup's checksum was checked when made.
+                    break
         except errors.SourceInvalid as exc:
             _give_up(problems, wanted, f"the backup {key} of run {run_id} cannot be read ({exc})")
             continue
@@ -176,14 +192,7 @@ def _stream(
     return problems
 
 
-def _take(
-    record: Any,
-    run_id: str,
-    wanted: set[str],
-    masked: set[str],
-    keep: Keep,
-    problems: dict[str, str],
-) -> None:
+def _take(record: Any, run_id: str, wanted: set[str], keep: Keep, problems: dict[str, str]) -> None:
     try:
         rid = record_id(record)
     except errors.RecordError:
@@ -192,11 +201,9 @@ def _take(
         return
     wanted.discard(rid)  # a duplicate id further on: the first one is the one migrated
     try:
-        done = transform(record, RunStamp("baseline", "", mask_aadhaar=rid in masked))
+        keep(rid, run_id, record)
     except errors.RecordError as exc:
         problems[rid] = f"run {run_id}'s copy of the record cannot be read: {exc}"
-        return
-    keep(rid, run_id, done)
 
 
 def _give_up(problems: dict[str, str], ids: Iterable[str], why: str) -> None:

@@ -91,6 +91,9 @@ class _HashingReader:
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
 
+    def close(self) -> None:
+        self._raw.close()
+
 
 def open_source(store: Store, settings: Settings) -> Source:
     """Find the source and pin its current version; clear errors when it is not there."""
@@ -126,15 +129,7 @@ def iter_records(
     prefix = f"{container}.item" if container else "item"
     events = _watch(ijson.parse(reader, use_float=False), container, prefix, seen)
     try:
-        for index, record in enumerate(ijson.items(events, prefix)):
-            duplicate = seen.pop("duplicate", None)
-            if duplicate is None:
-                yield index, record
-            else:
-                # A parser keeps the last value of a repeated key: the others would be lost.
-                reason = f"the key {duplicate!r} appears twice in one object; refusing to guess"
-                rid = record.get("id") if isinstance(record, dict) else None
-                yield index, SourceProblem(reason, rid if isinstance(rid, str) else None)
+        yield from _records(events, prefix, seen)
     except ijson.JSONError as exc:
         reason = _parser_message(exc)
         raise errors.SourceInvalid(
@@ -142,6 +137,8 @@ def iter_records(
             f"({reason}); nothing was written",
             "fix or restore the file (a truncated upload?) and run again",
         ) from None
+    finally:
+        reader.close()  # a caller that stops early (it found what it needed) frees the link
     kind = seen.get("kind")
     if kind != "start_array":
         raise errors.SourceInvalid(
@@ -155,6 +152,20 @@ def iter_records(
     if digest is not None:
         digest.sha256 = reader.hexdigest()
         digest.size = reader.count
+
+
+def _records(
+    events: Iterator[tuple[str, str, Any]], prefix: str, seen: dict[str, Any]
+) -> Iterator[tuple[int, Any]]:
+    for index, record in enumerate(ijson.items(events, prefix)):
+        duplicate = seen.pop("duplicate", None)
+        if duplicate is None:
+            yield index, record
+        else:
+            # A parser keeps the last value of a repeated key: the others would be lost.
+            reason = f"the key {duplicate!r} appears twice in one object; refusing to guess"
+            rid = record.get("id") if isinstance(record, dict) else None
+            yield index, SourceProblem(reason, rid if isinstance(rid, str) else None)
 
 
 def _parser_message(exc: Exception) -> str:

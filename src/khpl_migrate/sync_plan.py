@@ -35,6 +35,7 @@ from khpl_migrate.sync import (
 from khpl_migrate.threeway import Baseline, Kind, Verdict, judge
 from khpl_migrate.transform import RunStamp, record_id, transform
 from khpl_migrate.units import Units, record_units, references, runs_of
+from khpl_migrate.units import digest as digest_of
 
 
 def plan_sync(
@@ -63,6 +64,7 @@ def plan_sync(
         _needs(items),
         past,
         masked={rid for rid, seen in items.items() if seen.masked},
+        known={rid: (whole, read.units[rid]) for rid, whole in read.whole.items()},
     )
     damage = _check_images(
         store, source.bucket, items, read, runner or make_runner(settings.workers)
@@ -94,6 +96,7 @@ class _Read:
     """The source, as sync needs it: units and images of each record, in order."""
 
     units: dict[str, Units] = field(default_factory=dict)
+    whole: dict[str, bytes] = field(default_factory=dict)  # id -> digest of the whole record
     index: dict[str, int] = field(default_factory=dict)
     images: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> name -> sha256
     order: list[str] = field(default_factory=list)
@@ -130,6 +133,7 @@ def _read_source(
             )
             continue
         read.units[rid] = record_units(done)
+        read.whole[rid] = digest_of(record)
         read.index[rid] = index
         read.images[rid] = {image.name: image.sha256 for image in done.images}
         read.order.append(rid)

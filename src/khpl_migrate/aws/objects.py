@@ -178,6 +178,8 @@ class ObjectStore:
                     Body=data,
                     ContentType=content_type,
                     **self._encryption(),
+                    # Stored with the object: a HEAD then answers its SHA-256, no GET needed.
+                    ChecksumAlgorithm="SHA256",
                     ChecksumSHA256=base64.b64encode(digest).decode("ascii"),
                     IfNoneMatch="*",
                     # Which run wrote it: a retry after a lost response finds its own object.
@@ -216,6 +218,8 @@ class ObjectStore:
                     Body=data,
                     ContentType=content_type,
                     **self._encryption(),
+                    # Stored with the object: a HEAD then answers its SHA-256, no GET needed.
+                    ChecksumAlgorithm="SHA256",
                     ChecksumSHA256=base64.b64encode(digest).decode("ascii"),
                     Metadata={RUN_METADATA: run_id},
                     **guard,  # type: ignore[arg-type]

@@ -56,3 +56,7 @@ class ResumingStream:
                 continue
             self.position += len(chunk)
             return chunk
+
+    def close(self) -> None:
+        """Let go of the connection of a stream not read to its end."""
+        self._body.close()
