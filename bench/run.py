@@ -8,6 +8,9 @@ speed:  N registrations (about 300 KB of base64 images each) behind a proxy that
 memory: peak RSS of (b) on a ~250 MB and a ~1 GB source (no delay), to show
         memory does not grow with the source.
 deep:   `verify --deep` on 1,000 migrated records (bench/deep_verify.py).
+review: how soon `review` serves a 300-record source, and its pages (bench/review.py).
+sync:   `sync --apply` after edits on either side, against the migration itself
+        (bench/sync.py).
 
 Each contender runs as its own process; its CPU time and peak RSS come from the
 kernel (wait4), not from sampling. Targets are checked and the exit code is 1
@@ -223,6 +226,7 @@ def main() -> None:
     )
     parser.add_argument("--skip-deep", action="store_true")
     parser.add_argument("--skip-review", action="store_true")
+    parser.add_argument("--skip-sync", action="store_true")
     parser.add_argument("--workers", type=int, help="khpl-migrate's --workers (default: its own)")
     args = parser.parse_args()
     results: dict[str, object] = {
@@ -285,6 +289,23 @@ def main() -> None:
             f"{review['lastRecordPageSeconds']['cold']} s; server peak RSS "
             f"{review['serverPeakRssMB']} MB"
         )
+    if not args.skip_sync:
+        print(f"sync: {args.records} records migrated, then edited on one side or both")
+        sync = results["sync"] = _sub_bench("sync.py", args.records)
+        for name, label in (
+            ("migrate", "migrate --apply"),
+            ("sync", "sync --apply"),
+            ("syncWithNothingToDo", "sync --apply, nothing left"),
+        ):
+            run = sync[name]
+            print(
+                f"   {label:28} {run['seconds']:6.2f} s, {run['exchanges']} exchanges, "
+                f"{run['bytesSent'] / 1e6:.1f} MB sent, "
+                f"{run['bytesReceived'] / 1e6:.0f} MB received, "
+                f"CPU {run['cpuSeconds']:.2f} s, peak RSS {run['peakRssMB']:.0f} MB"
+            )
+        if sync["sync"]["peakRssMB"] > 200:
+            failures.append(f"sync peak RSS {sync['sync']['peakRssMB']:.0f} MB > 200 MB")
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(results, indent=2))

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import boto3  # noqa: E402
+import ijson  # noqa: E402
 from data import records as bench_records  # noqa: E402
 from proxy import DelayProxy  # noqa: E402
 
@@ -42,9 +44,21 @@ def _client(service: str, url: str) -> Any:
     )
 
 
-def _write(path: Path, rows: list[dict[str, Any]]) -> None:
+def _write(path: Path, rows: Iterator[dict[str, Any]]) -> None:
+    """Stream the records to `path` as a JSON array (never all of them in memory: the
+    benchmark's own size must not leak into the figures of the processes it starts)."""
     with path.open("w", encoding="utf-8") as out:
-        out.write("[" + ",".join(dumps(row) for row in rows) + "]")
+        out.write("[")
+        for index, row in enumerate(rows):
+            out.write(("," if index else "") + dumps(row))
+        out.write("]")
+
+
+def _edited(path: Path, edit: Callable[[int, dict[str, Any]], None]) -> Iterator[dict[str, Any]]:
+    with path.open("rb") as source:
+        for index, row in enumerate(ijson.items(source, "item", use_float=False)):
+            edit(index, row)
+            yield row
 
 
 def _timed(argv: list[str], env: dict[str, str], proxies: list[DelayProxy]) -> dict[str, Any]:
@@ -96,10 +110,9 @@ def _bench(work: Path, stack: local.Stack, proxies: list[DelayProxy], count: int
     bucket, table = "bench-sync", "Bench-Sync"
     s3, ddb = _client("s3", stack.s3.url), _client("dynamodb", stack.dynamodb.url)
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": local.REGION})
-    rows = list(bench_records(count, seed=7))
-    source = work / "registrations.json"
-    _write(source, rows)
-    s3.upload_file(str(source), bucket, "registrations.json")
+    original, source = work / "original.json", work / "registrations.json"
+    _write(original, bench_records(count, seed=7))
+    s3.upload_file(str(original), bucket, "registrations.json")
     env = {
         **os.environ,
         **stack.env(),
@@ -113,18 +126,24 @@ def _bench(work: Path, stack: local.Stack, proxies: list[DelayProxy], count: int
     subprocess.run([*tool, "create-table", "-q"], env=env, check=True, capture_output=True)
     migrate = _timed([*tool, "migrate", "--apply", "-q"], env, proxies)
     source_only, app_only, both = count // 10, count // 20, count // 100
-    for row in rows[:source_only]:
-        row["paymentStatus"] = "refunded"
-    for row in rows[source_only + app_only : source_only + app_only + both]:
-        row["village"] = "edited in the source"
-    for row in rows[source_only : source_only + app_only + both]:
+    app_edits: list[str] = []
+
+    def edit(index: int, row: dict[str, Any]) -> None:
+        if index < source_only:
+            row["paymentStatus"] = "refunded"  # edited in the source
+        elif index < source_only + app_only + both:
+            app_edits.append(row["id"])  # edited by the app; the last ones on both sides
+            if index >= source_only + app_only:
+                row["village"] = "edited in the source"
+
+    _write(source, _edited(original, edit))
+    for rid in app_edits:
         ddb.update_item(
             TableName=table,
-            Key={"id": {"S": row["id"]}},
+            Key={"id": {"S": rid}},
             UpdateExpression="SET village = :v",
             ExpressionAttributeValues={":v": {"S": "edited by the app"}},
         )
-    _write(source, rows)
     s3.upload_file(str(source), bucket, "registrations.json")
     sync = _timed([*tool, "sync", "--apply", "-q"], env, proxies)
     again = _timed([*tool, "sync", "--apply", "-q"], env, proxies)
