@@ -53,6 +53,17 @@ def two_runs(
     return first, migrate(store, settings)
 
 
+def app_sets(store: Store, settings: Settings, rid: str, name: str, value: str) -> None:
+    """The app's own write: an unconditional UpdateItem of one field, as the app does."""
+    store.ddb.update_item(
+        TableName=settings.table,
+        Key={"id": {"S": rid}},
+        UpdateExpression="SET #f = :v",
+        ExpressionAttributeNames={"#f": name},
+        ExpressionAttributeValues={":v": {"S": value}},
+    )
+
+
 def objects(store: Store, settings: Settings) -> dict[str, str]:
     """Every object in the bucket: key -> sha256 of its bytes."""
     bucket = settings.require_bucket()

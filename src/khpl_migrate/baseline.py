@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from khpl_migrate import errors, layout
+from khpl_migrate import errors
 from khpl_migrate.aws import Store
-from khpl_migrate.journal import Manifest, list_runs, parse_manifest, rollback_records
-from khpl_migrate.layout import backup_key_of_run, manifest_key
+from khpl_migrate.journal import Manifest, list_runs, rollback_records
+from khpl_migrate.layout import backup_key_of_run
 from khpl_migrate.settings import Settings
 from khpl_migrate.source import Source, iter_records
 from khpl_migrate.threeway import Baseline
@@ -38,6 +38,9 @@ class History:
 
     runs: dict[str, Manifest] = field(default_factory=dict)
     written: set[str] = field(default_factory=set)
+    # id -> the last run that wrote to its record: whose copy is the baseline of a record
+    # whose item is gone (the item, which names its runs unit by unit, cannot say).
+    last_wrote: dict[str, str] = field(default_factory=dict)
 
 
 def history(store: Store, bucket: str, state_dir: Path | None = None) -> History:
@@ -48,12 +51,7 @@ def history(store: Store, bucket: str, state_dir: Path | None = None) -> History
     """
     found = History()
     events: list[tuple[str, str, str]] = []  # (when, add or remove, id)
-    runs = {run.run_id: run for run in list_runs(store, bucket)}
-    for path in layout.local_manifests(state_dir) if state_dir else []:
-        run = parse_manifest(path.parent.name, manifest_key(path.parent.name), path.read_bytes())
-        if run.header.get("bucket") == bucket:
-            runs.setdefault(run.run_id, run)
-    for run in sorted(runs.values(), key=lambda r: r.started):
+    for run in list_runs(store, bucket, state_dir):
         found.runs[run.run_id] = run
         for line in run.records:
             rid = line.get("id")
@@ -61,6 +59,8 @@ def history(store: Store, bucket: str, state_dir: Path | None = None) -> History
                 continue
             if line.get("itemWritten"):
                 events.append((run.started, "add", str(rid)))
+            if line.get("itemWritten") or line.get("outcome") in _MOVES_BASELINE:
+                found.last_wrote[str(rid)] = run.run_id
             if line.get("outcome") == "deleted":
                 events.append((run.started, "remove", str(rid)))
     for when, rid in rollback_records(store, bucket):
@@ -73,6 +73,10 @@ def history(store: Store, bucket: str, state_dir: Path | None = None) -> History
     return found
 
 
+# A sync's outcomes after which the record's baseline is that run's copy of it.
+_MOVES_BASELINE = frozenset({"updated", "adopted", "settled"})
+
+
 @dataclass
 class Baselines:
     """Per record, the units of each run's copy of it; and why, where it could not be read."""
@@ -81,8 +85,9 @@ class Baselines:
     problems: dict[str, str] = field(default_factory=dict)  # id -> why no baseline
 
     def of(self, item: Mapping[str, Any], others: Iterable[Unit]) -> Baseline | None:
-        """The baseline of `item`'s record, over its own units, `others` (the source's) and
-        every unit a run wrote; None where a run it needs could not be read."""
+        """The baseline of `item`'s record, over its own units, `others` (the source's, and
+        the whole item's where `item` is only its slim view) and every unit a run wrote;
+        None where a run it needs could not be read."""
         rid = str(item["id"])
         if rid in self.problems:
             return None

@@ -62,8 +62,13 @@ class Change:
         self._put(item, REFS, name, entry)
 
     def runs(self, item: dict[str, Any], unit: Unit, run_id: Any) -> None:
-        """The unit's baseline is now run `run_id`'s copy (ABSENT: the creating run's)."""
-        self._put(item, RUNS_OF[unit[0]], unit[1], run_id)
+        """The unit's baseline is now run `run_id`'s copy (ABSENT: the creating run's),
+        while it is still the run that was read (another sync or rollback may race)."""
+        attribute = RUNS_OF[unit[0]]
+        current = item.get(attribute)
+        if isinstance(current, dict):
+            self.expect[(attribute, unit[1])] = current.get(unit[1], ABSENT)
+        self._put(item, attribute, unit[1], run_id)
 
     def _put(self, item: dict[str, Any], attribute: str, key: str, value: Any) -> None:
         """Set (or, for ABSENT, remove) one entry of a map attribute; a map the item does

@@ -13,8 +13,9 @@ that does not hold what its reference says is damage in S3. The baselines are
 read only for records that differ, so a clean check costs nothing more.
 
 Image objects no item references are orphans, and fail the check, unless a
-sync superseded them (it keeps the old bytes) or the migration did not write
-them (no `x-amz-meta-khpl-run`): those two are listed and do not fail it.
+sync kept them on purpose (bytes it superseded, images of a record it deleted)
+or the migration did not write them (no `x-amz-meta-khpl-run`): those two are
+listed and do not fail it.
 """
 
 from __future__ import annotations
@@ -28,15 +29,15 @@ from typing import Any, Literal
 
 from khpl_migrate import source as source_mod
 from khpl_migrate.aws import Store
-from khpl_migrate.baseline import History, history, read_baselines
+from khpl_migrate.baseline import Baselines, History, history, read_baselines
 from khpl_migrate.compare import Comparison, Difference, compare_record
 from khpl_migrate.errors import RecordError
-from khpl_migrate.layout import IMAGE_PREFIX
+from khpl_migrate.layout import IMAGE_PREFIX, record_of_image_key
 from khpl_migrate.runner import Runner, make_runner
 from khpl_migrate.settings import Settings
 from khpl_migrate.threeway import Side, side
-from khpl_migrate.transform import MIGRATED_FROM, record_id
-from khpl_migrate.units import item_units, provenance, references, runs_of
+from khpl_migrate.transform import MIGRATED_FROM, RunStamp, record_id, transform
+from khpl_migrate.units import Units, item_units, provenance, record_units, references, runs_of
 from khpl_migrate.verify import VerifyReport, verify
 
 Status = Literal["=", "-", "*", "!"]
@@ -93,8 +94,10 @@ class DeepReport:
     entries: list[DeepEntry] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     unexplained: list[str] = field(default_factory=list)  # migrated items in no source record
-    superseded: list[str] = field(default_factory=list)  # old bytes a sync replaced, kept
+    superseded: list[str] = field(default_factory=list)  # objects a sync kept on purpose
     not_written: list[str] = field(default_factory=list)  # objects the migration did not write
+    # --allow-table-edits: the migration's images of items the app deleted (not orphans).
+    of_deleted_items: list[str] = field(default_factory=list)
     seconds: float = 0.0
     # verify --deep --allow-table-edits: what changed in DynamoDB since the migration (the
     # app's edits, after the cut-over) does not fail the check; damage in S3 still does.
@@ -151,10 +154,17 @@ class DeepReport:
             "(deleted in the source: see `khpl-migrate sync`)"
             for rid in self.unexplained
         ]
-        out += [f"+ {key}: superseded by a sync (kept; not an orphan)" for key in self.superseded]
+        out += [
+            f"+ {key}: kept by a sync (superseded, or its record deleted; not an orphan)"
+            for key in self.superseded
+        ]
         out += [
             f"+ {key}: not written by the migration (no x-amz-meta-khpl-run; not checked)"
             for key in self.not_written
+        ]
+        out += [
+            f"+ {key}: image of an item deleted in DynamoDB (allowed by --allow-table-edits)"
+            for key in self.of_deleted_items
         ]
         return out
 
@@ -172,6 +182,7 @@ class DeepReport:
             "allowedTableEdits": len(self.allowed()),
             "superseded": self.superseded,
             "notWrittenByTheMigration": self.not_written,
+            "imagesOfDeletedItems": self.of_deleted_items,
             "seconds": round(self.seconds, 3),
             "records": [e.to_json() for e in sorted(self.entries, key=lambda e: e.index)],
         }
@@ -209,7 +220,7 @@ def deep_verify(
             if isinstance(found, DeepEntry):
                 entries.add(found, None)
             else:
-                task = _checker(store, settings, index, record)
+                task = _checker(store, settings, index, record, entries)
                 runner.submit(task, entries.done(index, found))
     finally:
         runner.drain()
@@ -232,10 +243,13 @@ class _Entries:
 
     def __init__(self) -> None:
         self.found: list[tuple[DeepEntry, Comparison | None]] = []
-        self._lock = threading.Lock()
+        # The source's units of records whose item is missing: did the source change
+        # since the app deleted it?
+        self.gone: dict[str, Units] = {}
+        self.lock = threading.Lock()
 
     def add(self, entry: DeepEntry, compared: Comparison | None) -> None:
-        with self._lock:
+        with self.lock:
             self.found.append((entry, compared))
 
     def done(
@@ -270,9 +284,20 @@ def _comparable(
 
 
 def _checker(
-    store: Store, settings: Settings, index: int, record: Any
+    store: Store, settings: Settings, index: int, record: Any, entries: _Entries
 ) -> Callable[[], tuple[DeepEntry, Comparison | None]]:
-    return lambda: check_record(store, settings, index, record)
+    def task() -> tuple[DeepEntry, Comparison | None]:
+        entry, compared = check_record(store, settings, index, record)
+        if entry.status == "-" and entry.id is not None:
+            try:
+                units = record_units(transform(record, RunStamp("deep", "")))
+            except RecordError:
+                return entry, compared  # it cannot be migrated: said so elsewhere
+            with entries.lock:
+                entries.gone[entry.id] = units
+        return entry, compared
+
+    return task
 
 
 def check_record(
@@ -313,17 +338,38 @@ def _name_sides(
     for rid, compared in differing.items():
         for run in runs_of(compared.item):
             needs.setdefault(run, set()).add(rid)
-    masked = {rid for rid, c in differing.items() if c.item.get("maskedFields")}
+    for rid in entries.gone:
+        last = past.last_wrote.get(rid)
+        if rid in past.written and last is not None:
+            needs.setdefault(last, set()).add(rid)
+    masked = {rid for rid, c in differing.items() if "maskedFields" in c.item}
     baselines = read_baselines(store, settings, needs, past, masked=masked) if needs else None
     out = []
     for entry, found in entries.found:
         if entry.status == "-" and not entry.details and entry.id in past.written:
-            gone = ("deleted in DynamoDB since the migration (the app, or damage)",)
-            entry = replace(entry, details=gone, sides=("table",))
+            entry = _deleted_in_table(entry, entries.gone.get(entry.id), baselines, past)
         elif found is not None and baselines is not None:
             entry = _named(entry, found, baselines)
         out.append(entry)
     return sorted(out, key=lambda e: e.index)
+
+
+def _deleted_in_table(
+    entry: DeepEntry, source: Units | None, baselines: Baselines | None, past: History
+) -> DeepEntry:
+    """An item a run wrote and the app deleted: allowed as the app's edit unless the
+    source changed since the last run that wrote the record (then `sync` reports it)."""
+    rid = str(entry.id)
+    last = past.last_wrote.get(rid)
+    copy = baselines.by_run.get(rid, {}).get(last) if baselines and last else None
+    if source is not None and copy is not None and source != copy:
+        edited = (
+            "deleted in DynamoDB since the migration, and changed in the source since: "
+            "see `khpl-migrate sync`",
+        )
+        return replace(entry, details=edited, sides=("both",))
+    gone = ("deleted in DynamoDB since the migration (the app, or damage)",)
+    return replace(entry, details=gone, sides=("table",))
 
 
 def _named(entry: DeepEntry, compared: Comparison, baselines: Any) -> DeepEntry:
@@ -366,9 +412,11 @@ def _extras(
     """Image objects no item references, and migrated items no source record explains."""
     bucket = settings.require_bucket()
     referenced: set[str] = set()
+    in_table: set[str] = set()
     for item in store.scan(
         settings.table, ("id", "migratedFrom", "migrationRunId", "imageUploadResults")
     ):
+        in_table.add(str(item["id"]))
         referenced |= {str(ref["s3Key"]) for ref in references(item).values()}
         in_source = str(item["id"]) in source_ids
         if (
@@ -385,23 +433,34 @@ def _extras(
             deep.superseded.append(info.key)
             continue
         head = store.head_object(bucket, info.key)
+        owner = record_of_image_key(info.key)
         if head is not None and head.run_id is None:
             deep.not_written.append(info.key)
+        elif deep.allow_table_edits and owner in past.written and owner not in in_table:
+            deep.of_deleted_items.append(info.key)  # the app deleted its item
         else:
             deep.orphans.append(info.key)
-    for found in (deep.orphans, deep.unexplained, deep.superseded, deep.not_written):
+    for found in (
+        deep.orphans,
+        deep.unexplained,
+        deep.superseded,
+        deep.not_written,
+        deep.of_deleted_items,
+    ):
         found.sort()
 
 
 def _superseded(past: History) -> set[str]:
-    """The keys whose reference a sync moved away (the bytes are kept). The intent lines
-    count too: a run killed right after its write never wrote the outcome line."""
+    """The image keys a sync keeps on purpose: those whose reference it moved away, those
+    of records it deleted, and the new ones it uploaded for a change the app got to
+    first. The intent lines count: a run cut off after its write has no outcome line."""
     keys: set[str] = set()
     for run in past.runs.values():
         for line in run.records:
             keys.update(str(key) for key in line.get("superseded", []))
         for intent in run.intents:
             for move in (intent.get("images") or {}).values():
-                if move.get("from"):
-                    keys.add(str(move["from"]["s3Key"]))
+                keys.update(str(ref["s3Key"]) for ref in (move.get("from"), move.get("to")) if ref)
+            deleted = (intent.get("item") or {}).get("imageUploadResults") or {}
+            keys.update(str(ref["s3Key"]) for ref in deleted.values() if ref)
     return keys

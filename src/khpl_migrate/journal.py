@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -139,6 +139,7 @@ class Manifest:
     records: tuple[dict[str, Any], ...]
     summary: dict[str, Any] | None
     intents: tuple[dict[str, Any], ...] = ()  # a sync's, each written before its change
+    local: bool = False  # read from this machine's copy: the run never uploaded it
 
     @property
     def kind(self) -> str:
@@ -178,6 +179,7 @@ class Manifest:
             "backupKey": self.header.get("backupKey"),
             "manifestKey": self.key,
             "stopped": self.stopped,
+            "onlyOnThisMachine": self.local,
         }
 
 
@@ -223,16 +225,23 @@ def read_manifest(store: Store, bucket: str, run_id: str, state_dir: Path) -> Ma
     return parse_manifest(run_id, key, body)
 
 
-def list_runs(store: Store, bucket: str) -> list[Manifest]:
-    """Every run with a manifest in the bucket, oldest first."""
-    runs = []
+def list_runs(store: Store, bucket: str, state_dir: Path | None = None) -> list[Manifest]:
+    """Every run with a manifest in the bucket, oldest first; with `state_dir`, also the
+    runs of this bucket cut off before their manifest reached it (their local copy)."""
+    runs: dict[str, Manifest] = {}
     for info in store.list_objects(bucket, layout.RUNS_PREFIX):
         run_id = layout.run_of_manifest_key(info.key)
         if run_id is not None:
             body = store.get_bytes(bucket, info.key)
             if body is not None:
-                runs.append(parse_manifest(run_id, info.key, body))
-    return sorted(runs, key=lambda m: m.started)
+                runs[run_id] = parse_manifest(run_id, info.key, body)
+    for path in layout.local_manifests(state_dir) if state_dir else []:
+        run_id = path.parent.name
+        if run_id not in runs:
+            found = parse_manifest(run_id, manifest_key(run_id), path.read_bytes())
+            if found.header.get("bucket") == bucket:
+                runs[run_id] = replace(found, local=True)
+    return sorted(runs.values(), key=lambda m: m.started)
 
 
 def rollback_records(store: Store, bucket: str) -> list[tuple[str, str]]:

@@ -35,6 +35,12 @@ def is_image_key(key: str) -> bool:
     return key.startswith(IMAGE_PREFIX)
 
 
+def record_of_image_key(key: str) -> str | None:
+    """The record id in registration-images/{id}/...; None for any other key."""
+    rest = key[len(IMAGE_PREFIX) :] if is_image_key(key) else ""
+    return rest.split("/", 1)[0] if "/" in rest else None
+
+
 def backup_key(source_key: str, started_iso: str) -> str:
     """The guide's backup name, beside the source: migration-backup-{ISO}-registrations.json."""
     return f"{BACKUP_PREFIX}{started_iso}-{posixpath.basename(source_key)}"

@@ -78,6 +78,9 @@ NEEDS: dict[str, list[tuple[str, str]]] = {
         ("s3:GetObjectVersion", BACKUPS),
         ("s3:PutObject", IMAGES),  # a changed image, at a key of its own; --repair-images
         ("s3:GetObject", IMAGES),  # every referenced image checked (HEAD)
+        # An object stored without its SHA-256 is read to hash it, pinned to the version
+        # the HEAD saw (versioned buckets).
+        ("s3:GetObjectVersion", IMAGES),
         ("s3:PutObject", RUNS),
         ("s3:GetObject", RUNS),
         ("dynamodb:DescribeTable", "table"),

@@ -7,9 +7,10 @@ whether the change happened (its `migrationFieldRuns`/`migrationImageRuns`
 name this run). The values are in the backups: this run's copy of the record
 holds what it wrote, the earlier run's copy what was there before. So a unit is
 put back only while the item still names this run for it and still holds what
-this run wrote; an item this run deleted is put back as it was (it equalled its
-baseline, or it would not have been deleted). The objects this run wrote for
-the images it moved go, once nothing references them. Repairs stay.
+this run wrote; an item this run deleted is rebuilt from its baselines (what it
+was, unless `--take source` deleted it over the app's edits: those no backup
+holds, and the README says so). The objects this run wrote for the images it
+moved go, once nothing references them. Repairs stay.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from khpl_migrate.aws import ABSENT, Store
+from khpl_migrate.aws import ABSENT, Store, Update
 from khpl_migrate.baseline import history, read_copies
 from khpl_migrate.changes import REFS, Change
 from khpl_migrate.journal import Manifest
@@ -32,40 +33,75 @@ Copies = Mapping[tuple[str, str], Transformed]
 def sync_steps(store: Store, settings: Settings, manifest: Manifest, table: str) -> list[Step]:
     """What undoing this sync run puts back, deletes and leaves: reads only."""
     run_id = manifest.run_id
-    done = {str(line.get("id")): line.get("outcome") for line in manifest.records}
-    # An intent whose outcome line is missing (the run was killed right after writing)
-    # counts too: the item says whether its change happened (a unit names this run).
-    intents = [
-        i
-        for i in manifest.intents
-        if done.get(str(i.get("id"))) in _CHANGED
-        or (str(i.get("id")) not in done and not i.get("delete"))
-    ]
-    if not intents:
+    chosen = _intents(store, table, manifest)
+    if not chosen:
         return []
     needs: dict[str, set[str]] = {}
-    for intent in intents:
+    for rid, (intent, _) in chosen.items():
+        if intent.get("release"):
+            continue  # only who wrote it changed: no value to read
         # What this run wrote is in its own backup; an item it deleted is not.
         mine = set() if intent.get("delete") else {run_id}
         for run in mine | _runs_before(intent):
-            needs.setdefault(run, set()).add(str(intent["id"]))
-    copies, problems = read_copies(
-        store, settings, needs, history(store, settings.require_bucket(), settings.state_dir)
-    )
+            needs.setdefault(run, set()).add(rid)
+    # Put back masked where the item was written masked (its copy in a backup is not).
+    masked = {
+        rid
+        for rid, (intent, item) in chosen.items()
+        if "maskedFields" in (item or intent.get("item") or {})
+    }
+    bucket = settings.require_bucket()
+    past = history(store, bucket, settings.state_dir)
+    copies, problems = read_copies(store, settings, needs, past, masked=masked)
     steps: list[Step] = []
-    for intent in intents:
-        rid = str(intent["id"])
-        item = store.get_item(table, rid)
+    for rid, (intent, item) in chosen.items():
         if rid in problems:
             steps.append(Step("restore", rid, False, f"cannot be put back: {problems[rid]}"))
+        elif intent.get("release"):
+            steps.append(_unrelease(rid, item, intent))
         elif intent.get("delete"):
             steps.append(_recreate(rid, item, intent, copies))
         else:
-            steps += _restore(store, settings.require_bucket(), rid, item, intent, copies, run_id)
+            steps += _restore(store, bucket, rid, item, intent, copies, run_id)
     return steps
 
 
-_CHANGED = {"updated", "adopted", "settled", "deleted"}
+def _intents(
+    store: Store, table: str, manifest: Manifest
+) -> dict[str, tuple[Mapping[str, Any], dict[str, Any] | None]]:
+    """The change of each record that may have happened, with the item now.
+
+    Only a record's last intent can have been written: an earlier attempt's condition
+    failed, which is why there was another. A change whose outcome line is missing (the
+    run was cut off) or says it failed (after its write, e.g. a repair that followed)
+    counts while the item names this run for one of its units; a deletion or release
+    with no outcome line counts too (the item being gone, or released, says the rest).
+    """
+    done = {str(line.get("id")): line.get("outcome") for line in manifest.records}
+    last = {str(intent.get("id")): intent for intent in manifest.intents}
+    chosen: dict[str, tuple[Mapping[str, Any], dict[str, Any] | None]] = {}
+    for rid, intent in last.items():
+        outcome = done.get(rid)
+        if outcome is not None and outcome not in _CHANGED and outcome != "failed":
+            continue  # "unchanged": the condition failed and the record was judged again
+        item = store.get_item(table, rid)
+        if intent.get("delete") or intent.get("release"):
+            if outcome in (None, "deleted", "released"):
+                chosen[rid] = (intent, item)
+            continue
+        named = item is not None and any(
+            provenance(item, _unit(text)) == manifest.run_id for text in _texts(intent)
+        )
+        if outcome in _CHANGED or named:
+            chosen[rid] = (intent, item)
+    return chosen
+
+
+def _texts(intent: Mapping[str, Any]) -> list[str]:
+    return [*intent.get("set", []), *intent.get("removed", []), *intent.get("adopted", [])]
+
+
+_CHANGED = {"updated", "adopted", "settled", "deleted", "released"}
 
 
 def _runs_before(intent: Mapping[str, Any]) -> set[str]:
@@ -99,7 +135,7 @@ def _restore(
     prev: dict[str, str | None] = dict(intent.get("prev") or {})
     change = Change(owner=item.get("migrationRunId", ABSENT))
     put, left = [], []
-    for text in [*intent.get("set", []), *intent.get("removed", []), *intent.get("adopted", [])]:
+    for text in _texts(intent):
         unit = _unit(text)
         why = _why_not(item, unit, text, intent, copies.get((rid, run_id)), run_id)
         before = prev.get(text)
@@ -122,8 +158,12 @@ def _restore(
     keep = {str(ref["s3Key"]) for name, ref in references(item).items() if name not in moved_back}
     for name, move in (intent.get("images") or {}).items():
         target = move.get("to")
-        if target and move.get("written") and name in moved_back:
-            image = {"key": target["s3Key"], "sha256": target["sha256"], "written": True}
+        if target and name in moved_back:
+            # This run wrote the object only if it says so (the same bytes may have been
+            # there before, from an earlier sync: then they stay).
+            head = store.head_object(bucket, str(target["s3Key"]))
+            written = head is not None and head.run_id == run_id
+            image = {"key": target["s3Key"], "sha256": target["sha256"], "written": written}
             steps.append(object_step(store, bucket, image, keep, rid))
     return steps
 
@@ -188,6 +228,22 @@ def _reference(old: Mapping[str, Any], before: Transformed | None, name: str) ->
     if image is not None and image.header is not None:
         entry["dataUrlHeader"] = image.header
     return entry
+
+
+def _unrelease(rid: str, item: dict[str, Any] | None, intent: Mapping[str, Any]) -> Step:
+    """An item this run released to the app (--take table on a deletion conflict): whose
+    it was is put back, while no run has claimed it since."""
+    if item is None:
+        return Step("restore", rid, False, "the item is gone", record=rid)
+    if item.get("migrationRunId"):
+        return Step("restore", rid, False, "a run of the tool owns it again", record=rid)
+    owner: Mapping[str, Any] = intent.get("owner") or {}
+    update = Update(
+        set={(name,): value for name, value in owner.items()},
+        expect={(name,): ABSENT for name in owner},
+    )
+    reason = "released to the app by this run; whose it was put back"
+    return Step("restore", rid, True, reason, record=rid, change=update)
 
 
 def _recreate(

@@ -137,8 +137,9 @@ class SyncEntry:
 
 
 _IN_STEP = frozenset({Kind.IN_STEP, Kind.APP_EQUAL, Kind.DELETED_IN_TABLE})
-_PROBLEMS = frozenset({Kind.UNUSABLE, Kind.NO_BASELINE, Kind.APP_CONFLICT, Kind.DELETE_CONFLICT})
-_SETTLED_BY_TAKE = frozenset({Kind.CONFLICT, Kind.UPDATE, Kind.APP_CONFLICT, Kind.DELETE_CONFLICT})
+DELETE_CONFLICTS = frozenset({Kind.DELETE_CONFLICT, Kind.TABLE_DELETE_CONFLICT})
+_PROBLEMS = frozenset({Kind.UNUSABLE, Kind.NO_BASELINE, Kind.APP_CONFLICT, *DELETE_CONFLICTS})
+_SETTLED_BY_TAKE = frozenset({Kind.CONFLICT, Kind.UPDATE, Kind.APP_CONFLICT, *DELETE_CONFLICTS})
 
 
 @dataclass(frozen=True)
@@ -180,11 +181,8 @@ class ItemView:
 
     @property
     def masked(self) -> bool:
-        return bool(self.slim.get("maskedFields"))
-
-
-def seen_item(item: Mapping[str, Any]) -> ItemView:
-    return ItemView(item)
+        """Written with --mask-aadhaar: what is carried into it is masked too."""
+        return "maskedFields" in self.slim
 
 
 @dataclass
@@ -223,18 +221,19 @@ class SyncResult:
 
     def settle(
         self,
-        rid: str,
+        entry: SyncEntry,
         final: SyncEntry,
         outcome: str,
         superseded: Sequence[str] = (),
         written: Sequence[str] = (),
     ) -> None:
+        """`entry`, the plan's, now stands as `final` (a duplicate id's own entry stays)."""
         with self._lock:
-            self.outcomes[rid] = outcome
+            self.outcomes[entry.id] = outcome
             self.superseded += superseded
             if written:
-                self.written[rid] = list(written)
-            self.entries = [final if e.id == rid else e for e in self.entries]
+                self.written[entry.id] = list(written)
+            self.entries = [final if e is entry else e for e in self.entries]
 
     def fail(self, rid: str, reason: str) -> None:
         with self._lock:
@@ -254,7 +253,13 @@ class SyncResult:
 
     @property
     def ok(self) -> bool:
-        return not self.problems() and not self.failed and self.stopped is None
+        """Source and table in step: nothing to look at, and (a dry run) nothing to write."""
+        return (
+            not self.problems()
+            and not self.failed
+            and self.stopped is None
+            and not (self.dry_run and self.pending)
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -266,6 +271,7 @@ class SyncResult:
             "new": self.count(Kind.NEW),
             "conflicts": sum(1 for e in self.entries if e.conflicts),
             "deletedInSource": self.count(Kind.DELETED_IN_SOURCE, Kind.DELETE_CONFLICT),
+            "deletedInDynamoDB": self.count(Kind.DELETED_IN_TABLE, Kind.TABLE_DELETE_CONFLICT),
             "damaged": sum(1 for e in self.entries if e.damaged),
             "outcomes": self.tally(),
             "failed": [{"id": rid, "reason": why} for rid, why in sorted(self.failed.items())],

@@ -8,14 +8,13 @@ every referenced image object checked; each record then gets its verdict
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from khpl_migrate import source as source_mod
-from khpl_migrate.aws import ObjectInfo, Store
+from khpl_migrate.aws import Store
 from khpl_migrate.baseline import Baselines, History, history, read_baselines
 from khpl_migrate.errors import RecordError
 from khpl_migrate.plan import describe_id, new_stamp
@@ -30,7 +29,6 @@ from khpl_migrate.sync import (
     SyncEntry,
     SyncOptions,
     SyncPlan,
-    seen_item,
 )
 from khpl_migrate.threeway import Baseline, Kind, Verdict, judge
 from khpl_migrate.transform import RunStamp, record_id, transform
@@ -51,19 +49,23 @@ def plan_sync(
     progress = progress or NullProgress()
     source = source_mod.open_source(store, settings)
     store.require_table(settings.table)
-    stamp, started = new_stamp(mask_aadhaar=options.mask_aadhaar)
     items = {
-        str(item["id"]): seen_item(item) for item in store.scan(settings.table, consistent=True)
+        str(item["id"]): ItemView(item) for item in store.scan(settings.table, consistent=True)
     }
+    # Records new in the source are masked as the migrated ones were, flag or not: an
+    # operator who forgets --mask-aadhaar on a sync must not store full numbers.
+    mask_new = options.mask_aadhaar or any(seen.masked for seen in items.values() if seen.tool)
+    stamp, started = new_stamp(mask_aadhaar=mask_new)
     digest = Digest()
-    read = _read_source(store, source, digest, items, options, progress)
+    read = _read_source(store, source, digest, items, mask_new, progress)
     past = history(store, source.bucket, settings.state_dir)
     baselines = read_baselines(
         store,
         settings,
-        _needs(items),
+        _needs(items, read, past),
         past,
-        masked={rid for rid, seen in items.items() if seen.masked},
+        masked={rid for rid, seen in items.items() if seen.masked}
+        | ({rid for rid in read.order if rid not in items} if mask_new else set()),
         known={rid: (whole, read.units[rid]) for rid, whole in read.whole.items()},
     )
     damage = _check_images(
@@ -71,7 +73,7 @@ def plan_sync(
     )
     judged = [
         _entry(rid, read, items, baselines, past, damage.get(rid, ()))
-        for rid in [*read.order, *(rid for rid in items if rid not in read.units)]
+        for rid in [*read.order, *(rid for rid in items if rid not in read.present)]
     ]
     entries = [e for e in judged if e is not None] + read.unusable
     entries = _select(sorted(entries, key=_order), options)
@@ -101,6 +103,9 @@ class _Read:
     images: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> name -> sha256
     order: list[str] = field(default_factory=list)
     unusable: list[SyncEntry] = field(default_factory=list)
+    # Every id the source has, usable or not: an item whose record cannot be read now
+    # is not one whose record left the source (it must never be deleted for that).
+    present: set[str] = field(default_factory=set)
 
 
 def _read_source(
@@ -108,7 +113,7 @@ def _read_source(
     source: Source,
     digest: Digest,
     items: Mapping[str, ItemView],
-    options: SyncOptions,
+    mask_new: bool,
     progress: Progress,
 ) -> _Read:
     """Read and validate the whole source (nothing is written before), keeping digests only."""
@@ -125,13 +130,16 @@ def _read_source(
                     "and is the one synced"
                 )
             seen = items.get(rid)
-            masked = seen.masked if seen is not None else options.mask_aadhaar
+            masked = seen.masked if seen is not None else mask_new
             done = transform(record, RunStamp("sync", "", mask_aadhaar=masked))
         except RecordError as exc:
+            shown = describe_id(record)
+            read.present.add(shown or "")
             read.unusable.append(
-                SyncEntry(describe_id(record) or f"#{index}", index, Kind.UNUSABLE, reason=str(exc))
+                SyncEntry(shown or f"#{index}", index, Kind.UNUSABLE, reason=str(exc))
             )
             continue
+        read.present.add(rid)
         read.units[rid] = record_units(done)
         read.whole[rid] = digest_of(record)
         read.index[rid] = index
@@ -141,13 +149,18 @@ def _read_source(
     return read
 
 
-def _needs(items: Mapping[str, ItemView]) -> dict[str, set[str]]:
-    """Which ids each run's backup must give: every tracked item needs its runs' copies."""
+def _needs(items: Mapping[str, ItemView], read: _Read, past: History) -> dict[str, set[str]]:
+    """Which ids each run's backup must give: every tracked item needs its runs' copies;
+    a record whose item a run wrote and the app deleted, the last such run's."""
     needs: dict[str, set[str]] = {}
     for rid, seen in items.items():
         if seen.tracked:
             for run in runs_of(seen.slim):
                 needs.setdefault(run, set()).add(rid)
+    for rid in read.order:
+        last = past.last_wrote.get(rid)
+        if rid not in items and rid in past.written and last is not None:
+            needs.setdefault(last, set()).add(rid)
     return needs
 
 
@@ -166,7 +179,7 @@ def _check_images(
             problem, etag = _object_problem(store, bucket, entry)
             if problem is None:
                 return None
-            repairable = read.images.get(rid, {}).get(name) == entry.get("sha256")
+            repairable = read.images.get(rid, {}).get(name) == entry["sha256"]
             return Damage(name, str(entry["s3Key"]), problem, etag, repairable)
 
         return task
@@ -182,7 +195,8 @@ def _check_images(
     try:
         for rid, seen in items.items():
             for name, entry in references(seen.slim).items():
-                runner.submit(check(rid, name, entry), done_for(rid))
+                if entry.get("sha256"):  # a reference with no hash is the app's: nothing to hold
+                    runner.submit(check(rid, name, entry), done_for(rid))
     finally:
         runner.drain()
     return {rid: tuple(sorted(d, key=lambda x: x.name)) for rid, d in found.items()}
@@ -196,7 +210,7 @@ def _object_problem(
     head = store.head_object(bucket, key)
     if head is None:
         return "the object is missing", None
-    if _sha256(store, bucket, head) != entry.get("sha256"):
+    if store.sha256_of(bucket, head) != entry.get("sha256"):
         return "its bytes differ from its reference (SHA-256)", head.etag
     if (head.content_type or "") != entry.get("mimeType"):
         return (
@@ -204,13 +218,6 @@ def _object_problem(
             head.etag,
         )
     return None, head.etag
-
-
-def _sha256(store: Store, bucket: str, head: ObjectInfo) -> str:
-    if head.sha256_b64:
-        return store.sha256_of(bucket, head)
-    found = store.get_object(bucket, head.key)
-    return hashlib.sha256(found[0]).hexdigest() if found else ""
 
 
 def _entry(
@@ -225,13 +232,20 @@ def _entry(
     source = read.units.get(rid)
     index = read.index.get(rid)
     if seen is None:
-        new = judge(source, None, {}, tool_item=False, written_before=rid in past.written)
-        return SyncEntry(rid, index, new.kind)
+        if rid not in past.written:
+            return SyncEntry(rid, index, Kind.NEW)
+        last = past.last_wrote.get(rid)
+        copy = baselines.by_run.get(rid, {}).get(last) if last else None
+        if copy is None:
+            why = baselines.problems.get(rid, "no run's copy of it is known")
+            return SyncEntry(rid, index, Kind.NO_BASELINE, reason=why)
+        gone = judge(source, None, copy, tool_item=False, written_before=True)
+        return SyncEntry(rid, index, gone.kind, gone.sides)
     if source is None and not seen.tool:
         return None  # the app's own registration: not sync's business
     baseline: Baseline | None = {}
     if seen.tracked:
-        baseline = baselines.of(seen.slim, source or {})
+        baseline = baselines.of(seen.slim, [*(source or {}), *seen.units])
     if baseline is None:
         why = baselines.problems.get(rid, "a run it needs left no baseline")
         return SyncEntry(rid, index, Kind.NO_BASELINE, reason=why, damaged=damaged)

@@ -65,6 +65,7 @@ class Kind(StrEnum):
     APP_EQUAL = "written by the app, equal to the source"
     APP_CONFLICT = "written by the app, different from the source"
     DELETED_IN_TABLE = "deleted in DynamoDB since the migration"  # the app's deletion stands
+    TABLE_DELETE_CONFLICT = "deleted in DynamoDB, changed in the source"
     DELETED_IN_SOURCE = "deleted in the source"  # the item still equals its baseline
     DELETE_CONFLICT = "deleted in the source, changed in DynamoDB"
     # Not judgements: what keeps a record from being judged at all.
@@ -113,10 +114,18 @@ def judge(
     `source` and `item` are None where the record is not in the source or not in
     the table; `tool_item` says whether a run of the tool created the item
     (`migrationRunId`); `written_before` whether one did for a record whose item
-    is gone.
+    is gone (its baseline is then the record as the last run that wrote it had it:
+    the app's deletion stands unless the source changed since).
     """
     if item is None:
-        return Verdict(Kind.DELETED_IN_TABLE if written_before else Kind.NEW)
+        if not written_before:
+            return Verdict(Kind.NEW)
+        edited = {
+            unit: Side.SOURCE
+            for unit in set(source or {}) | set(baseline)
+            if (source or {}).get(unit) != baseline.get(unit)
+        }
+        return Verdict(Kind.TABLE_DELETE_CONFLICT if edited else Kind.DELETED_IN_TABLE, edited)
     if source is None:
         changed = {
             unit: Side.TABLE

@@ -193,7 +193,9 @@ def transform(record: object, stamp: RunStamp) -> Transformed:
     item = dict(body)
     masked = mask_stored_aadhaar(item) if stamp.mask_aadhaar else []
     item["imageUploadResults"] = results
-    if masked:
+    if stamp.mask_aadhaar:
+        # Listed even when empty: the item says it was written masked, so an Aadhaar
+        # number a later sync carries into it is masked too.
         item["maskedFields"] = masked
     item["migratedFrom"] = MIGRATED_FROM
     item["migrationDate"] = stamp.migration_date

@@ -56,6 +56,13 @@ def _feed(hasher: Any, value: Any) -> None:
         for key in sorted(value):
             _feed(hasher, str(key))
             _feed(hasher, value[key])
+    elif isinstance(value, set | frozenset):
+        # DynamoDB's string, number and binary sets (the app may write them): unordered.
+        hasher.update(b"S%d:" % len(value) + b"".join(sorted(digest(v) for v in value)))
+    elif isinstance(value, bytes | bytearray):
+        hasher.update(b"b%d:" % len(value) + bytes(value))
+    elif isinstance(getattr(value, "value", None), bytes):
+        _feed(hasher, value.value)  # boto3's Binary, as DynamoDB's B attributes come back
     else:
         raise TypeError(f"no digest for {type(value).__name__}")
 

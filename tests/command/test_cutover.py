@@ -12,7 +12,7 @@ import pytest
 from khpl_migrate.aws import Store
 from khpl_migrate.freeze import sid
 from khpl_migrate.settings import Settings
-from tests.helpers import assert_clean_error, put_source, run
+from tests.helpers import app_sets, assert_clean_error, put_source, run
 
 pytestmark = pytest.mark.command
 
@@ -29,12 +29,7 @@ def edited(
     source[0]["paymentStatus"] = "refunded"
     source[1]["village"] = "Source village"
     put_source(store, settings, source)
-    store.ddb.update_item(
-        TableName=settings.table,
-        Key={"id": {"S": source[1]["id"]}},
-        UpdateExpression="SET village = :v",
-        ExpressionAttributeValues={":v": {"S": "App village"}},
-    )
+    app_sets(store, settings, source[1]["id"], "village", "App village")
     return source
 
 

@@ -4,6 +4,8 @@ write survives; kill -9 mid-run, then again, converges."""
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -21,20 +23,13 @@ from khpl_migrate.sync_apply import apply_sync
 from khpl_migrate.sync_plan import plan_sync
 from khpl_migrate.table import create_table
 from khpl_migrate.threeway import Side
+from khpl_migrate.transform import FIELD_RUNS, IMAGE_RUNS
 from tests.faults.proxy import ProxyPair, Rule
-from tests.helpers import command_env, copies, items, migrate, put_source, run
+from tests.helpers import app_sets, command_env, copies, items, migrate, put_source, run
 
 pytestmark = pytest.mark.faults
-
-
-def app_sets(store: Store, settings: Settings, rid: str, name: str, value: str) -> None:
-    store.ddb.update_item(
-        TableName=settings.table,
-        Key={"id": {"S": rid}},
-        UpdateExpression="SET #f = :v",
-        ExpressionAttributeNames={"#f": name},
-        ExpressionAttributeValues={":v": {"S": value}},
-    )
+# Which run wrote which unit: a rollback removes this run's entries, maybe leaving a map.
+PROVENANCE = (FIELD_RUNS, IMAGE_RUNS)
 
 
 @pytest.mark.parametrize("field", ["paymentStatus", "village"])
@@ -87,12 +82,55 @@ POINTS = [
     ),
     ("before an UpdateItem", "dynamodb", Rule("kill", operation="UpdateItem", nth=2)),
     ("after an UpdateItem", "dynamodb", Rule("kill", operation="UpdateItem", nth=2, after=True)),
+    ("after a DeleteItem", "dynamodb", Rule("kill", operation="DeleteItem", nth=1, after=True)),
     (
         "the manifest upload",
         "s3",
         Rule("kill", operation="PutObject", key_contains="migration-runs/", nth=1),
     ),
 ]
+
+
+def _edited(
+    store: Store, settings: Settings, sample_records: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Migrated; then six payments refunded and two photos replaced in the source, the
+    last record deleted there, and one field edited by the app."""
+    records = copies(sample_records, 2)
+    put_source(store, settings, records)
+    create_table(store, settings)
+    assert migrate(store, settings).ok
+    source = copy.deepcopy(records[:-1])
+    for record in source[:6]:
+        record["paymentStatus"] = "refunded"
+    source[1]["image"] = registrations(1, seed=99)[0]["image"]
+    source[7]["image"] = registrations(1, seed=98)[0]["image"]
+    put_source(store, settings, source)
+    app_sets(store, settings, records[8]["id"], "village", "the app's")
+    return records, source
+
+
+SYNC = ["sync", "--apply", "--delete", "--max-delete", "100"]
+
+
+def _killed_sync(faulty: ProxyPair, service: str, rule: Rule, name: str) -> None:
+    # POINTS are shared by two tests: each run counts requests afresh.
+    rule = dataclasses.replace(rule, seen=0, fired=0)
+    victim: dict[str, subprocess.Popen[bytes]] = {}
+
+    def kill() -> None:
+        os.kill(victim["proc"].pid, signal.SIGKILL)
+
+    _, _, through = faulty(
+        [rule] if service == "s3" else [], [rule] if service == "dynamodb" else [], on_kill=kill
+    )
+    victim["proc"] = subprocess.Popen(
+        [sys.executable, "-m", "khpl_migrate", *SYNC, "-q", "--workers", "2"],
+        env=command_env(through),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert victim["proc"].wait(timeout=120) == -signal.SIGKILL, f"not killed at: {name}"
 
 
 @pytest.mark.parametrize(("name", "service", "rule"), POINTS, ids=[p[0] for p in POINTS])
@@ -106,34 +144,10 @@ def test_a_sync_killed_at_any_point_is_finished_by_the_next(
     env: dict[str, str],
     sample_records: list[dict[str, Any]],
 ) -> None:
-    records = copies(sample_records, 2)
-    put_source(store, settings, records)
-    create_table(store, settings)
-    assert migrate(store, settings).ok
-    source = copy.deepcopy(records)
-    for record in source[:6]:
-        record["paymentStatus"] = "refunded"
-    source[1]["image"] = registrations(1, seed=99)[0]["image"]
-    source[7]["image"] = registrations(1, seed=98)[0]["image"]
-    put_source(store, settings, source)
-    app_sets(store, settings, records[8]["id"], "village", "the app's")
-    victim: dict[str, subprocess.Popen[bytes]] = {}
+    records, source = _edited(store, settings, sample_records)
+    _killed_sync(faulty, service, rule, name)
 
-    def kill() -> None:
-        os.kill(victim["proc"].pid, signal.SIGKILL)
-
-    _, _, through = faulty(
-        [rule] if service == "s3" else [], [rule] if service == "dynamodb" else [], on_kill=kill
-    )
-    victim["proc"] = subprocess.Popen(
-        [sys.executable, "-m", "khpl_migrate", "sync", "--apply", "-q", "--workers", "2"],
-        env=command_env(through),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    assert victim["proc"].wait(timeout=120) == -signal.SIGKILL, f"not killed at: {name}"
-
-    again = run(["sync", "--apply"], env)
+    again = run(SYNC, env)
 
     assert again.returncode == 0, again.stderr
     table = items(store, settings)
@@ -141,7 +155,42 @@ def test_a_sync_killed_at_any_point_is_finished_by_the_next(
         item = table[record["id"]]
         assert item["paymentStatus"] == record["paymentStatus"]
     assert table[records[8]["id"]]["village"] == "the app's"
+    assert records[-1]["id"] not in table
     assert run(["sync"], env).returncode == 0  # in step: nothing left to write
     deep = run(["verify", "--deep", "--allow-table-edits"], env)
     assert deep.returncode == 0, deep.stderr
     assert "Orphan image objects: 0" in deep.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [p[::2] for p in POINTS if p[0] in ("after an UpdateItem", "after a DeleteItem")],
+    ids=["after an UpdateItem", "after a DeleteItem"],
+)
+def test_a_sync_killed_after_a_write_is_undone_by_its_rollback(
+    name: str,
+    rule: Rule,
+    faulty: ProxyPair,
+    store: Store,
+    settings: Settings,
+    env: dict[str, str],
+    sample_records: list[dict[str, Any]],
+) -> None:
+    """The killed run's outcome lines never reached its manifest; its intents did, and
+    the items say which changes happened: rollback finds and undoes exactly those."""
+    _edited(store, settings, sample_records)
+    before = items(store, settings)
+    _killed_sync(faulty, "dynamodb", rule, name)
+    runs = json.loads(run(["runs", "--json"], env).stdout)["runs"]
+    killed = [r["runId"] for r in runs if r["kind"] == "sync"]
+    assert len(killed) == 1, runs  # read from the local manifest the kill left
+
+    undone = run(["rollback", "--run", killed[0], "--apply", "--json"], env)
+
+    assert undone.returncode == 0, undone.stderr
+    after = items(store, settings)
+    assert set(after) == set(before)  # a deleted item is back
+    for rid, item in before.items():
+        assert {k: v for k, v in after[rid].items() if k not in PROVENANCE} == {
+            k: v for k, v in item.items() if k not in PROVENANCE
+        }, rid

@@ -4,6 +4,7 @@ damage, deletions, settling, a second run and rollback."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,23 +17,13 @@ from khpl_migrate.settings import Settings
 from khpl_migrate.sync import Deletion, SyncOptions, SyncPlan
 from khpl_migrate.sync_apply import SyncResult, apply_sync
 from khpl_migrate.sync_plan import plan_sync
+from khpl_migrate.table import create_table
 from khpl_migrate.threeway import Kind, Side
-from tests.helpers import image_key, items, objects, put_source
+from tests.helpers import app_sets, image_key, items, migrate, objects, put_source
 
 pytestmark = pytest.mark.integration
 F = ("field", "paymentStatus")
 V = ("field", "village")
-
-
-def app_sets(store: Store, settings: Settings, rid: str, name: str, value: Any) -> None:
-    """The app's own write: an unconditional UpdateItem, as the registration app does."""
-    store.ddb.update_item(
-        TableName=settings.table,
-        Key={"id": {"S": rid}},
-        UpdateExpression="SET #f = :v",
-        ExpressionAttributeNames={"#f": name},
-        ExpressionAttributeValues={":v": {"S": value}},
-    )
 
 
 def source_now(store: Store, settings: Settings, records: list[dict[str, Any]]) -> None:
@@ -226,6 +217,103 @@ def test_a_record_the_app_deleted_is_not_written_again(
     plan, result = sync(store, settings)
     assert by_id(plan)[rid].kind is Kind.DELETED_IN_TABLE and result.ok
     assert rid not in items(store, settings)
+    # Its images are the app's deletion's leftovers, not orphans, when table edits are allowed.
+    _, deep = deep_verify(store, settings, allow_table_edits=True)
+    assert deep.ok and deep.orphans == [], deep.lines()
+    assert image_key(migrated[0], "userPhoto") in deep.of_deleted_items
+
+
+def test_a_source_edit_to_a_record_the_app_deleted_is_reported_and_settled_either_way(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    """The app deleted two items; the source then edited both records. Neither edit may
+    vanish quietly: both are reported until settled, one each way."""
+    back, accepted = migrated[0]["id"], migrated[1]["id"]
+    for rid in (back, accepted):
+        store.ddb.delete_item(TableName=settings.table, Key={"id": {"S": rid}})
+    source = edited(migrated)
+    source[0]["paymentStatus"] = source[1]["paymentStatus"] = "refunded"
+    source_now(store, settings, source)
+    for _ in range(2):  # reported by every sync, not only the first
+        plan, result = sync(store, settings)
+        for rid in (back, accepted):
+            assert by_id(plan)[rid].kind is Kind.TABLE_DELETE_CONFLICT
+            assert by_id(plan)[rid].sides == {F: Side.SOURCE}
+        assert not result.ok and not ({back, accepted} & set(items(store, settings)))
+    _, deep = deep_verify(store, settings, allow_table_edits=True)
+    assert not deep.ok and {e.id for e in deep.failing()} == {back, accepted}
+
+    _, taken = sync(store, settings, only_ids=frozenset({back}), take="source")
+    _, kept = sync(store, settings, only_ids=frozenset({accepted}), take="table")
+    assert (taken.outcomes, kept.outcomes) == ({back: "settled"}, {accepted: "settled"})
+    table = items(store, settings)
+    assert table[back]["paymentStatus"] == "refunded" and accepted not in table
+    plan, result = sync(store, settings)
+    assert by_id(plan)[accepted].kind is Kind.DELETED_IN_TABLE and result.ok
+    _, deep = deep_verify(store, settings, allow_table_edits=True)
+    assert deep.ok, deep.lines()
+
+
+def test_a_record_that_cannot_be_read_now_is_not_taken_for_deleted(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    rid = migrated[0]["id"]
+    source = edited(migrated)
+    source[0]["image"] = "data:image/jpeg;base64,@@not base64@@"
+    source_now(store, settings, source)
+    plan, result = sync(store, settings, delete=True, max_delete=100)
+    assert [(e.kind, e.deletion) for e in plan.entries if e.id == rid] == [(Kind.UNUSABLE, None)]
+    assert rid in items(store, settings) and not result.ok
+
+
+def test_the_apps_sets_and_binary_attributes_do_not_stop_a_sync(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    rid = migrated[0]["id"]
+    store.ddb.update_item(
+        TableName=settings.table,
+        Key={"id": {"S": rid}},
+        UpdateExpression="SET tags = :t, idScan = :b",
+        ExpressionAttributeValues={":t": {"SS": ["captain", "u19"]}, ":b": {"B": b"\x00\x01"}},
+    )
+    plan, result = sync(store, settings)
+    assert by_id(plan)[rid].sides == {
+        ("field", "idScan"): Side.TABLE,
+        ("field", "tags"): Side.TABLE,
+    }
+    assert result.ok
+
+
+def test_a_masked_migration_stays_masked_through_sync_and_its_rollback(
+    store: Store, settings: Settings, sample_records: list[dict[str, Any]]
+) -> None:
+    """Migrated with --mask-aadhaar (one record had no Aadhaar number then). A sync run
+    without the flag carries new numbers in masked, and its rollback puts back masked
+    values, never the full numbers its backups hold."""
+    records = edited(sample_records[:3])
+    records[2].pop("aadhaarNumber", None)
+    put_source(store, settings, records)
+    create_table(store, settings)
+    assert migrate(store, replace(settings, mask_aadhaar=True)).ok
+    source = edited(records)
+    source[0]["aadhaarNumber"] = "499118665246"  # a new number, Verhoeff-valid
+    source[1]["paymentStatus"] = "refunded"
+    source[2]["aadhaarNumber"] = "234123412346"  # the record that had none
+    source_now(store, settings, source)
+    plan, result = sync(store, settings)
+    assert result.ok and len(result.outcomes) == 3
+    table = items(store, settings)
+    assert table[records[0]["id"]]["aadhaarNumber"] == "XXXX XXXX 5246"
+    assert table[records[2]["id"]]["aadhaarNumber"] == "XXXX XXXX 2346"
+    assert table[records[2]["id"]]["maskedFields"] == ["aadhaarNumber"]
+    rollback = apply_rollback(store, plan_rollback(store, settings, plan.stamp.run_id))
+    assert not rollback.left, [s.reason for s in rollback.left]
+    table = items(store, settings)
+    assert table[records[0]["id"]]["aadhaarNumber"] == (
+        f"XXXX XXXX {records[0]['aadhaarNumber'][-4:]}"
+    )
+    assert "aadhaarNumber" not in table[records[2]["id"]]
+    assert all("XXXX" in str(i.get("aadhaarNumber", "XXXX")) for i in table.values())
 
 
 # -- images, damage, rollback ------------------------------------------------------------

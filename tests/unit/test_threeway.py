@@ -51,11 +51,26 @@ def test_digests_compare_numbers_as_numbers_and_keep_types_apart() -> None:
     assert len({digest(v) for v in ("1", 1, True, None, [1], {"1": 1}, "", [])}) == 8
 
 
+def test_the_apps_sets_and_binary_values_have_digests() -> None:
+    """The app may write DynamoDB sets and binary attributes; one such item must not stop
+    a sync (boto3 gives them back as Python sets and `Binary`)."""
+    from boto3.dynamodb.types import Binary
+
+    assert digest({"b", "a"}) == digest({"a", "b"}) != digest(["a", "b"])
+    assert digest({Decimal("1.0"), Decimal(2)}) == digest({Decimal(1), Decimal("2.00")})
+    assert digest(Binary(b"\x00\x01")) == digest(b"\x00\x01") != digest("\x00\x01")
+    assert digest({Binary(b"x")}) != digest({Binary(b"y")})
+
+
 def test_records_new_deleted_and_the_apps_own() -> None:
     assert judge({F: A}, None, {}, tool_item=False).kind is Kind.NEW
-    assert judge({F: A}, None, {}, tool_item=False, written_before=True).kind is (
+    # The app deleted the item: its deletion stands while the source is as the tool
+    # last wrote it; an edit made in the source since is a conflict, not lost quietly.
+    assert judge({F: A}, None, {F: A}, tool_item=False, written_before=True).kind is (
         Kind.DELETED_IN_TABLE
     )
+    edited = judge({F: B, G: A}, None, {F: A, G: A}, tool_item=False, written_before=True)
+    assert edited.kind is Kind.TABLE_DELETE_CONFLICT and edited.carry == [F]
     assert judge(None, {F: A}, {F: A}, tool_item=True).kind is Kind.DELETED_IN_SOURCE
     gone = judge(None, {F: B}, {F: A}, tool_item=True)
     assert gone.kind is Kind.DELETE_CONFLICT and gone.kept == [F]

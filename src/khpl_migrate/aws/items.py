@@ -317,21 +317,28 @@ class ItemStore:
                     raise ItemRejected(message(exc)) from None
                 raise
 
-    def delete_item_if(self, table: str, rid: str, expect: Mapping[Path, Any]) -> bool:
-        """Delete an item only while every expected path still holds what was read."""
+    def delete_item_if(
+        self, table: str, rid: str, expect: Mapping[Path, Any]
+    ) -> dict[str, Any] | None:
+        """Delete an item only while every expected path still holds what was read. The
+        item as it was deleted (a condition cannot say "and nothing else"; the caller
+        checks), or None where the condition failed and nothing was deleted."""
         expression = _Expression()
         condition = expression.condition({("id",): rid, **expect})
         with translate(f"delete from table {table}"):
             try:
                 request: dict[str, Any] = {"TableName": table, "Key": {"id": {"S": rid}}}
-                self.ddb.delete_item(
-                    **request, ConditionExpression=condition, **expression.request()
+                response = self.ddb.delete_item(
+                    **request,
+                    ConditionExpression=condition,
+                    ReturnValues="ALL_OLD",
+                    **expression.request(),
                 )
-                return True
             except ClientError as exc:
                 if code(exc) == "ConditionalCheckFailedException":
-                    return False
+                    return None
                 raise
+        return from_attribute_values(dict(response.get("Attributes") or {"id": {"S": rid}}))
 
     def get_item(self, table: str, rid: str) -> dict[str, Any] | None:
         with translate(f"read table {table}"):

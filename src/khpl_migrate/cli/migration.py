@@ -240,7 +240,7 @@ def runs_cmd(**kwargs: Any) -> None:
     bucket = run.settings.require_bucket()
     store = Store(run.settings)
     store.check_bucket(bucket)
-    runs = list_runs(store, bucket)
+    runs = list_runs(store, bucket, run.settings.state_dir)
     if run.as_json:
         emit_json({"runs": [manifest.to_json() for manifest in runs]})
     render_runs(run.console, runs)

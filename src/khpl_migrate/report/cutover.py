@@ -11,7 +11,7 @@ from khpl_migrate.archive import ArchiveResult
 from khpl_migrate.console import capped, line, size
 from khpl_migrate.freeze import FreezeResult
 from khpl_migrate.review.checks import ChecklistLine
-from khpl_migrate.sync import Deletion, SyncEntry, SyncResult
+from khpl_migrate.sync import DELETE_CONFLICTS, Deletion, SyncEntry, SyncResult
 from khpl_migrate.threeway import Kind, Side
 from khpl_migrate.units import label
 
@@ -98,6 +98,11 @@ def _sync_counts(result: SyncResult) -> list[str]:
         f"In step: {sum(1 for e in result.entries if e.in_step)} (with edits made in DynamoDB, "
         f"kept: {kept})",
         f"Conflicts: {sum(1 for e in problems if e.conflicts)}",
+        *(
+            [f"Deleted in DynamoDB, edited in the source: {gone}"]
+            if (gone := kinds[Kind.TABLE_DELETE_CONFLICT])
+            else []
+        ),
         f"Deleted in the source, still in DynamoDB: "
         f"{sum(1 for e in result.entries if e.deletion is not None)}",
         f"Damaged image objects: {sum(len(e.damaged) for e in result.entries)}"
@@ -142,10 +147,12 @@ def _sync_notes(entry: SyncEntry) -> list[str]:
         Kind.APP_EQUAL,
         Kind.DELETED_IN_SOURCE,
         Kind.DELETE_CONFLICT,
+        Kind.TABLE_DELETE_CONFLICT,
     ):
         notes.append(entry.kind.value + (f" ({entry.reason})" if entry.reason else ""))
+    edited = "edited in the source" if entry.kind is Kind.TABLE_DELETE_CONFLICT else None
     for side, words in (
-        (Side.SOURCE, "from the source"),
+        (Side.SOURCE, edited or "from the source"),
         (Side.AGREED, "both sides agree (the baseline moves)"),
         (Side.TABLE, "kept from DynamoDB"),
         (Side.CONFLICT, "conflict (changed on both sides, differently)"),
@@ -166,18 +173,20 @@ def _sync_notes(entry: SyncEntry) -> list[str]:
 def _sync_verdict(console: Console, result: SyncResult) -> None:
     problems = result.problems()
     if result.ok:
+        line(console, "✅ Source and table in step")
+        return
+    if not problems and not result.failed and result.stopped is None:  # a dry run, to write
+        count = result.pending
         line(
             console,
-            "✅ Source and table in step"
-            if not result.dry_run
-            else "✅ No conflicts: applying this plan puts source and table in step",
+            f"⏳ Not in step yet: {count} record{'s' if count != 1 else ''} to write; "
+            "no conflicts, so applying this plan puts source and table in step",
         )
-        if result.dry_run and result.pending:
-            line(console, "💡 Nothing was written. To apply: khpl-migrate sync --apply")
+        line(console, "💡 Nothing was written. To apply: khpl-migrate sync --apply")
         return
     count = len(problems) + len(result.failed)
     line(console, f"❌ {count} record{'s need' if count != 1 else ' needs'} attention: see above")
-    if any(e.conflicts or e.kind is Kind.DELETE_CONFLICT for e in problems):
+    if any(e.conflicts or e.kind in DELETE_CONFLICTS for e in problems):
         line(
             console,
             "💡 Settle conflicts for ids listed in a file: "

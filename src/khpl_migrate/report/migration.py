@@ -259,6 +259,8 @@ def render_runs(console: Console, runs: Sequence[Manifest]) -> None:
     table.add_column("state", overflow="fold")
     for run in runs:
         state = "finished" if run.finished else "unfinished"
+        if run.local:
+            state = "running, or cut off (its manifest is only on this machine so far)"
         table.add_row(
             run.run_id,
             run.kind,
