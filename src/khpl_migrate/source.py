@@ -65,7 +65,9 @@ class _HashingReader:
 
     def __init__(self, store: Store, source: Source, digest: Digest | None = None) -> None:
         self._raw = store.open_stream(source.bucket, source.info)
-        self._hash = hashlib.sha256()
+        # Only a pass that fills a digest hashes: the apply pass reads the version the plan
+        # hashed (pinned by ETag), and a hash costs as much CPU as the parse.
+        self._hash = hashlib.sha256() if digest is not None else None
         self._digest = digest
         self.count = 0
         self.had_bom = False
@@ -76,19 +78,21 @@ class _HashingReader:
     def read(self, size: int = -1) -> bytes:
         chunk = self._read_raw(size)
         if self.count == 0 and chunk.startswith(_BOM):
-            self._hash.update(_BOM)
+            if self._hash is not None:
+                self._hash.update(_BOM)
             self.count += len(_BOM)
             self.had_bom = True
             chunk = chunk[len(_BOM) :]
             if not chunk:
                 return self.read(size)
-        self._hash.update(chunk)
         self.count += len(chunk)
-        if self._digest is not None:
+        if self._hash is not None and self._digest is not None:
+            self._hash.update(chunk)
             self._digest.read = self.count  # how far the stream is: for progress
         return chunk
 
     def hexdigest(self) -> str:
+        assert self._hash is not None, "a pass without a digest does not hash"
         return self._hash.hexdigest()
 
     def close(self) -> None:
