@@ -24,6 +24,7 @@ from khpl_migrate.aws import TRANSACT_ITEMS, Store
 from khpl_migrate.backups import make_backup
 from khpl_migrate.journal import (
     Journal,
+    Manifest,
     Outcome,
     RecordOutcome,
     migration_header,
@@ -31,6 +32,7 @@ from khpl_migrate.journal import (
 )
 from khpl_migrate.plan import Action, Plan, PlanEntry
 from khpl_migrate.progress import NullProgress, Progress
+from khpl_migrate.ratelimit import UNLIMITED, WriteRate
 from khpl_migrate.runner import Runner, make_runner
 from khpl_migrate.settings import Settings
 from khpl_migrate.source import iter_records
@@ -102,6 +104,32 @@ def result_of_plan(plan: Plan) -> RunResult:
         image_bytes=plan.image_bytes,
         warnings=plan.warnings,
     )
+
+
+def result_of_manifest(manifest: Manifest, seconds: float) -> RunResult:
+    """A run's result as its manifest tells it: how a sharded run's shards add up."""
+    planned = manifest.header.get("planned") or {}
+    result = RunResult(
+        manifest.run_id,
+        dry_run=False,
+        total=sum(int(n) for n in planned.values()) or len(manifest.records),
+        backup_key=manifest.header.get("backupKey"),
+        manifest_key=manifest.key,
+        seconds=seconds,
+        stopped=manifest.stopped if manifest.summary else "shards still running",
+    )
+    for line in manifest.records:
+        outcome = line.get("outcome")
+        if outcome == "migrated":
+            result.migrated += 1
+            result.images += len(line.get("images") or [])
+            result.image_bytes += sum(int(i.get("size") or 0) for i in line.get("images") or [])
+        elif outcome == "skipped":
+            result.skipped += 1
+        else:
+            index = int(line.get("index") or 0)
+            result.failed.append(Failure(index, line.get("id"), str(line.get("reason") or "")))
+    return result
 
 
 class Tally:
@@ -195,11 +223,12 @@ def apply_plan(
     runner: Runner | None = None,
     progress: Progress | None = None,
     item_batch: int = TRANSACT_ITEMS,
+    rate: WriteRate = UNLIMITED,
 ) -> RunResult:
     """Carry out `plan` for real. Raises the fatal error that stopped it, after the manifest.
 
     `item_batch` is how many items go in one conditional transaction (1: one
-    PutItem per item).
+    PutItem per item); `rate` caps the items written a second.
     """
     began = time.monotonic()
     bucket, run_id = plan.source.bucket, plan.stamp.run_id
@@ -211,11 +240,42 @@ def apply_plan(
         return replace(result_of_plan(plan), dry_run=False, resumed=resumed, seconds=seconds)
     backup = make_backup(store, plan.source, plan.digest, plan.stamp.migration_date)
     journal = Journal(store, bucket, run_id, settings.state_dir, _header(plan, backup))
-    tally = Tally(
-        _empty_result(plan, backup, journal, resumed), journal, progress or NullProgress()
+    return carry_out(
+        store,
+        plan,
+        journal,
+        _empty_result(plan, backup, journal, resumed),
+        Pace(runner or make_runner(settings.workers), progress or NullProgress(), item_batch, rate),
+        began=began,
     )
-    writer = ItemWriter(store, plan.table, run_id, tally.written, item_batch)
-    runner = runner or make_runner(settings.workers)
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How a run goes: its pool, its progress bar, its transactions' size, its cap."""
+
+    runner: Runner
+    progress: Progress
+    item_batch: int = TRANSACT_ITEMS
+    rate: WriteRate = UNLIMITED
+
+
+def carry_out(
+    store: Store,
+    plan: Plan,
+    journal: Journal,
+    result: RunResult,
+    pace: Pace,
+    *,
+    began: float,
+    again: str = "run `khpl-migrate migrate --apply` again: it resumes where this run stopped",
+) -> RunResult:
+    """The apply pass, once the backup is taken and the manifest begun: a whole run's, or
+    one shard's (`sharded.py`). `again` is the fix an interrupted run suggests."""
+    tally = Tally(result, journal, pace.progress)
+    run_id = plan.stamp.run_id
+    writer = ItemWriter(store, plan.table, run_id, tally.written, pace.item_batch, pace.rate)
+    runner = pace.runner
     interrupted = False
     tally.progress.start("Migrating", plan.count(Action.CREATE))
     try:
@@ -236,8 +296,8 @@ def apply_plan(
         raise errors.Interrupted(
             f"Interrupted: {result.migrated} records migrated, {result.skipped} skipped, "
             f"{len(result.failed)} failed before the stop; the manifest is "
-            f"s3://{bucket}/{result.manifest_key}",
-            "run `khpl-migrate migrate --apply` again: it resumes where this run stopped",
+            f"s3://{plan.source.bucket}/{result.manifest_key}",
+            again,
         )
     return result
 
@@ -272,8 +332,10 @@ def _feed(store: Store, plan: Plan, runner: Runner, writer: ItemWriter, tally: T
     for index, record in iter_records(store, plan.source):
         if tally.fatal:
             return
+        entry = plan.entry(index)
+        if entry is None:
+            continue  # another shard's record
         tally.read += 1
-        entry = plan.entries[index]
         if entry.action is Action.CREATE:
             runner.submit(_task(store, plan, entry, record, writer, tally), tally.on_done(entry))
         else:

@@ -22,6 +22,7 @@ from khpl_migrate.layout import manifest_key
 from khpl_migrate.source import Digest, Source
 
 Outcome = Literal["migrated", "skipped", "failed"]
+NDJSON = "application/x-ndjson"
 
 
 @dataclass(frozen=True)
@@ -86,13 +87,26 @@ class Journal:
     """Appends outcomes to the local manifest; `close` uploads it to S3."""
 
     def __init__(
-        self, store: Store, bucket: str, run_id: str, state_dir: Path, header: dict[str, Any]
+        self,
+        store: Store,
+        bucket: str,
+        run_id: str,
+        state_dir: Path,
+        header: dict[str, Any],
+        *,
+        part: tuple[int, str] | None = None,
     ) -> None:
+        """`part`: (index, attempt) of a shard, whose manifest is a part of its run's."""
         self._store = store
         self._bucket = bucket
         self.run_id = run_id
-        self.key = manifest_key(run_id)
-        self.path = layout.local_manifest(state_dir, run_id)
+        self.part = part
+        if part is None:
+            self.key = manifest_key(run_id)
+            self.path = layout.local_manifest(state_dir, run_id)
+        else:
+            self.key = layout.shard_part_key(run_id, part[0])
+            self.path = layout.local_shard_part(state_dir, run_id, *part)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._file = self.path.open("a", encoding="utf-8")
@@ -115,9 +129,15 @@ class Journal:
         self._write({"type": "summary", "finishedAt": now_iso(), **summary})
         with self._lock:
             self._file.close()
-        self._store.put_object(
-            self._bucket, self.key, self.path.read_bytes(), "application/x-ndjson"
-        )
+        body = self.path.read_bytes()
+        if self.part is None:
+            self._store.put_object(self._bucket, self.key, body, NDJSON)
+            return
+        # A shard's part is written once; an index that ran before (killed and re-run,
+        # or started twice at once) keeps its first part and adds this attempt's.
+        if self._store.put_object_if_absent(self._bucket, self.key, body, NDJSON) != "written":
+            self.key = layout.shard_part_key(self.run_id, *self.part)
+            self._store.put_object_if_absent(self._bucket, self.key, body, NDJSON)
 
 
 def now_iso() -> str:
@@ -127,6 +147,24 @@ def now_iso() -> str:
 
 def iso_ms(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class ShardState:
+    """One shard of a sharded run, from its parts and start markers in the bucket."""
+
+    index: int
+    state: Literal["done", "running", "failed", "missing"]
+    attempts: int  # how many times it was started
+    why: str | None = None  # a failed shard's reason
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "state": self.state,
+            "attempts": self.attempts,
+            "why": self.why,
+        }
 
 
 @dataclass(frozen=True)
@@ -140,6 +178,7 @@ class Manifest:
     summary: dict[str, Any] | None
     intents: tuple[dict[str, Any], ...] = ()  # a sync's, each written before its change
     local: bool = False  # read from this machine's copy: the run never uploaded it
+    shards: tuple[ShardState, ...] = ()  # a sharded run's, each shard's state
 
     @property
     def kind(self) -> str:
@@ -180,6 +219,7 @@ class Manifest:
             "manifestKey": self.key,
             "stopped": self.stopped,
             "onlyOnThisMachine": self.local,
+            **({"shards": [shard.to_json() for shard in self.shards]} if self.shards else {}),
         }
 
 
@@ -214,7 +254,8 @@ def parse_manifest(run_id: str, key: str, body: bytes) -> Manifest:
 
 
 def read_manifest(store: Store, bucket: str, run_id: str, state_dir: Path) -> Manifest | None:
-    """The run's manifest from S3, or from the local copy when S3 has none (a crashed run)."""
+    """The run's manifest from S3, or from the local copy when S3 has none (a crashed run);
+    a sharded run's with its shards' parts."""
     key = manifest_key(run_id)
     body = store.get_bytes(bucket, key)
     if body is None:
@@ -222,7 +263,70 @@ def read_manifest(store: Store, bucket: str, run_id: str, state_dir: Path) -> Ma
         if not local.is_file():
             return None
         body = local.read_bytes()
-    return parse_manifest(run_id, key, body)
+    return with_shards(store, bucket, parse_manifest(run_id, key, body))
+
+
+def with_shards(store: Store, bucket: str, manifest: Manifest) -> Manifest:
+    """A sharded run seen as one: its header, and every shard's part, read from S3."""
+    shards = manifest.header.get("shards")
+    if not isinstance(shards, int):
+        return manifest
+    parts: list[Manifest] = []
+    started: set[tuple[int, str | None]] = set()
+    for info in store.list_objects(bucket, f"{layout.RUNS_PREFIX}{manifest.run_id}/"):
+        found = layout.parse_shard_key(info.key)
+        if found is None:
+            continue
+        _, index, attempt, is_part = found
+        body = store.get_bytes(bucket, info.key) if is_part else None
+        if body is not None:
+            parts.append(parse_manifest(manifest.run_id, info.key, body))
+        elif not is_part:
+            started.add((index, attempt))
+    return merge_shards(manifest, shards, parts, started)
+
+
+_RANK = {"migrated": 0, "skipped": 1, "failed": 2}
+
+
+def _rank(line: dict[str, Any]) -> int:
+    return _RANK.get(str(line.get("outcome")), 3)
+
+
+def merge_shards(
+    header: Manifest, shards: int, parts: list[Manifest], started: set[tuple[int, str | None]]
+) -> Manifest:
+    """The run's records from its parts: one line per record (an index run twice counts
+    once, by its best outcome), and each shard's state. Pure."""
+    best: dict[int, dict[str, Any]] = {}
+    for part in parts:
+        for line in part.records:
+            index = int(line.get("index") or 0)
+            kept = best.get(index)
+            if kept is None or _rank(line) < _rank(kept):
+                best[index] = line
+    states = []
+    for index in range(shards):
+        mine = [p for p in parts if p.header.get("shard") == index]
+        ended = {p.header.get("attempt") for p in mine}
+        tries = {attempt for i, attempt in started if i == index} | ended
+        if any(p.summary is not None and not p.stopped for p in mine):
+            states.append(ShardState(index, "done", len(tries)))
+        elif tries - ended:
+            states.append(ShardState(index, "running", len(tries)))
+        elif mine:
+            states.append(ShardState(index, "failed", len(tries), mine[-1].stopped))
+        else:
+            states.append(ShardState(index, "missing", 0))
+    summary = None
+    if all(state.state == "done" for state in states):
+        finished = max((str(p.finished) for p in parts if p.finished), default=None)
+        summary = {"type": "summary", "finishedAt": finished, "stopped": None}
+    elif not any(state.state == "running" for state in states):
+        left = [f"{s.index} {s.state}" for s in states if s.state != "done"]
+        summary = {"type": "summary", "finishedAt": None, "stopped": "shards " + ", ".join(left)}
+    records = tuple(best[index] for index in sorted(best))
+    return replace(header, records=records, summary=summary, shards=tuple(states))
 
 
 def list_runs(store: Store, bucket: str, state_dir: Path | None = None) -> list[Manifest]:
@@ -234,7 +338,7 @@ def list_runs(store: Store, bucket: str, state_dir: Path | None = None) -> list[
         if run_id is not None:
             body = store.get_bytes(bucket, info.key)
             if body is not None:
-                runs[run_id] = parse_manifest(run_id, info.key, body)
+                runs[run_id] = with_shards(store, bucket, parse_manifest(run_id, info.key, body))
     for path in layout.local_manifests(state_dir) if state_dir else []:
         run_id = path.parent.name
         if run_id not in runs:

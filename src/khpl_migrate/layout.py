@@ -10,6 +10,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import posixpath
+import re
 from datetime import date
 from pathlib import Path
 
@@ -71,6 +72,32 @@ def run_of_manifest_key(key: str) -> str | None:
     return None
 
 
+def shard_part_key(run_id: str, index: int, attempt: str | None = None) -> str:
+    """A shard's manifest part: `shard-{I}.jsonl`, written once; a later attempt of the
+    same index (re-run, or started twice) writes `shard-{I}.{attempt}.jsonl` beside it."""
+    name = f"shard-{index}.{attempt}.jsonl" if attempt else f"shard-{index}.jsonl"
+    return f"{RUNS_PREFIX}{run_id}/{name}"
+
+
+def shard_start_key(run_id: str, index: int, attempt: str) -> str:
+    """The marker an attempt of a shard leaves when it starts: running, until its part."""
+    return f"{RUNS_PREFIX}{run_id}/shard-{index}.{attempt}.started"
+
+
+_SHARD_FILE = re.compile(r"^shard-(\d+)(?:\.([0-9a-f]+))?\.(jsonl|started)$")
+
+
+def parse_shard_key(key: str) -> tuple[str, int, str | None, bool] | None:
+    """(run id, index, attempt, is a part) of a shard's part or start marker; else None."""
+    parts = key.split("/")
+    if len(parts) != 3 or f"{parts[0]}/" != RUNS_PREFIX:
+        return None
+    found = _SHARD_FILE.match(parts[2])
+    if found is None:
+        return None
+    return parts[1], int(found[1]), found[2], found[3] == "jsonl"
+
+
 def rollback_key(run_id: str, stamp: str) -> str:
     """The record an applied rollback leaves beside the run's manifest."""
     return f"{RUNS_PREFIX}{run_id}/rollback-{stamp}.json"
@@ -95,6 +122,11 @@ def archive_key(source_key: str, day: date) -> str:
 def local_manifest(state_dir: Path, run_id: str) -> Path:
     """The local copy of a run's manifest, written as the run goes."""
     return state_dir / "runs" / run_id / MANIFEST_NAME
+
+
+def local_shard_part(state_dir: Path, run_id: str, index: int, attempt: str) -> Path:
+    """The local copy of one attempt's shard part (one folder per run, as for a run)."""
+    return state_dir / "runs" / run_id / f"shard-{index}.{attempt}.jsonl"
 
 
 def local_manifests(state_dir: Path) -> list[Path]:

@@ -22,6 +22,7 @@ from khpl_migrate.errors import RecordError
 from khpl_migrate.journal import iso_ms
 from khpl_migrate.progress import NullProgress, Progress
 from khpl_migrate.settings import Settings
+from khpl_migrate.shards import shard_of
 from khpl_migrate.source import Digest, Source
 from khpl_migrate.transform import RunStamp, SourceProblem, transform
 
@@ -67,7 +68,18 @@ class Plan:
     source: Source
     digest: Digest
     table: str
-    entries: tuple[PlanEntry, ...]
+    entries: tuple[PlanEntry, ...]  # in source order; a shard's plan holds only its own
+    shard: Shard | None = None
+
+    def entry(self, index: int) -> PlanEntry | None:
+        """The entry of the record at `index` of the source; None: another shard's."""
+        if self.shard is None:
+            return self.entries[index]
+        by_index = self.__dict__.get("_by_index")
+        if by_index is None:
+            by_index = {e.index: e for e in self.entries}
+            object.__setattr__(self, "_by_index", by_index)
+        return by_index.get(index)
 
     def count(self, action: Action) -> int:
         return sum(1 for entry in self.entries if entry.action is action)
@@ -119,6 +131,14 @@ class _Pending:
     unchecked: list[int] = field(default_factory=list)  # positions of CREATE entries to check
 
 
+@dataclass(frozen=True)
+class Shard:
+    """One shard of a sharded run: the records whose id hashes to `index`."""
+
+    index: int
+    of: int
+
+
 def build_plan(
     store: Store,
     settings: Settings,
@@ -126,14 +146,20 @@ def build_plan(
     progress: Progress | None = None,
     stamp: tuple[RunStamp, datetime] | None = None,
     only_ids: frozenset[str] | None = None,
+    source: Source | None = None,
+    shard: Shard | None = None,
 ) -> Plan:
     """Read and validate the whole source and decide every record's fate. Writes nothing.
 
     With `only_ids`, records whose id is not in it are skipped ("not selected"):
     how the ids a report flagged are fed back in (`migrate --only-ids FILE`).
+    With `shard`, only the records of that shard are planned (from `source`, the
+    run's snapshot); an item this very run wrote already (an earlier attempt of
+    the shard, killed) stays to create: the apply pass finds it its own and
+    records it, so that the run's manifest names it.
     """
     progress = progress or NullProgress()
-    source = source_mod.open_source(store, settings)
+    source = source or source_mod.open_source(store, settings)
     store.require_table(settings.table)
     run_stamp, started = stamp or new_stamp(mask_aadhaar=settings.mask_aadhaar)
     digest = Digest()
@@ -143,10 +169,10 @@ def build_plan(
 
     def check_existing() -> None:
         ids = [str(pending.entries[i].id) for i in pending.unchecked]
-        existing = store.existing_ids(settings.table, ids)
+        owners = store.owners(settings.table, ids)
         for position in pending.unchecked:
             entry = pending.entries[position]
-            if entry.id in existing:
+            if entry.id in owners and not (shard and owners[entry.id] == run_stamp.run_id):
                 pending.entries[position] = PlanEntry(
                     entry.index,
                     entry.id,
@@ -159,6 +185,9 @@ def build_plan(
         pending.unchecked.clear()
 
     for index, record in source_mod.iter_records(store, source, digest):
+        if shard is not None and shard_of(describe_id(record), shard.of) != shard.index:
+            progress.advance(records=0, position=digest.read)
+            continue
         if only_ids is not None and describe_id(record) not in only_ids:
             entry = PlanEntry(index, describe_id(record), Action.SKIP, NOT_SELECTED)
         else:
@@ -177,7 +206,8 @@ def build_plan(
     if pending.unchecked:
         check_existing()
     progress.finish()
-    return Plan(run_stamp, started, source, digest, settings.table, tuple(pending.entries))
+    entries = tuple(pending.entries)
+    return Plan(run_stamp, started, source, digest, settings.table, entries, shard)
 
 
 def _plan_one(

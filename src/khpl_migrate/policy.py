@@ -46,10 +46,11 @@ NEEDS: dict[str, list[tuple[str, str]]] = {
         ("s3:GetObjectVersion", SOURCE),  # the pinned version of a versioned bucket
         ("s3:PutObject", BACKUPS),
         ("s3:GetObject", BACKUPS),  # checking the copy
+        ("s3:GetObjectVersion", BACKUPS),  # a shard reads the run's snapshot, pinned
         ("s3:PutObject", IMAGES),
         ("s3:GetObject", IMAGES),  # an image key that exists: same bytes or not?
         ("s3:PutObject", RUNS),
-        ("s3:GetObject", RUNS),  # a cut-off run's manifest
+        ("s3:GetObject", RUNS),  # a cut-off run's manifest; a sharded run's header
         ("dynamodb:DescribeTable", "table"),
         ("dynamodb:BatchGetItem", "table"),
         ("dynamodb:PutItem", "table"),  # PutItem and TransactWriteItems' puts

@@ -19,6 +19,7 @@ from khpl_migrate.aws import TRANSACT_BYTES, TRANSACT_ITEMS, ItemRejected, Store
 from khpl_migrate.errors import RecordError
 from khpl_migrate.journal import ImageWrite, Outcome, RecordOutcome
 from khpl_migrate.plan import PlanEntry
+from khpl_migrate.ratelimit import UNLIMITED, WriteRate
 from khpl_migrate.source import Source
 from khpl_migrate.transform import RunStamp, transform
 
@@ -117,9 +118,16 @@ class ItemWriter:
     """
 
     def __init__(
-        self, store: Store, table: str, run_id: str, settle: Settle, batch: int = TRANSACT_ITEMS
+        self,
+        store: Store,
+        table: str,
+        run_id: str,
+        settle: Settle,
+        batch: int = TRANSACT_ITEMS,
+        rate: WriteRate = UNLIMITED,
     ) -> None:
         self._store = store
+        self._rate = rate  # --max-write-rate: items a second
         self._table = table
         self._run_id = run_id
         self._settle = settle
@@ -148,6 +156,7 @@ class ItemWriter:
         return ready
 
     def _write(self, batch: list[Staged]) -> None:
+        self._rate.acquire(len(batch))
         try:
             items = [s.item for s in batch]
             if len(batch) > 1 and self._store.transact_put_if_absent(self._table, items):

@@ -48,6 +48,26 @@ def traced_review(env: dict[str, str], trace: Path, record: dict[str, Any]) -> l
     return [json.loads(line) for line in trace.read_text().splitlines()]
 
 
+def traced_shards(
+    store: Store,
+    settings: Settings,
+    env: dict[str, str],
+    tmp_path: Path,
+    records: list[dict[str, Any]],
+) -> list[Any]:
+    """A sharded run, prepared for an engine, then each shard: what a shard's role needs."""
+    put_source(store, settings, records)
+    trace = tmp_path / "trace-shards.jsonl"
+    made = traced(
+        ["migrate", "--apply", "--shards", "2", "--launch", "k8s", "--image", "i"], env, trace
+    )
+    run_id = json.loads(run(["runs", "--json"], env).stdout)["runs"][-1]["runId"]
+    for index in range(2):
+        command = ["migrate", "--apply", "--run", run_id, "--shard", str(index)]
+        made += traced(command, env, tmp_path / f"trace-shard{index}.jsonl")
+    return made
+
+
 def traced_sync(
     store: Store,
     settings: Settings,
@@ -134,6 +154,7 @@ def test_the_policy_matches_the_operations_each_command_makes(
     for index, command in enumerate((["--apply"], ["--undo", "--apply"])):
         trace = tmp_path / f"trace-freeze{index}.jsonl"
         calls["freeze-source"] += traced(["freeze-source", *command], env, trace)
+    calls["migrate"] += traced_shards(store, settings, env, tmp_path, sample_records)
 
     for name, made in calls.items():
         assert made, f"{name}: no operation traced"

@@ -13,6 +13,7 @@ from khpl_migrate import settings as settings_mod
 from khpl_migrate.apply import apply_plan
 from khpl_migrate.aws import Store
 from khpl_migrate.plan import build_plan
+from khpl_migrate.ratelimit import WriteRate
 from khpl_migrate.runner import BoundedRunner, SerialRunner
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
@@ -117,3 +118,36 @@ def test_the_bounded_runner_blocks_at_twice_its_workers() -> None:
     feeder.join(timeout=10)
     runner.drain()
     assert state["done"] == 40 and state["peak"] == 2 * workers + 1
+
+
+class _Timeline:
+    """A clock that moves only when the cap makes a writer wait (no real sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+def test_the_write_cap_is_applied_to_every_item_a_run_writes(
+    store: Store, settings: Settings, sample_records: list[dict[str, Any]]
+) -> None:
+    """`--max-write-rate` reaches the item writer: every item written goes through the cap,
+    and at 2 items a second six items, one a request, book 3 s of the timeline."""
+    put_source(store, settings, sample_records)
+    create_table(store, settings)
+    clock = _Timeline()
+    rate = WriteRate(2, clock=clock, sleep=clock.sleep)
+
+    result = apply_plan(
+        store, settings, build_plan(store, settings), item_batch=1, rate=rate, runner=SerialRunner()
+    )
+
+    assert result.migrated == len(sample_records) == rate.items == 6
+    assert clock.now == pytest.approx(2.5)  # the first goes at once, five wait 0.5 s each

@@ -172,29 +172,38 @@ class ItemStore:
                     return False
                 raise
 
-    def existing_ids(self, table: str, ids: Iterable[str]) -> set[str]:
-        """Which of `ids` have an item: BatchGetItem, 100 keys a call, unprocessed keys retried."""
-        return set(self.get_items(table, ids, only_ids=True))
+    def owners(self, table: str, ids: Iterable[str]) -> dict[str, str | None]:
+        """Which of `ids` have an item, each with the run that wrote it (None: no run of
+        the tool did): BatchGetItem, 100 keys a call, two attributes of each item."""
+        found = self.get_items(table, ids, attributes=("id", "migrationRunId"))
+        return {
+            rid: str(item["migrationRunId"]) if item.get("migrationRunId") else None
+            for rid, item in found.items()
+        }
 
     def get_items(
-        self, table: str, ids: Iterable[str], *, only_ids: bool = False
+        self, table: str, ids: Iterable[str], *, attributes: tuple[str, ...] = ()
     ) -> dict[str, dict[str, Any]]:
-        """The items of `ids` that exist, by id (BatchGetItem, 100 keys a call)."""
+        """The items of `ids` that exist, by id (BatchGetItem, 100 keys a call); with
+        `attributes`, only those of each."""
         found: dict[str, dict[str, Any]] = {}
         batch: list[str] = []
         for rid in dict.fromkeys(ids):  # BatchGetItem refuses a key asked for twice
             batch.append(rid)
             if len(batch) == BATCH_GET_KEYS:
-                found |= self._batch_get(table, batch, only_ids)
+                found |= self._batch_get(table, batch, attributes)
                 batch = []
         if batch:
-            found |= self._batch_get(table, batch, only_ids)
+            found |= self._batch_get(table, batch, attributes)
         return found
 
-    def _batch_get(self, table: str, ids: list[str], only_ids: bool) -> dict[str, dict[str, Any]]:
+    def _batch_get(
+        self, table: str, ids: list[str], attributes: tuple[str, ...]
+    ) -> dict[str, dict[str, Any]]:
         keys: dict[str, Any] = {"Keys": [{"id": {"S": rid}} for rid in ids], "ConsistentRead": True}
-        if only_ids:
-            keys |= {"ProjectionExpression": "#id", "ExpressionAttributeNames": {"#id": "id"}}
+        if attributes:
+            names = {f"#a{n}": name for n, name in enumerate(attributes)}
+            keys |= {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
         request: dict[str, Any] = {table: keys}
         found: dict[str, dict[str, Any]] = {}
         with translate(f"read table {table}"):

@@ -25,10 +25,13 @@ from khpl_migrate.cli.common import (
     setup,
     write_lines,
 )
+from khpl_migrate.cli.sharding import Sharding, run_one_shard, run_prepare
 from khpl_migrate.console import emit_json
 from khpl_migrate.deep import deep_verify
 from khpl_migrate.journal import list_runs
+from khpl_migrate.launch import ENGINES, Engine
 from khpl_migrate.plan import build_plan
+from khpl_migrate.ratelimit import WriteRate
 from khpl_migrate.report import (
     render_backups,
     render_deep,
@@ -42,6 +45,7 @@ from khpl_migrate.report import (
 )
 from khpl_migrate.rollback import apply_rollback, plan_rollback, show_rollback
 from khpl_migrate.runner import make_runner
+from khpl_migrate.shards import MAX_SHARDS
 from khpl_migrate.table import create_table
 from khpl_migrate.verify import verify
 
@@ -150,20 +154,66 @@ def run_verify(
     is_flag=True,
     help="store Aadhaar numbers masked (XXXX XXXX 1234) instead of in full",
 )
+@click.option(
+    "--shards",
+    type=click.IntRange(1, MAX_SHARDS),
+    help="with --apply: one run as N shards (one plan, one snapshot), launched by --launch",
+)
+@click.option(
+    "--launch",
+    type=click.Choice(ENGINES),
+    default="local",
+    show_default=True,
+    help="with --shards: start N local processes, or print an AWS Batch array job (batch) "
+    "or a Kubernetes Indexed Job (k8s) on stdout",
+)
+@click.option("--image", help="with --launch batch|k8s: the container image to run")
+@click.option(
+    "--parallelism", type=click.IntRange(1), help="with --launch k8s: pods at once [default: N]"
+)
+@click.option("--run", "run_id", help="with --shard: the sharded run to work on")
+@click.option(
+    "--shard",
+    help="with --run: the shard to run, an index, or auto (from AWS_BATCH_JOB_ARRAY_INDEX "
+    "or JOB_COMPLETION_INDEX)",
+)
+@click.option(
+    "--max-write-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="items written a second, for the whole run (a sharded run splits it evenly)",
+)
 @common_options
 def migrate_cmd(
-    apply_: bool, only_ids: Path | None, failed_ids: Path | None, mask_aadhaar: bool, **kwargs: Any
+    apply_: bool,
+    only_ids: Path | None,
+    failed_ids: Path | None,
+    mask_aadhaar: bool,
+    shards: int | None,
+    launch: Engine,
+    image: str | None,
+    parallelism: int | None,
+    run_id: str | None,
+    shard: str | None,
+    max_write_rate: float | None,
+    **kwargs: Any,
 ) -> None:
     """Migrate every record: a dry run unless --apply.
 
     The dry run reads and checks the whole source and prints what would happen
     to each record, writing nothing. On a terminal it then asks to proceed.
     --apply backs up the source, uploads the images, writes the items (never
-    overwriting) and records the run's manifest.
+    overwriting) and records the run's manifest. --shards N splits the run
+    among N processes, here or on AWS Batch or Kubernetes.
     """
+    sharding = Sharding(shards, launch, image, parallelism, run_id, shard, max_write_rate)
+    sharding.check(apply=apply_, only_ids=only_ids is not None, mask_aadhaar=mask_aadhaar)
     run = setup({**kwargs, "mask_aadhaar": mask_aadhaar})
+    if run_id is not None:
+        sys.exit(run_one_shard(run, sharding))
     selected = read_ids(only_ids) if only_ids else None
-    sys.exit(run_migrate(run, apply=apply_, only_ids=selected, failed_ids=failed_ids))
+    sys.exit(
+        run_migrate(run, apply=apply_, only_ids=selected, failed_ids=failed_ids, sharding=sharding)
+    )
 
 
 def run_migrate(
@@ -173,8 +223,10 @@ def run_migrate(
     ask: bool = True,
     only_ids: frozenset[str] | None = None,
     failed_ids: Path | None = None,
+    sharding: Sharding | None = None,
 ) -> int:
     console, store = run.console, Store(run.settings)
+    sharding = sharding or Sharding()
     plan = build_plan(store, run.settings, progress=run.progress(), only_ids=only_ids)
     if only_ids is not None:
         unknown = len(only_ids - {e.id for e in plan.entries if e.id is not None})
@@ -191,15 +243,21 @@ def run_migrate(
             if failed_ids:
                 write_lines(failed_ids, [f.id for f in dry.failed if f.id is not None])
             if dry.migrated:
+                shards = f" --shards {sharding.shards}" if sharding.shards else ""
                 console.print(
-                    "💡 Nothing was written. To migrate: khpl-migrate migrate --apply",
+                    f"💡 Nothing was written. To migrate: khpl-migrate migrate --apply{shards}",
                     highlight=False,
                 )
             return EXIT_OK if dry.ok else EXIT_PROBLEMS
     else:
         render_plan_line(console, dry)
+    if sharding.shards and dry.migrated:
+        return run_prepare(run, plan, sharding)
     runner = make_runner(run.settings.workers)
-    result = apply_plan(store, run.settings, plan, runner=runner, progress=run.progress())
+    rate = WriteRate(sharding.max_write_rate)
+    result = apply_plan(
+        store, run.settings, plan, runner=runner, progress=run.progress(), rate=rate
+    )
     if failed_ids:
         write_lines(failed_ids, [f.id for f in result.failed if f.id is not None])
     if run.as_json:

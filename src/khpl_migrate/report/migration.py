@@ -151,8 +151,15 @@ def render_plan(console: Console, entries: Sequence[PlanEntry], *, per_record: b
     line(console)
 
 
-def render_result(console: Console, result: RunResult, bucket: str) -> None:
-    """The summary of a run or of a dry run."""
+def render_result(
+    console: Console,
+    result: RunResult,
+    bucket: str,
+    *,
+    again: str = "khpl-migrate migrate --apply",
+    records: str = "Records in S3",
+) -> None:
+    """The summary of a run or of a dry run (or of one shard: `records` says whose)."""
     failed = result.failed
     if result.dry_run:
         line(console, f"📋 Dry run (nothing was written) - run id {result.run_id}")
@@ -167,7 +174,7 @@ def render_result(console: Console, result: RunResult, bucket: str) -> None:
                 line(console, f"   • {_resumed(earlier)}")
         else:
             line(console, f"📦 Migration run {result.run_id} finished in {result.seconds:.1f} s")
-        line(console, f"   • Records in S3: {result.total}")
+        line(console, f"   • {records}: {result.total}")
         line(console, f"   • Migrated: {result.migrated} ({_images(result)})")
         line(console, f"   • Skipped (already in DynamoDB): {result.skipped}")
         line(console, f"   • Failed: {len(failed)}")
@@ -189,7 +196,7 @@ def render_result(console: Console, result: RunResult, bucket: str) -> None:
     if result.stopped:
         line(console)
         line(console, f"⛔ The run stopped early: {result.stopped}")
-        line(console, "💡 Fix the cause and run `khpl-migrate migrate --apply` again: it resumes")
+        line(console, f"💡 Fix the cause and run `{again}` again: it resumes")
 
 
 def _resumed(run_id: str) -> str:
@@ -261,6 +268,9 @@ def render_runs(console: Console, runs: Sequence[Manifest]) -> None:
         state = "finished" if run.finished else "unfinished"
         if run.local:
             state = "running, or cut off (its manifest is only on this machine so far)"
+        if run.shards:
+            whole = "finished" if run.finished else "running" if not run.summary else "incomplete"
+            state = f"{whole}; shards: {_shard_states(run)}"
         table.add_row(
             run.run_id,
             run.kind,
@@ -268,12 +278,30 @@ def render_runs(console: Console, runs: Sequence[Manifest]) -> None:
             str(run.written),
             str(run.count("skipped") + run.count("unchanged")),
             str(run.count("failed")),
-            "stopped early" if run.stopped else state,
+            "stopped early" if run.stopped and not run.shards else state,
         )
     console.print(table, markup=False)
     where = manifest_key("RUN_ID")
     line(console, f"   Manifests: {where} (every field with --json)")
     line(console, "💡 Undo one: khpl-migrate rollback --run RUN_ID (a dry run first)")
+
+
+def _shard_states(run: Manifest) -> str:
+    """'4 done' or '0-1 done, 2 running (or cut off), 3 missing': each shard's state."""
+    words = {"running": "running (or cut off)", "failed": "failed", "missing": "missing"}
+    groups: list[tuple[str, list[int]]] = []
+    for shard in run.shards:
+        if groups and groups[-1][0] == shard.state:
+            groups[-1][1].append(shard.index)
+        else:
+            groups.append((shard.state, [shard.index]))
+    if len(groups) == 1 and groups[0][0] == "done":
+        return f"{len(run.shards)} done"
+    shown = []
+    for state, indexes in groups:
+        span = str(indexes[0]) if len(indexes) == 1 else f"{indexes[0]}-{indexes[-1]}"
+        shown.append(f"{span} {words.get(state, state)}")
+    return ", ".join(shown)
 
 
 def render_backups(console: Console, backups: Sequence[Backup]) -> None:

@@ -1,0 +1,125 @@
+"""The stable hash that splits records among shards, the index a process takes, and the
+write-rate cap: pure code, and the partition as a property over any ids."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from khpl_migrate.errors import ConfigError
+from khpl_migrate.ratelimit import WriteRate
+from khpl_migrate.shards import BATCH_INDEX, K8S_INDEX, pick_index, shard_of
+
+
+def test_the_hash_is_sha256_of_the_ids_utf8_mod_n() -> None:
+    rid = "KHPL_1701234567_l7axyo"
+    expected = int(hashlib.sha256(rid.encode()).hexdigest(), 16) % 7
+    assert shard_of(rid, 7) == expected
+    # Fixed values: a change of hash (e.g. to the salted hash()) would split a run's
+    # records differently between a prepare and a re-run shard.
+    assert [shard_of(f"KHPL_{n}", 4) for n in range(8)] == [
+        int(hashlib.sha256(f"KHPL_{n}".encode()).hexdigest(), 16) % 4 for n in range(8)
+    ]
+    assert shard_of("ಕನ್ನಡ", 3) == int(hashlib.sha256("ಕನ್ನಡ".encode()).hexdigest(), 16) % 3
+
+
+def test_a_record_without_an_id_goes_to_shard_0_and_one_shard_takes_everything() -> None:
+    assert shard_of(None, 5) == 0
+    assert shard_of("anything", 1) == 0
+
+
+@given(st.lists(st.text(), max_size=60), st.integers(1, 50))
+def test_shards_partition_any_ids(ids: list[str], shards: int) -> None:
+    """Every id in exactly one shard, in range, equal ids in the same one."""
+    taken: dict[int, list[str]] = {}
+    for rid in ids:
+        index = shard_of(rid, shards)
+        assert 0 <= index < shards
+        taken.setdefault(index, []).append(rid)
+    assert sorted(rid for part in taken.values() for rid in part) == sorted(ids)
+    for rid in ids:
+        assert shard_of(rid, shards) == shard_of(str(rid), shards)
+
+
+def test_a_lone_surrogate_in_an_id_still_hashes() -> None:
+    assert 0 <= shard_of("bad\udcff", 4) < 4
+
+
+@pytest.mark.parametrize(
+    ("choice", "env", "expected"),
+    [
+        ("2", {}, 2),
+        ("2", {BATCH_INDEX: "1", K8S_INDEX: "3"}, 2),  # an explicit index wins
+        ("auto", {BATCH_INDEX: "3"}, 3),
+        ("auto", {K8S_INDEX: "0"}, 0),
+        ("auto", {BATCH_INDEX: "1", K8S_INDEX: "1"}, 1),  # both, the same: fine
+        ("auto", {BATCH_INDEX: "", K8S_INDEX: "2"}, 2),  # empty is unset
+    ],
+)
+def test_the_index_a_process_takes(choice: str, env: dict[str, str], expected: int) -> None:
+    assert pick_index(choice, env, 4) == expected
+
+
+@pytest.mark.parametrize(
+    ("choice", "env", "words"),
+    [
+        ("auto", {}, "found neither AWS_BATCH_JOB_ARRAY_INDEX nor JOB_COMPLETION_INDEX"),
+        ("auto", {BATCH_INDEX: "1", K8S_INDEX: "2"}, "two different indexes"),
+        ("auto", {K8S_INDEX: "4"}, "JOB_COMPLETION_INDEX is 4, but the run has 4 shards"),
+        ("9", {}, "--shard is 9, but the run has 4 shards"),
+        ("-1", {}, "not a shard index"),
+        ("auto", {BATCH_INDEX: "one"}, "AWS_BATCH_JOB_ARRAY_INDEX is 'one', not a shard index"),
+    ],
+)
+def test_a_wrong_index_is_a_clear_error(choice: str, env: dict[str, str], words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        pick_index(choice, env, 4)
+    assert words in str(caught.value)
+    assert caught.value.exit_code == 2 and caught.value.fix
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_the_write_rate_spaces_writes_by_their_size() -> None:
+    clock = FakeClock()
+    rate = WriteRate(10, clock=clock, sleep=clock.sleep)
+    rate.acquire(5)  # the first goes at once, and books 0.5 s
+    rate.acquire(100)  # waits for those 0.5 s, books 10 s
+    rate.acquire(1)  # waits the 10 s
+    assert clock.slept == pytest.approx([0.5, 10.0])
+    clock.now += 60  # idle for a minute: no credit builds up beyond "now"
+    rate.acquire(10)
+    rate.acquire(1)
+    assert clock.slept[2:] == pytest.approx([1.0])
+    # Each wait is exactly what the items booked before it take at 10 a second.
+    assert rate.waited == pytest.approx(11.5)
+
+
+def test_a_shared_rate_is_split_evenly_and_none_means_no_cap() -> None:
+    clock = FakeClock()
+    whole = WriteRate(100, clock=clock, sleep=clock.sleep)
+    part = whole.share(4)
+    assert part.per_second == 25
+    part.acquire(25)
+    part.acquire(1)
+    assert clock.slept == pytest.approx([1.0])
+    free = WriteRate(None, clock=clock, sleep=clock.sleep)
+    for _ in range(1000):
+        free.acquire(100)
+    assert clock.slept == pytest.approx([1.0]) and free.share(4).per_second is None
+    with pytest.raises(ValueError):
+        WriteRate(0)
