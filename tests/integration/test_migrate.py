@@ -184,6 +184,28 @@ def test_the_backup_is_byte_identical_to_the_source(
     assert store.get_bytes(settings.bucket, settings.source_key) == body  # the source is untouched
 
 
+def test_a_source_over_the_single_copy_limit_is_backed_up_by_a_multipart_copy(
+    store: Store, settings: Settings
+) -> None:
+    """S3 copies at most 5 GiB in one request; a bigger source is copied in parts, each
+    conditional on the checked ETag. Here the limit is lowered to 5 MiB for a 12 MiB
+    object: three parts, the same bytes, and a source replaced meanwhile refused."""
+    bucket = settings.require_bucket()
+    body = bytes(range(256)) * (12 * 4096)  # 12 MiB
+    store.put_object(bucket, "big.json", body, "application/json")
+    info = store.head_object(bucket, "big.json")
+    assert info is not None
+
+    head = store.copy_object(bucket, info, "big-copy.json", single_limit=5 * 1024**2)
+
+    assert head.size == len(body)
+    assert store.get_bytes(bucket, "big-copy.json") == body
+    assert store.sha256_of(bucket, head) == hashlib.sha256(body).hexdigest()
+    store.put_object(bucket, "big.json", body[::-1], "application/json")  # replaced
+    with pytest.raises(errors.SourceChanged):
+        store.copy_object(bucket, info, "big-copy-2.json", single_limit=5 * 1024**2)
+
+
 def test_a_truncated_source_is_refused_with_nothing_written(
     store: Store, settings: Settings, sample_records: list[dict[str, Any]]
 ) -> None:

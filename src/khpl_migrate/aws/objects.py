@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
+from boto3.s3.transfer import TransferConfig
+
 from khpl_migrate import errors
 from khpl_migrate.aws.clients import Clients
 from khpl_migrate.aws.translate import (
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 RUN_METADATA = "khpl-run"  # x-amz-meta-khpl-run: which run wrote an object
+SINGLE_COPY_LIMIT = 5 * 1024**3  # S3's largest CopyObject: 5 GiB
+MIN_PART, MAX_PARTS = 5 * 1024**2, 10_000  # S3's smallest part and most parts
+COPY_PART = 256 * 1024**2
 PutOutcome = Literal["written", "identical", "conflict"]
 
 
@@ -262,23 +267,37 @@ class ObjectStore:
             )
 
     def copy_object(
-        self, bucket: str, source: ObjectInfo, key: str, what: str = "the backup"
+        self,
+        bucket: str,
+        source: ObjectInfo,
+        key: str,
+        what: str = "the backup",
+        *,
+        single_limit: int = SINGLE_COPY_LIMIT,
     ) -> ObjectInfo:
-        """Server-side copy of one exact source version to a new key; returns the copy's head."""
+        """Server-side copy of one exact source version to a new key; returns the copy's head.
+
+        One CopyObject up to `single_limit` bytes (S3 copies at most 5 GiB in one
+        request); above it a multipart copy (UploadPartCopy, parts in parallel), each
+        part conditional on the same ETag, so a source of tens of GB is backed up too.
+        """
         copy_source: dict[str, str] = {"Bucket": bucket, "Key": source.key}
         if source.version_id:
             copy_source["VersionId"] = source.version_id
         with translate(f"copy s3://{bucket}/{source.key} to {key}", bucket=bucket):
             try:
-                self.s3.copy_object(
-                    Bucket=bucket,
-                    Key=key,
-                    CopySource=copy_source,  # type: ignore[arg-type]
-                    CopySourceIfMatch=source.etag,
-                    **self._encryption(),
-                    ChecksumAlgorithm="SHA256",
-                    MetadataDirective="COPY",
-                )
+                if source.size > single_limit:
+                    self._multipart_copy(copy_source, source, bucket, key, single_limit)
+                else:
+                    self.s3.copy_object(
+                        Bucket=bucket,
+                        Key=key,
+                        CopySource=copy_source,  # type: ignore[arg-type]
+                        CopySourceIfMatch=source.etag,
+                        **self._encryption(),
+                        ChecksumAlgorithm="SHA256",
+                        MetadataDirective="COPY",
+                    )
             except ClientError as exc:
                 if code(exc) in PRECONDITION_CODES:
                     raise errors.SourceChanged(
@@ -294,6 +313,33 @@ class ObjectStore:
             )
         return head
 
+    def _multipart_copy(
+        self,
+        copy_source: dict[str, str],
+        source: ObjectInfo,
+        bucket: str,
+        key: str,
+        single_limit: int,
+    ) -> None:
+        # s3transfer's managed copy: parts of 256 MiB (more where 10,000 would not do), 8
+        # at a time. Its parts carry
+        # CopySourceIfMatch, so a source replaced mid-copy fails the copy (412).
+        chunk = max(MIN_PART, -(-source.size // MAX_PARTS), min(COPY_PART, single_limit))
+        config = TransferConfig(
+            multipart_threshold=single_limit, multipart_chunksize=chunk, max_concurrency=8
+        )
+        self.s3.copy(
+            copy_source,  # type: ignore[arg-type]
+            bucket,
+            key,
+            ExtraArgs={
+                "CopySourceIfMatch": source.etag,
+                "ChecksumAlgorithm": "SHA256",
+                **self._encryption(),
+            },
+            Config=config,
+        )
+
     def list_objects(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
         with translate(f"list s3://{bucket}/{prefix}", bucket=bucket):
             pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
@@ -303,8 +349,14 @@ class ObjectStore:
 
 
 def _full_object_sha256(head: Any) -> str | None:
-    """The object's own SHA-256, not a multipart upload's composite checksum ("...-N")."""
+    """The object's own SHA-256, not a multipart upload's composite checksum ("...-N").
+
+    An object stored in parts (its ETag ends in "-N") is never taken at its checksum's
+    word: S3 marks a composite one, but an endpoint may not (moto does not).
+    """
     value = head.get("ChecksumSHA256")
     if not value or "-" in value or head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
+        return None
+    if "-" in str(head.get("ETag", "")):
         return None
     return str(value)
