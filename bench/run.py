@@ -11,6 +11,8 @@ deep:   `verify --deep` on 1,000 migrated records (bench/deep_verify.py).
 review: how soon `review` serves a 300-record source, and its pages (bench/review.py).
 sync:   `sync --apply` after edits on either side, against the migration itself
         (bench/sync.py).
+shards: 1,000 records as one process and as 1, 2 and 4 local shard processes
+        (bench/shards.py).
 
 Each contender runs as its own process; its CPU time and peak RSS come from the
 kernel (wait4), not from sampling. Targets are checked and the exit code is 1
@@ -227,6 +229,7 @@ def main() -> None:
     parser.add_argument("--skip-deep", action="store_true")
     parser.add_argument("--skip-review", action="store_true")
     parser.add_argument("--skip-sync", action="store_true")
+    parser.add_argument("--skip-shards", action="store_true")
     parser.add_argument("--workers", type=int, help="khpl-migrate's --workers (default: its own)")
     args = parser.parse_args()
     results: dict[str, object] = {
@@ -306,6 +309,15 @@ def main() -> None:
             )
         if sync["sync"]["peakRssMB"] > 200:
             failures.append(f"sync peak RSS {sync['sync']['peakRssMB']:.0f} MB > 200 MB")
+    if not args.skip_shards:
+        print("shards: 1,000 records, 20 ms per exchange, one process and 1, 2, 4 shards")
+        shards = results["shards"] = _sub_bench("shards.py", 1000)
+        for name, run in shards["runs"].items():
+            print(
+                f"   {name:12} {run['seconds']:6.2f} s, {run['recordsPerSecond']:5.1f} records/s, "
+                f"CPU {run['cpuSeconds']:.2f} s ({run['cpuMsPerRecord']:.2f} ms a record), "
+                f"{run['exchanges']} exchanges"
+            )
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(results, indent=2))
