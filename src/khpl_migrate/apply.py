@@ -259,6 +259,14 @@ class Pace:
     item_batch: int = TRANSACT_ITEMS
     rate: WriteRate = UNLIMITED
 
+    @property
+    def batch(self) -> int:
+        """Items a transaction: under a cap, no more than a second's worth, so a batch is
+        never a burst of many times the cap."""
+        if self.rate.per_second is None:
+            return self.item_batch
+        return max(1, min(self.item_batch, int(self.rate.per_second)))
+
 
 def carry_out(
     store: Store,
@@ -274,7 +282,7 @@ def carry_out(
     one shard's (`sharded.py`). `again` is the fix an interrupted run suggests."""
     tally = Tally(result, journal, pace.progress)
     run_id = plan.stamp.run_id
-    writer = ItemWriter(store, plan.table, run_id, tally.written, pace.item_batch, pace.rate)
+    writer = ItemWriter(store, plan.table, run_id, tally.written, pace.batch, pace.rate)
     runner = pace.runner
     interrupted = False
     tally.progress.start("Migrating", plan.count(Action.CREATE))

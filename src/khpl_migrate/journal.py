@@ -273,7 +273,7 @@ def with_shards(store: Store, bucket: str, manifest: Manifest) -> Manifest:
         return manifest
     parts: list[Manifest] = []
     started: set[tuple[int, str | None]] = set()
-    for info in store.list_objects(bucket, f"{layout.RUNS_PREFIX}{manifest.run_id}/"):
+    for info in store.list_objects(bucket, layout.run_prefix(manifest.run_id)):
         found = layout.parse_shard_key(info.key)
         if found is None:
             continue
@@ -293,6 +293,18 @@ def _rank(line: dict[str, Any]) -> int:
     return _RANK.get(str(line.get("outcome")), 3)
 
 
+def _merged(kept: dict[str, Any], line: dict[str, Any]) -> dict[str, Any]:
+    """One record as two attempts told it: the better outcome, and everything either
+    wrote (an image one attempt wrote before it failed is still this run's to undo)."""
+    best, other = (line, kept) if _rank(line) < _rank(kept) else (kept, line)
+    images: dict[str, dict[str, Any]] = {}
+    for image in [*best.get("images", []), *other.get("images", [])]:
+        seen = images.setdefault(str(image.get("key")), dict(image))
+        seen["written"] = bool(seen.get("written")) or bool(image.get("written"))
+    written = bool(best.get("itemWritten")) or bool(other.get("itemWritten"))
+    return {**best, "itemWritten": written, "images": list(images.values())}
+
+
 def merge_shards(
     header: Manifest, shards: int, parts: list[Manifest], started: set[tuple[int, str | None]]
 ) -> Manifest:
@@ -302,9 +314,7 @@ def merge_shards(
     for part in parts:
         for line in part.records:
             index = int(line.get("index") or 0)
-            kept = best.get(index)
-            if kept is None or _rank(line) < _rank(kept):
-                best[index] = line
+            best[index] = _merged(best[index], line) if index in best else line
     states = []
     for index in range(shards):
         mine = [p for p in parts if p.header.get("shard") == index]
@@ -315,7 +325,8 @@ def merge_shards(
         elif tries - ended:
             states.append(ShardState(index, "running", len(tries)))
         elif mine:
-            states.append(ShardState(index, "failed", len(tries), mine[-1].stopped))
+            last = max(mine, key=lambda p: p.started)
+            states.append(ShardState(index, "failed", len(tries), last.stopped))
         else:
             states.append(ShardState(index, "missing", 0))
     summary = None

@@ -60,8 +60,13 @@ def backup_key_of_run(source_key: str, run_id: str) -> str | None:
     return backup_key(source_key, iso)
 
 
+def run_prefix(run_id: str) -> str:
+    """Everything a run keeps in the bucket: its manifest(s), shards' parts, rollbacks."""
+    return f"{RUNS_PREFIX}{run_id}/"
+
+
 def manifest_key(run_id: str) -> str:
-    return f"{RUNS_PREFIX}{run_id}/{MANIFEST_NAME}"
+    return f"{run_prefix(run_id)}{MANIFEST_NAME}"
 
 
 def run_of_manifest_key(key: str) -> str | None:

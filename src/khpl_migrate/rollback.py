@@ -85,6 +85,18 @@ def load_manifest(store: Store, settings: Settings, run_id: str) -> Manifest:
 def plan_rollback(store: Store, settings: Settings, run_id: str) -> RollbackPlan:
     """Decide, reading only, what undoing `run_id` deletes and what it leaves."""
     manifest = load_manifest(store, settings, run_id)
+    unfinished = [shard for shard in manifest.shards if shard.state != "done"]
+    if unfinished:
+        # A shard cut off before its part reached S3 wrote what no manifest names yet:
+        # re-run, it converges and records it; then everything can be undone.
+        shown = ", ".join(f"{shard.index} ({shard.state})" for shard in unfinished)
+        first = unfinished[0].index
+        raise errors.ConfigError(
+            f"Run {run_id} has shards that are not done: {shown}; what they wrote may be in "
+            "no manifest yet",
+            f"finish each first (it converges and records what it wrote), e.g. "
+            f"`khpl-migrate migrate --apply --run {run_id} --shard {first}`, then roll back",
+        )
     bucket = settings.require_bucket()
     table = str(manifest.header.get("table") or settings.table)
     store.require_table(table)

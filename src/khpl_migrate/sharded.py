@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from khpl_migrate import errors
+from khpl_migrate import __version__, errors
 from khpl_migrate.apply import Pace, RunResult, carry_out, result_of_manifest
 from khpl_migrate.aws import Store
 from khpl_migrate.backups import make_backup
@@ -40,7 +40,13 @@ from khpl_migrate.journal import (
     read_manifest,
     resume_cut_off,
 )
-from khpl_migrate.layout import manifest_key, shard_start_key
+from khpl_migrate.layout import (
+    is_rollback_key,
+    manifest_key,
+    run_prefix,
+    shard_part_key,
+    shard_start_key,
+)
 from khpl_migrate.plan import Action, Plan, Shard, build_plan
 from khpl_migrate.progress import NullProgress, Progress
 from khpl_migrate.ratelimit import WriteRate
@@ -101,6 +107,10 @@ def prepare_shards(
         },
         "maskAadhaar": plan.stamp.mask_aadhaar,
         "maxWriteRate": max_write_rate,
+        # Every shard must write as the prepare would have: the same encryption and the
+        # same version of the tool (its checks and transform).
+        "kmsKeyId": settings.kms_key_id,
+        "toolVersion": __version__,
     }
     body = json.dumps({"type": "run", "runId": run_id, **header}) + "\n"
     key = manifest_key(run_id)
@@ -145,29 +155,13 @@ def run_shard(
     header = _prepared(store, bucket, run_id)
     shards = int(header["shards"])
     index = pick_index(choice, env, shards)
-    source = _snapshot(store, bucket, header)
-    stamp = RunStamp(run_id, str(header["startedAt"]), bool(header.get("maskAadhaar")))
-    table = str(header["table"])
-    attempt = secrets.token_hex(4)
-    store.put_object(
-        bucket,
-        shard_start_key(run_id, index, attempt),
-        json.dumps({"startedAt": now_iso(), "pid": os.getpid()}).encode(),
-        "application/json",
-    )
-    plan = build_plan(
-        store,
-        replace(settings, table=table, records_path=source.records_path),
-        progress=progress,
-        stamp=(stamp, datetime.now(UTC)),
-        source=source,
-        shard=Shard(index, shards),
-    )
-    if plan.digest.sha256 != header["snapshot"]["sha256"]:
-        raise errors.SourceChanged(
-            f"The snapshot of run {run_id} does not hash to what was recorded when it was prepared",
+    if any(is_rollback_key(info.key) for info in store.list_objects(bucket, run_prefix(run_id))):
+        raise errors.ConfigError(
+            f"Run {run_id} was rolled back: a shard of it would write its records again",
             "prepare a new run: khpl-migrate migrate --apply --shards N",
         )
+    table = str(header["table"])
+    attempt = secrets.token_hex(4)
     part = {
         "kind": "migrate",
         "table": table,
@@ -177,6 +171,35 @@ def run_shard(
         "shards": shards,
         "attempt": attempt,
     }
+    store.put_object(
+        bucket,
+        shard_start_key(run_id, index, attempt),
+        json.dumps({"startedAt": part["startedAt"], "pid": os.getpid()}).encode(),
+        "application/json",
+    )
+    try:
+        _same_as_prepared(settings, header)
+        source = _snapshot(store, bucket, header)
+        stamp = RunStamp(run_id, str(header["startedAt"]), bool(header.get("maskAadhaar")))
+        plan = build_plan(
+            store,
+            replace(settings, table=table, records_path=source.records_path),
+            progress=progress,
+            stamp=(stamp, datetime.now(UTC)),
+            source=source,
+            shard=Shard(index, shards),
+        )
+        if plan.digest.sha256 != header["snapshot"]["sha256"]:
+            raise errors.SourceChanged(
+                f"The snapshot of run {run_id} does not hash to what was recorded when it "
+                "was prepared",
+                "prepare a new run: khpl-migrate migrate --apply --shards N",
+            )
+    except errors.KhplError as exc:
+        # Stopped before its first write: a part that says why, so `runs` shows the shard
+        # failed (not running for ever).
+        _stopped_part(store, bucket, run_id, part, str(exc))
+        raise
     journal = Journal(store, bucket, run_id, settings.state_dir, part, part=(index, attempt))
     cap = max_write_rate if max_write_rate is not None else header.get("maxWriteRate")
     rate = WriteRate(float(cap) if cap else None).share(shards)
@@ -194,6 +217,34 @@ def run_shard(
     result = carry_out(store, plan, journal, empty, pace, began=began, again=again)
     result.manifest_key = journal.key  # a later attempt's part has a name of its own
     return ShardRun(index, shards, result, rate.per_second)
+
+
+def _same_as_prepared(settings: Settings, header: Mapping[str, Any]) -> None:
+    version = header.get("toolVersion")
+    if version and version != __version__:
+        raise errors.ConfigError(
+            f"Run {header.get('runId')} was prepared by khpl-migrate {version}; this is "
+            f"{__version__}",
+            f"run its shards with khpl-migrate {version} (the same image as the others)",
+        )
+    key = header.get("kmsKeyId")
+    if (key or None) != settings.kms_key_id:
+        given = f"--kms-key-id {key}" if key else "no --kms-key-id (SSE-S3)"
+        raise errors.ConfigError(
+            f"Run {header.get('runId')} was prepared with {given}, and this shard's "
+            "encryption differs",
+            f"give the shard {given}, as the prepare had",
+        )
+
+
+def _stopped_part(store: Store, bucket: str, run_id: str, part: dict[str, Any], why: str) -> None:
+    lines = [
+        {"type": "run", "runId": run_id, **part},
+        {"type": "summary", "finishedAt": now_iso(), "stopped": why},
+    ]
+    body = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    key = shard_part_key(run_id, int(part["shard"]), str(part["attempt"]))
+    store.put_object_if_absent(bucket, key, body, NDJSON)
 
 
 def _prepared(store: Store, bucket: str, run_id: str) -> dict[str, Any]:
@@ -282,6 +333,13 @@ def run_local(
     manifest = read_manifest(store, prepared.bucket, prepared.run_id, settings.state_dir)
     assert manifest is not None  # the header was written before the processes started
     result = result_of_manifest(manifest, time.monotonic() - began)
+    ended = [
+        f"shard {index} exited with {code}" + (f" ({tail})" if tail else "")
+        for index, (code, tail) in enumerate(zip(exits, tails, strict=True))
+        if code not in (0, 1)  # 1: records failed (listed); else it stopped, or was killed
+    ]
+    if ended:  # every process has ended: none is "still running"
+        result.stopped = "; ".join(ended)
     return LocalShards(prepared, result, manifest, tuple(exits), tuple(tails))
 
 

@@ -58,7 +58,8 @@ def pick_index(choice: str, env: Mapping[str, str], shards: int) -> int:
 
 
 def _number(text: str, what: str) -> int:
-    if not text.strip().isdigit():
+    text = text.strip()
+    if not (text.isascii() and text.isdecimal()):  # "²" is a digit, not a number
         raise ConfigError(
             f"{what} is {text!r}, not a shard index", "a shard index is a whole number from 0"
         )

@@ -239,3 +239,54 @@ def test_a_shard_of_a_run_that_is_not_there_or_out_of_range_stops_clearly(
         run(["migrate", "--apply", "--run", run_id, "--shard", "auto"], both),
         "two different indexes",
     )
+
+
+def test_rollback_waits_for_every_shard_and_a_rolled_back_run_takes_no_shard(
+    store: Store, settings: Settings, env: dict[str, str], sample_records: list[dict[str, Any]]
+) -> None:
+    """A shard that is not done may have written what no manifest names yet: rollback
+    refuses until it is; and once a run is rolled back, a late shard (an engine's retry)
+    must not write its records again."""
+    put_source(store, settings, copies(sample_records, 2))
+    create_table(store, settings)
+    run_id = _prepare(env, 2)["runId"]
+    _finish(_shard(env, run_id, 0))
+
+    refused = run(["rollback", "--run", run_id, "--apply"], env)
+
+    assert_clean_error(refused, "shards that are not done: 1 (missing)", "--shard 1")
+    _finish(_shard(env, run_id, 1))
+    assert run(["rollback", "--run", run_id, "--apply"], env).returncode == 0
+    late = run(["migrate", "--apply", "--run", run_id, "--shard", "0"], env)
+    assert_clean_error(late, f"Run {run_id} was rolled back")
+    assert end_state(store, settings) == ({}, {})
+
+
+def test_a_shard_keeps_to_what_its_run_was_prepared_with(
+    store: Store, settings: Settings, env: dict[str, str], sample_records: list[dict[str, Any]]
+) -> None:
+    put_source(store, settings, sample_records)
+    create_table(store, settings)
+    plain = run(["migrate", "--apply", "--json"], env)
+    plain_id = json.loads(plain.stdout)["runId"]
+    assert_clean_error(
+        run(["migrate", "--apply", "--run", plain_id, "--shard", "0"], env),
+        f"Run {plain_id} is not a sharded run",
+    )
+    put_source(store, settings, copies(sample_records, 2))
+    run_id = _prepare(env, 2)["runId"]
+    assert_clean_error(
+        run(["migrate", "--apply", "--run", run_id, "--shard", "0", "--kms-key-id", "k"], env),
+        "was prepared with no --kms-key-id (SSE-S3)",
+    )
+    key = f"migration-runs/{run_id}/manifest.jsonl"
+    bucket = settings.require_bucket()
+    header = json.loads(store.get_bytes(bucket, key) or b"{}")
+    header["toolVersion"] = "0.0.1"
+    store.put_object(bucket, key, json.dumps(header).encode(), "application/x-ndjson")
+    stopped = run(["migrate", "--apply", "--run", run_id, "--shard", "0"], env)
+    assert_clean_error(stopped, "was prepared by khpl-migrate 0.0.1", "run its shards with")
+    listed = json.loads(run(["runs", "--json"], env).stdout)["runs"]
+    [sharded] = [r for r in listed if r["runId"] == run_id]
+    assert sharded["shards"][0]["state"] == "failed"  # not "running" for ever
+    assert "prepared by khpl-migrate 0.0.1" in sharded["shards"][0]["why"]

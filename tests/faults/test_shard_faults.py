@@ -72,6 +72,9 @@ def test_a_killed_shard_re_run_alone_converges(
     listed = json.loads(run(["runs", "--json"], env).stdout)["runs"]
     [cut] = [r for r in listed if r["runId"] == run_id]
     assert [s["state"] for s in cut["shards"]] == ["running", "done"]  # or cut off: no part
+    # What the killed attempt wrote is in no manifest yet: rollback waits for the shard.
+    refused = run(["rollback", "--run", run_id, "--apply"], env)
+    assert refused.returncode == 2 and "not done: 0 (running)" in refused.stderr
 
     again = run(["migrate", "--apply", "--run", run_id, "--shard", "0", "--json"], env)
 

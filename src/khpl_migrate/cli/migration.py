@@ -206,7 +206,12 @@ def migrate_cmd(
     among N processes, here or on AWS Batch or Kubernetes.
     """
     sharding = Sharding(shards, launch, image, parallelism, run_id, shard, max_write_rate)
-    sharding.check(apply=apply_, only_ids=only_ids is not None, mask_aadhaar=mask_aadhaar)
+    sharding.check(
+        apply=apply_,
+        only_ids=only_ids is not None,
+        mask_aadhaar=mask_aadhaar,
+        failed_ids=failed_ids is not None,
+    )
     run = setup({**kwargs, "mask_aadhaar": mask_aadhaar})
     if run_id is not None:
         sys.exit(run_one_shard(run, sharding))

@@ -38,8 +38,15 @@ class Sharding:
     shard: str | None = None
     max_write_rate: float | None = None
 
-    def check(self, *, apply: bool, only_ids: bool, mask_aadhaar: bool) -> None:
+    def check(self, *, apply: bool, only_ids: bool, mask_aadhaar: bool, failed_ids: bool) -> None:
         """Usage errors (exit 2) for flags that do not go together."""
+        if failed_ids and (self.shards or self.run_id):
+            raise click.UsageError(
+                "--failed-ids is for a run of one process (a sharded run lists its failed "
+                "records in its report and in its shards' manifest parts)"
+            )
+        if self.parallelism is not None and self.launch == "batch":
+            raise click.UsageError("--parallelism is for --launch k8s (Batch schedules by itself)")
         if (self.run_id is None) != (self.shard is None):
             raise click.UsageError("--run and --shard go together: --run RUN_ID --shard I|auto")
         if self.run_id is not None:

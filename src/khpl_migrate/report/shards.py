@@ -52,7 +52,8 @@ def render_shard(console: Console, shard: ShardRun, bucket: str) -> None:
 
 def render_local_shards(console: Console, run: LocalShards) -> None:
     prepared = run.prepared
-    render_result(console, run.result, prepared.bucket)
+    again = f"khpl-migrate migrate --apply --run {prepared.run_id} --shard I"
+    render_result(console, run.result, prepared.bucket, again=again)
     states = run.manifest.shards
     done = sum(1 for s in states if s.state == "done")
     line(console, f"   • Shards done: {done} of {len(states)}")
