@@ -32,11 +32,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from clients import client  # noqa: E402
 from data import write_source  # noqa: E402
 from proxy import DelayProxy  # noqa: E402
 
@@ -85,24 +84,13 @@ def measure(
     )
 
 
-def _client(service: str, url: str) -> Any:
-    """A plain boto3 client for the benchmark's own set-up and checks."""
-    return boto3.client(
-        service,
-        endpoint_url=url,
-        region_name=local.REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-
-
 class Bench:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.stack, _ = local.start(workdir / "stack")
         self.env = {**os.environ, **self.stack.env()}
-        self.s3 = _client("s3", self.stack.s3.url)
-        self.ddb = _client("dynamodb", self.stack.dynamodb.url)
+        self.s3 = client("s3", self.stack.s3.url)
+        self.ddb = client("dynamodb", self.stack.dynamodb.url)
 
     def close(self) -> None:
         local.stop(self.workdir / "stack")

@@ -25,21 +25,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import boto3  # noqa: E402
+from clients import client  # noqa: E402
 from data import write_source  # noqa: E402
 from proxy import DelayProxy  # noqa: E402
 
 from khpl_migrate import local  # noqa: E402
-
-
-def _client(service: str, url: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=url,
-        region_name=local.REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
 
 
 def _timed(argv: list[str], env: dict[str, str], proxies: list[DelayProxy]) -> dict[str, Any]:
@@ -85,7 +75,7 @@ def main() -> None:
 def _bench(
     work: Path, stack: local.Stack, proxies: list[DelayProxy], count: int, shards: list[int]
 ) -> Any:
-    s3, ddb = _client("s3", stack.s3.url), _client("dynamodb", stack.dynamodb.url)
+    s3, ddb = client("s3", stack.s3.url), client("dynamodb", stack.dynamodb.url)
     source = work / "registrations.json"
     size = write_source(source, count, seed=7, pool=64)
     tool = [sys.executable, "-m", "khpl_migrate", "migrate", "--apply", "-q"]

@@ -25,23 +25,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import boto3  # noqa: E402
 import ijson  # noqa: E402
+from clients import client  # noqa: E402
 from data import records as bench_records  # noqa: E402
 from proxy import DelayProxy  # noqa: E402
 
 from khpl_migrate import local  # noqa: E402
 from khpl_migrate.transform import dumps  # noqa: E402
-
-
-def _client(service: str, url: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=url,
-        region_name=local.REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
 
 
 def _write(path: Path, rows: Iterator[dict[str, Any]]) -> None:
@@ -108,7 +98,7 @@ def main() -> None:
 
 def _bench(work: Path, stack: local.Stack, proxies: list[DelayProxy], count: int) -> Any:
     bucket, table = "bench-sync", "Bench-Sync"
-    s3, ddb = _client("s3", stack.s3.url), _client("dynamodb", stack.dynamodb.url)
+    s3, ddb = client("s3", stack.s3.url), client("dynamodb", stack.dynamodb.url)
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": local.REGION})
     original, source = work / "original.json", work / "registrations.json"
     _write(original, bench_records(count, seed=7))
