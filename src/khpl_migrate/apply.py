@@ -239,7 +239,7 @@ def apply_plan(
         seconds = time.monotonic() - began
         return replace(result_of_plan(plan), dry_run=False, resumed=resumed, seconds=seconds)
     backup = make_backup(store, plan.source, plan.digest, plan.stamp.migration_date)
-    journal = Journal(store, bucket, run_id, settings.state_dir, _header(plan, backup))
+    journal = Journal(store, bucket, run_id, settings.state_dir, run_header(plan, backup))
     return carry_out(
         store,
         plan,
@@ -310,7 +310,8 @@ def carry_out(
     return result
 
 
-def _header(plan: Plan, backup: str) -> dict[str, Any]:
+def run_header(plan: Plan, backup: str) -> dict[str, Any]:
+    """The manifest's header of a run of `plan` whose backup is `backup`."""
     return migration_header(
         started=plan.stamp.migration_date,
         table=plan.table,

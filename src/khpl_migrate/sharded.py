@@ -27,14 +27,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from khpl_migrate import __version__, errors
-from khpl_migrate.apply import Pace, RunResult, carry_out, result_of_manifest
+from khpl_migrate.apply import Pace, RunResult, carry_out, result_of_manifest, run_header
 from khpl_migrate.aws import Store
 from khpl_migrate.backups import make_backup
 from khpl_migrate.journal import (
     NDJSON,
     Journal,
     Manifest,
-    migration_header,
     now_iso,
     parse_manifest,
     read_manifest,
@@ -47,7 +46,7 @@ from khpl_migrate.layout import (
     shard_part_key,
     shard_start_key,
 )
-from khpl_migrate.plan import Action, Plan, Shard, build_plan
+from khpl_migrate.plan import Plan, Shard, build_plan
 from khpl_migrate.progress import NullProgress, Progress
 from khpl_migrate.ratelimit import WriteRate
 from khpl_migrate.runner import Runner, make_runner
@@ -87,15 +86,7 @@ def prepare_shards(
     info = store.head_object(bucket, backup)
     if info is None:  # it was checked a moment ago
         raise errors.BackupFailed(f"The backup s3://{bucket}/{backup} is gone", "run again")
-    header = migration_header(
-        started=plan.stamp.migration_date,
-        table=plan.table,
-        source=plan.source,
-        digest=plan.digest,
-        backup_key=backup,
-        planned={a.value: plan.count(a) for a in Action},
-    )
-    header |= {
+    header = run_header(plan, backup) | {
         "shards": shards,
         # What every shard reads: this exact object, never the live source.
         "snapshot": {
