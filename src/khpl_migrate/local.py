@@ -9,6 +9,7 @@ runs as its own process group; their pids and ports are kept in
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -121,12 +122,23 @@ def _wait_ready(service: Service, proc: subprocess.Popen[bytes], timeout: float 
     )
 
 
+def require_moto() -> None:
+    """The local stack's S3 is moto, a test double kept out of the production install."""
+    if importlib.util.find_spec("moto") is None:
+        raise errors.LocalStackError(
+            "The local stack needs moto (a test double for AWS), which this install does "
+            "not have: the plain install is only what runs against AWS",
+            "pip install 'khpl-migrate[local]' (in a checkout: make setup)",
+        )
+
+
 def start(state_dir: Path, *, dynamodb_port: int = 0, s3_port: int = 0) -> tuple[Stack, list[str]]:
     """Start both services on loopback ports. Returns the stack and notes for the operator."""
     notes: list[str] = []
     running = status(state_dir)
     if running is not None:
         return running, ["the local stack is already running"]
+    require_moto()
     logs = state_dir / "local"
     s3_port = s3_port or free_port()
     moto = _spawn(

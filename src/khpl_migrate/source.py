@@ -25,6 +25,7 @@ from khpl_migrate.transform import SourceProblem
 log = logging.getLogger(__name__)
 
 _VALUE_EVENTS = {"start_array", "start_map", "string", "number", "boolean", "null"}
+PARSER = f"ijson {ijson.__version__} with the {ijson.backend} backend"  # for --version
 if ijson.backend != "yajl2_c":  # pragma: no cover - depends on the wheel installed
     log.warning("ijson's C backend is not available (%s): parsing will be slower", ijson.backend)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +13,15 @@ import pytest
 
 from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
-from tests.helpers import assert_clean_error, cli_commands, items, objects, put_source, run
+from tests.helpers import (
+    assert_clean_error,
+    cli_commands,
+    command_env,
+    items,
+    objects,
+    put_source,
+    run,
+)
 
 pytestmark = pytest.mark.command
 
@@ -274,3 +285,44 @@ def test_a_missing_profile_is_a_clear_error(env: dict[str, str]) -> None:
     assert_clean_error(
         run(["verify"], {**env, "AWS_PROFILE": "nope"}), "profile 'nope' is not configured"
     )
+
+
+@pytest.mark.parametrize(
+    ("shell", "marker"),
+    [("bash", "complete -o nosort -F"), ("zsh", "#compdef khpl-migrate"), ("fish", "complete")],
+)
+def test_shell_completion_scripts_come_from_click(
+    env: dict[str, str], shell: str, marker: str
+) -> None:
+    """The README's completion lines work: each shell's script, and a real completion."""
+    script = subprocess.run(
+        [sys.executable, "-m", "khpl_migrate"],
+        env=command_env({**env, "_KHPL_MIGRATE_COMPLETE": f"{shell}_source"}),
+        capture_output=True,
+        text=True,
+    )
+    assert script.returncode == 0 and marker in script.stdout, script.stdout[:300]
+    completed = subprocess.run(
+        [sys.executable, "-m", "khpl_migrate"],
+        env=command_env(
+            {
+                **env,
+                "_KHPL_MIGRATE_COMPLETE": "bash_complete",
+                "COMP_WORDS": "khpl-migrate mig",
+                "COMP_CWORD": "1",
+            }
+        ),
+        capture_output=True,
+        text=True,
+    )
+    assert completed.stdout.split() == ["plain,migrate"]
+
+
+def test_version_names_the_parts_a_bug_report_needs(env: dict[str, str]) -> None:
+    done = run(["--version"], env)
+    assert done.returncode == 0
+    assert re.fullmatch(
+        r"khpl-migrate \S+ \(boto3 \S+, botocore \S+, ijson \S+ with the \w+ backend, "
+        r"Python \S+\)\n",
+        done.stdout,
+    ), done.stdout

@@ -1,5 +1,6 @@
 """The one place that talks to AWS: only this package imports boto3 or botocore."""
 
+from khpl_migrate.aws.clients import sdk_versions
 from khpl_migrate.aws.inspector import Inspector
 from khpl_migrate.aws.items import (
     ABSENT,
@@ -29,5 +30,6 @@ __all__ = [
     "Store",
     "Update",
     "from_attribute_values",
+    "sdk_versions",
     "to_attribute_values",
 ]

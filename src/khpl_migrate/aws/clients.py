@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore
 import botocore.exceptions
 import botocore.utils
 from botocore.config import Config
@@ -97,3 +98,8 @@ def _no_expect_for_small_bodies(request: Any, **_: Any) -> None:
 
 def _reveal(secret: Secret | None) -> str | None:
     return secret.reveal() if secret is not None else None
+
+
+def sdk_versions() -> str:
+    """boto3's and botocore's versions, for `--version` (what a bug report needs)."""
+    return f"boto3 {boto3.__version__}, botocore {botocore.__version__}"

@@ -8,18 +8,26 @@ it: doctor, IAM policy, local stack, demo).
 
 from __future__ import annotations
 
+import platform
 import signal
 from typing import Any
 
 import click
 
 from khpl_migrate import __version__
+from khpl_migrate.aws import sdk_versions
 from khpl_migrate.cli import cutover, environment, migration
 from khpl_migrate.cli.common import KhplGroup
+from khpl_migrate.source import PARSER
+
+
+def versions() -> str:
+    """What a bug report needs: this version, and those of the parts that do the work."""
+    return f"%(prog)s %(version)s ({sdk_versions()}, {PARSER}, Python {platform.python_version()})"
 
 
 @click.group(cls=KhplGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="khpl-migrate")
+@click.version_option(__version__, prog_name="khpl-migrate", message=versions())
 def cli() -> None:
     """Move KHPL registrations from S3 registrations.json to DynamoDB, losing nothing.
 
