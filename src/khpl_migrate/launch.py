@@ -105,8 +105,17 @@ def batch(shape: Shape) -> Launch:
                     "JobDefinitionName": shape.name,
                     "Type": "container",
                     "PlatformCapabilities": ["FARGATE"],
-                    # A retried child converges: every write is conditional.
-                    "RetryStrategy": {"Attempts": 3},
+                    # A retried child converges (every write is conditional), so one that
+                    # was killed or lost its host is retried; exit 1 (records failed, listed)
+                    # and 2 (a setting is wrong) would fail the same way again.
+                    "RetryStrategy": {
+                        "Attempts": 3,
+                        "EvaluateOnExit": [
+                            {"OnExitCode": "1", "Action": "EXIT"},
+                            {"OnExitCode": "2", "Action": "EXIT"},
+                            {"OnReason": "*", "Action": "RETRY"},
+                        ],
+                    },
                     "Timeout": {"AttemptDurationSeconds": 24 * 3600},
                     "ContainerProperties": {
                         "Image": shape.image,
@@ -164,8 +173,21 @@ def k8s(shape: Shape) -> Launch:
             "completions": shape.shards,
             "parallelism": min(shape.parallelism or shape.shards, shape.shards),
             "completionMode": "Indexed",
-            # A pod that fails is retried for its own index only; the others go on.
+            # A pod that fails is retried for its own index only; the others go on. Exit 1
+            # (records failed, listed) and 2 (a setting is wrong) are not retried.
             "backoffLimitPerIndex": 2,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailIndex",
+                        "onExitCodes": {
+                            "containerName": "shard",
+                            "operator": "In",
+                            "values": [1, 2],
+                        },
+                    }
+                ]
+            },
             "ttlSecondsAfterFinished": 7 * 24 * 3600,
             "template": {
                 "metadata": {"labels": labels},

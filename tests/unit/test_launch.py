@@ -32,6 +32,8 @@ def test_the_kubernetes_job_is_an_indexed_job_that_validates_strictly() -> None:
     assert spec["completionMode"] == "Indexed"
     assert (spec["completions"], spec["parallelism"]) == (12, 4)
     assert spec["backoffLimitPerIndex"] >= 1
+    [rule] = spec["podFailurePolicy"]["rules"]  # a wrong setting or a failed record: no retry
+    assert rule["action"] == "FailIndex" and rule["onExitCodes"]["values"] == [1, 2]
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     [container] = pod["containers"]
@@ -56,6 +58,8 @@ def test_the_batch_template_passes_cfn_lint_and_submits_an_array_of_n() -> None:
     assert definition["ContainerProperties"]["Image"] == SHAPE.image
     assert definition["ContainerProperties"]["Command"][: len(COMMAND)] == COMMAND
     assert template["Resources"]["JobQueue"]["Type"] == "AWS::Batch::JobQueue"
+    retry = definition["RetryStrategy"]["EvaluateOnExit"]
+    assert {"OnExitCode": "2", "Action": "EXIT"} in retry and retry[-1]["Action"] == "RETRY"
     assert "--array-properties size=12" in launch.submit
     assert f"--job-definition {SHAPE.name}" in launch.submit
 
