@@ -266,21 +266,26 @@ def read_manifest(store: Store, bucket: str, run_id: str, state_dir: Path) -> Ma
     return with_shards(store, bucket, parse_manifest(run_id, key, body))
 
 
-def with_shards(store: Store, bucket: str, manifest: Manifest) -> Manifest:
-    """A sharded run seen as one: its header, and every shard's part, read from S3."""
+def with_shards(
+    store: Store, bucket: str, manifest: Manifest, keys: list[str] | None = None
+) -> Manifest:
+    """A sharded run seen as one: its header, and every shard's part, read from S3.
+    `keys`: the run's keys when the caller listed them already (one LIST for all runs)."""
     shards = manifest.header.get("shards")
     if not isinstance(shards, int):
         return manifest
+    if keys is None:
+        keys = [info.key for info in store.list_objects(bucket, layout.run_prefix(manifest.run_id))]
     parts: list[Manifest] = []
     started: set[tuple[int, str | None]] = set()
-    for info in store.list_objects(bucket, layout.run_prefix(manifest.run_id)):
-        found = layout.parse_shard_key(info.key)
+    for key in keys:
+        found = layout.parse_shard_key(key)
         if found is None:
             continue
         _, index, attempt, is_part = found
-        body = store.get_bytes(bucket, info.key) if is_part else None
+        body = store.get_bytes(bucket, key) if is_part else None
         if body is not None:
-            parts.append(parse_manifest(manifest.run_id, info.key, body))
+            parts.append(parse_manifest(manifest.run_id, key, body))
         elif not is_part:
             started.add((index, attempt))
     return merge_shards(manifest, shards, parts, started)
@@ -344,12 +349,14 @@ def list_runs(store: Store, bucket: str, state_dir: Path | None = None) -> list[
     """Every run with a manifest in the bucket, oldest first; with `state_dir`, also the
     runs of this bucket cut off before their manifest reached it (their local copy)."""
     runs: dict[str, Manifest] = {}
+    by_run: dict[str, list[str]] = {}
     for info in store.list_objects(bucket, layout.RUNS_PREFIX):
-        run_id = layout.run_of_manifest_key(info.key)
-        if run_id is not None:
-            body = store.get_bytes(bucket, info.key)
-            if body is not None:
-                runs[run_id] = with_shards(store, bucket, parse_manifest(run_id, info.key, body))
+        by_run.setdefault(info.key.split("/")[1], []).append(info.key)
+    for run_id, keys in by_run.items():
+        key = manifest_key(run_id)
+        body = store.get_bytes(bucket, key) if key in keys else None
+        if body is not None:
+            runs[run_id] = with_shards(store, bucket, parse_manifest(run_id, key, body), keys)
     for path in layout.local_manifests(state_dir) if state_dir else []:
         run_id = path.parent.name
         if run_id not in runs:

@@ -69,14 +69,6 @@ def manifest_key(run_id: str) -> str:
     return f"{run_prefix(run_id)}{MANIFEST_NAME}"
 
 
-def run_of_manifest_key(key: str) -> str | None:
-    """The run id of a `migration-runs/{run}/manifest.jsonl` key; None for any other key."""
-    parts = key.split("/")
-    if len(parts) == 3 and f"{parts[0]}/" == RUNS_PREFIX and parts[2] == MANIFEST_NAME:
-        return parts[1]
-    return None
-
-
 def shard_part_key(run_id: str, index: int, attempt: str | None = None) -> str:
     """A shard's manifest part: `shard-{I}.jsonl`, written once; a later attempt of the
     same index (re-run, or started twice) writes `shard-{I}.{attempt}.jsonl` beside it."""
