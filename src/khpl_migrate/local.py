@@ -124,11 +124,14 @@ def _wait_ready(service: Service, proc: subprocess.Popen[bytes], timeout: float 
 
 def require_moto() -> None:
     """The local stack's S3 is moto, a test double kept out of the production install."""
-    if importlib.util.find_spec("moto") is None:
+    # moto's server mode needs its `server` extra (Flask): plain moto is not enough.
+    if any(importlib.util.find_spec(name) is None for name in ("moto", "flask")):
         raise errors.LocalStackError(
-            "The local stack needs moto (a test double for AWS), which this install does "
-            "not have: the plain install is only what runs against AWS",
-            "pip install 'khpl-migrate[local]' (in a checkout: make setup)",
+            "The local stack needs moto[server] (a test double for AWS), which this install "
+            "does not have: the plain install is only what runs against AWS",
+            "pip install 'khpl-migrate[local]' (from a checkout or a wheel: "
+            "pip install '.[local]' or 'khpl_migrate-VERSION-py3-none-any.whl[local]'; "
+            "for development: make setup)",
         )
 
 

@@ -10,38 +10,63 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import signal
 import subprocess
 import sys
+import threading
 import urllib.request
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from khpl_migrate.local import find_jar
 from tests.helpers import exports
 
 pytestmark = pytest.mark.packaging
 
 ROOT = Path(__file__).resolve().parents[2]
-# What a production install must never hold: moto[server] and what it brings.
+# What a production install must never hold: moto[server] and what it brings, and the
+# development tools.
 NOT_IN_PRODUCTION = {
+    # moto[server] and its tree
     "moto",
     "flask",
     "flask-cors",
     "werkzeug",
+    "blinker",
+    "itsdangerous",
     "docker",
+    "responses",
     "cfn-lint",
     "sympy",
     "networkx",
     "aws-xray-sdk",
     "antlr4-python3-runtime",
     "graphql-core",
+    "py-partiql-parser",
+    "openapi-spec-validator",
+    "jsonpath-ng",
+    "joserfc",
+    "xmltodict",
+    # development and test tools
     "pytest",
     "hypothesis",
     "playwright",
+    "mypy",
+    "ruff",
+    "boto3-stubs",
+    "kubernetes-validate",
+    "twine",
+    "build",
+    "pip-tools",
 }
+
+
+def _name(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +89,8 @@ def _venv(where: Path, requirement: str) -> Path:
     """A fresh virtual environment outside the source tree with `requirement` installed."""
     subprocess.run([sys.executable, "-m", "venv", str(where)], check=True)
     pip = [str(where / "bin" / "python"), "-m", "pip", "install", "--quiet", requirement]
-    subprocess.run(pip, check=True, capture_output=True, cwd=where)
+    done = subprocess.run(pip, capture_output=True, text=True, cwd=where)
+    assert done.returncode == 0, done.stdout + done.stderr
     return where / "bin"
 
 
@@ -116,9 +142,10 @@ def test_a_plain_install_holds_no_test_or_emulator_package(plain: Path, tmp_path
         text=True,
         check=True,
     )
-    installed = {d["name"].lower().replace("_", "-") for d in json.loads(listed.stdout)}
+    installed = {_name(d["name"]) for d in json.loads(listed.stdout)}
     assert "khpl-migrate" in installed and "boto3" in installed
     assert not installed & NOT_IN_PRODUCTION, sorted(installed & NOT_IN_PRODUCTION)
+    assert len(installed) <= 32, sorted(installed)  # 28 today (pip's own included): lean
     # The local stack says what to install, and nothing else goes wrong.
     for command in (["demo"], ["local", "up"]):
         done = _run(plain, command, tmp_path)
@@ -133,36 +160,66 @@ def test_the_installed_wheel_runs_the_demo_and_serves_the_review(
     version = _run(with_local, ["--version"], tmp_path)
     assert version.returncode == 0 and "khpl-migrate 0." in version.stdout
     assert "boto3 " in version.stdout and "backend" in version.stdout
-    demo = _run(with_local, ["demo", "--keep"], tmp_path, KHPL_STATE_DIR=str(tmp_path / "state"))
+    state = tmp_path / "state"
+    # DynamoDB Local's jar comes from npm, not from the package: point at it where it is.
+    jar = find_jar([ROOT])
+    engine = {"KHPL_DYNAMODB_LOCAL_JAR": str(jar)} if jar else {}
+    demo = _run(with_local, ["demo", "--keep"], tmp_path, KHPL_STATE_DIR=str(state), **engine)
     try:
         assert demo.returncode == 0, demo.stderr
-        env = {**exports(demo.stdout), "KHPL_STATE_DIR": str(tmp_path / "state")}
-        for served in _review(with_local, tmp_path, env):
-            # The token in the address becomes a cookie; the page comes from the wheel's
-            # own templates (this folder holds no checkout).
-            browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
-            page = browser.open(str(served["url"]), timeout=60)
-            assert page.status == 200 and b"<html" in page.read().lower()
-            assert served["checklist"], served
+        env = {**exports(demo.stdout), "KHPL_STATE_DIR": str(state)}
+        served = _review(with_local, tmp_path, env)
+        # The token in the address becomes a cookie; the page comes from the wheel's own
+        # templates (this folder holds no checkout).
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        page = browser.open(str(served["url"]), timeout=60)
+        assert page.status == 200 and b"<html" in page.read().lower()
+        assert served["checklist"], served
     finally:
-        _run(with_local, ["local", "down"], tmp_path, KHPL_STATE_DIR=str(tmp_path / "state"))
+        codes = _stop_review()
+        # `demo --keep` keeps its stack's state in its own folder under the state dir.
+        _run(with_local, ["local", "down", "--state-dir", str(state / "demo")], tmp_path)
+    assert codes == [0], "review did not end with exit 0 on Ctrl-C"
 
 
-def _review(bin_dir: Path, cwd: Path, env: dict[str, str]) -> Iterator[dict[str, object]]:
+_SERVERS: list[subprocess.Popen[str]] = []
+
+
+def _review(bin_dir: Path, cwd: Path, env: dict[str, str]) -> dict[str, object]:
+    """Start `review --json`; its first line on stdout (within a minute)."""
     clean = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(cwd), **env}
+    errors = (cwd / "review.err").open("w")
     proc = subprocess.Popen(
         [str(bin_dir / "khpl-migrate"), "review", "--json"],
         cwd=cwd,
         env=clean,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         text=True,
     )
-    assert proc.stdout is not None
+    _SERVERS.append(proc)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: lines.put(proc.stdout.readline() if proc.stdout else ""), daemon=True
+    ).start()
     try:
-        line = proc.stdout.readline()
-        assert line.startswith("{"), proc.stderr.read() if proc.stderr else ""
-        yield json.loads(line)
-    finally:
+        line = lines.get(timeout=60)
+    except queue.Empty:
+        line = ""
+    assert line.startswith("{"), (cwd / "review.err").read_text()
+    answer: dict[str, object] = json.loads(line)
+    return answer
+
+
+def _stop_review() -> list[int]:
+    """Ctrl-C each review started (a server that does not stop is killed); their exit codes."""
+    codes = []
+    while _SERVERS:
+        proc = _SERVERS.pop()
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 0
+        try:
+            codes.append(proc.wait(timeout=60))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            codes.append(proc.wait())
+    return codes
