@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from clients import client  # noqa: E402
+from clients import client, proxied_stack  # noqa: E402
 from data import write_source  # noqa: E402
 from proxy import DelayProxy  # noqa: E402
 
@@ -56,20 +55,9 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--shards", default="1,2,4")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="khpl-bench-shards-") as tmp:
-        work = Path(tmp)
-        stack, _ = local.start(work / "stack")
-        proxies = [
-            DelayProxy(int(stack.dynamodb.port), args.delay_ms / 1000).start(),
-            DelayProxy(int(stack.s3.port), args.delay_ms / 1000).start(),
-        ]
-        try:
-            shards = [int(n) for n in args.shards.split(",")]
-            print(json.dumps(_bench(work, stack, proxies, args.records, shards)))
-        finally:
-            for proxy in proxies:
-                proxy.stop()
-            local.stop(work / "stack")
+    with proxied_stack("khpl-bench-shards-", args.delay_ms) as (work, stack, proxies):
+        shards = [int(n) for n in args.shards.split(",")]
+        print(json.dumps(_bench(work, stack, proxies, args.records, shards)))
 
 
 def _bench(

@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import ijson  # noqa: E402
-from clients import client  # noqa: E402
+from clients import client, proxied_stack  # noqa: E402
 from data import records as bench_records  # noqa: E402
 from proxy import DelayProxy  # noqa: E402
 
@@ -81,19 +80,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=300)
     parser.add_argument("--delay-ms", type=float, default=20.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="khpl-bench-sync-") as tmp:
-        work = Path(tmp)
-        stack, _ = local.start(work / "stack")
-        proxies = [
-            DelayProxy(int(stack.dynamodb.port), args.delay_ms / 1000).start(),
-            DelayProxy(int(stack.s3.port), args.delay_ms / 1000).start(),
-        ]
-        try:
-            print(json.dumps(_bench(work, stack, proxies, args.records)))
-        finally:
-            for proxy in proxies:
-                proxy.stop()
-            local.stop(work / "stack")
+    with proxied_stack("khpl-bench-sync-", args.delay_ms) as (work, stack, proxies):
+        print(json.dumps(_bench(work, stack, proxies, args.records)))
 
 
 def _bench(work: Path, stack: local.Stack, proxies: list[DelayProxy], count: int) -> Any:
