@@ -45,6 +45,7 @@ class SyncOptions:
     take: Take | None = None  # settle the conflicts of the listed ids this way
     only_ids: frozenset[str] | None = None
     mask_aadhaar: bool = False  # for records new in the source, as migrate --mask-aadhaar
+    max_write_rate: float | None = None  # items written a second (the live app keeps the rest)
 
 
 class Deletion(StrEnum):

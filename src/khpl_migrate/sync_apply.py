@@ -18,6 +18,7 @@ from khpl_migrate.aws import Store
 from khpl_migrate.backups import make_backup
 from khpl_migrate.journal import Journal, migration_header, resume_cut_off
 from khpl_migrate.progress import NullProgress, Progress
+from khpl_migrate.ratelimit import WriteRate
 from khpl_migrate.runner import Runner, make_runner
 from khpl_migrate.settings import Settings
 from khpl_migrate.source import iter_records
@@ -38,8 +39,10 @@ def apply_sync(
     *,
     runner: Runner | None = None,
     progress: Progress | None = None,
+    rate: WriteRate | None = None,
 ) -> SyncResult:
-    """Carry out `plan`. Nothing to write: no backup and no manifest (a re-run only reads)."""
+    """Carry out `plan`. Nothing to write: no backup and no manifest (a re-run only reads).
+    `rate` caps the item writes (default: the plan's --max-write-rate)."""
     began = time.monotonic()
     bucket, run_id = plan.source.bucket, plan.stamp.run_id
     result = SyncResult.of_plan(plan)
@@ -53,7 +56,7 @@ def apply_sync(
     journal = Journal(store, bucket, run_id, settings.state_dir, _header(plan, backup))
     result.backup_key, result.manifest_key = backup, journal.key
     result.manifest_path = str(journal.path)
-    executor = RecordWriter(store, plan, journal, result)
+    executor = RecordWriter(store, plan, journal, result, rate)
     progress = progress or NullProgress()
     progress.start("Syncing", len(work))
     runner = runner or make_runner(settings.workers)

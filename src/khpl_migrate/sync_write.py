@@ -33,6 +33,7 @@ from khpl_migrate.journal import Journal, RecordOutcome
 from khpl_migrate.layout import image_version_key
 from khpl_migrate.plan import Action, PlanEntry
 from khpl_migrate.progress import Progress
+from khpl_migrate.ratelimit import WriteRate
 from khpl_migrate.staging import reason_of, stage_record
 from khpl_migrate.sync import Damage, Deletion, ItemView, SyncEntry, SyncPlan, SyncResult
 from khpl_migrate.threeway import CONFLICTS, Kind, Side, Verdict, judge
@@ -78,11 +79,20 @@ class _Source:
 class RecordWriter:
     """The real writes of one run: thread-safe, one record per task."""
 
-    def __init__(self, store: Store, plan: SyncPlan, journal: Journal, result: SyncResult):
+    def __init__(
+        self,
+        store: Store,
+        plan: SyncPlan,
+        journal: Journal,
+        result: SyncResult,
+        rate: WriteRate | None = None,
+    ):
         self.store, self.plan, self.journal, self.result = store, plan, journal, result
         self.bucket, self.run_id, self.options = plan.source.bucket, plan.stamp.run_id, plan.options
         self.fatal: list[errors.KhplError] = []
         self._lock = threading.Lock()
+        # --max-write-rate: every item write waits for its slot (the app is live).
+        self.rate = rate or WriteRate(plan.options.max_write_rate)
 
     def task(self, entry: SyncEntry, record: Any) -> Callable[[], None]:
         return lambda: self.sync(entry, record)
@@ -185,6 +195,7 @@ class RecordWriter:
                 self.result.settle(entry, entry, "left untouched")
             return
         try:
+            self.rate.acquire()
             written = self.store.put_item_if_absent(self.plan.table, staged.item)
         except ItemRejected as exc:
             self.fail(entry, f"DynamoDB refused the item: {exc}")
@@ -235,6 +246,7 @@ class RecordWriter:
         )
         for image in uploads:  # after the intent: a run cut off here left keys it names
             self.upload(entry.id, image)
+        self.rate.acquire()
         if not self.store.update_item_if(self.plan.table, entry.id, change.update):
             return False
         repaired = self.repair(entry, item, source, repairs)
@@ -350,6 +362,7 @@ class RecordWriter:
         kept[REFS] = {name: bare(ref) for name, ref in references(item).items()}
         self.journal.line({"type": "intent", "id": entry.id, "delete": True, "item": kept})
         expect: dict[Path, Any] = {(k,): v for k, v in item.items() if k != "id"}
+        self.rate.acquire()
         deleted = self.store.delete_item_if(self.plan.table, entry.id, expect)
         if deleted is None:
             return False
@@ -373,6 +386,7 @@ class RecordWriter:
             remove=(("migrationRunId",), (FIELD_RUNS,), (IMAGE_RUNS,)),
             expect={(k,): v for k, v in owner.items()},
         )
+        self.rate.acquire()
         if not self.store.update_item_if(self.plan.table, entry.id, update):
             return False
         self.settle(entry, replace(entry, kind=Kind.APP_EQUAL, sides={}), "released")

@@ -4,6 +4,7 @@ damage, deletions, settling, a second run and rollback."""
 from __future__ import annotations
 
 import copy
+import threading
 from dataclasses import replace
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from khpl_migrate.aws import Store
 from khpl_migrate.deep import SOURCE_SIDE, deep_verify
+from khpl_migrate.ratelimit import WriteRate
 from khpl_migrate.rollback import apply_rollback, plan_rollback
 from khpl_migrate.sample import registrations
 from khpl_migrate.settings import Settings
@@ -141,6 +143,43 @@ def test_a_second_sync_with_no_new_edits_writes_nothing(
     plan, result = sync(store, settings)
     assert plan.to_write() == [] and result.backup_key is None and result.manifest_key is None
     assert (objects(store, settings), items(store, settings)) == before
+
+
+class _Timeline:
+    """A clock that moves only when the cap makes a writer wait (no real sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+def test_the_write_cap_paces_every_item_a_sync_writes(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    """With the app live, `sync --max-write-rate` spaces its writes: three updates and one
+    new record at 2 a second span at least 1.5 s (the first goes at once; on the pool,
+    writers that wait at once add up their waits on this fake clock)."""
+    source = edited(migrated)
+    for record in source[:3]:
+        record["paymentStatus"] = "refunded"
+    source.append({**copy.deepcopy(source[3]), "id": "KHPL_new_in_the_source"})
+    source_now(store, settings, source)
+    clock = _Timeline()
+    rate = WriteRate(2, clock=clock, sleep=clock.sleep)
+
+    plan = plan_sync(store, settings, SyncOptions(max_write_rate=2))
+    result = apply_sync(store, settings, plan, rate=rate)
+
+    assert result.ok and rate.items == 4
+    assert clock.now >= 1.5
+    assert plan.options.max_write_rate == 2  # what `sync --max-write-rate 2` would give
 
 
 # -- each kind of record ---------------------------------------------------------------

@@ -162,6 +162,11 @@ def review_cmd(port: int, open_browser: bool, **kwargs: Any) -> None:
     is_flag=True,
     help="store Aadhaar numbers of records new in the source masked (as migrate does)",
 )
+@click.option(
+    "--max-write-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="items written a second (the live app keeps the table's other capacity)",
+)
 @common_options
 def sync_cmd(
     apply_: bool,
@@ -171,6 +176,7 @@ def sync_cmd(
     only_ids: Path | None,
     take: Take | None,
     mask_aadhaar: bool,
+    max_write_rate: float | None,
     **kwargs: Any,
 ) -> None:
     """Carry the source's edits over to the table, field by field: a dry run unless --apply.
@@ -193,6 +199,7 @@ def sync_cmd(
         take=take,
         only_ids=read_ids(only_ids) if only_ids else None,
         mask_aadhaar=mask_aadhaar,
+        max_write_rate=max_write_rate,
     )
     sys.exit(run_sync(run, options, apply=apply_))
 
