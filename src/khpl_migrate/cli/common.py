@@ -47,6 +47,14 @@ class KhplGroup(click.Group):
             ctx.exit(EXIT_INTERRUPTED)
 
 
+# migrate and sync: a live table keeps the rest of its capacity for the app.
+MAX_WRITE_RATE_OPTION = click.option(
+    "--max-write-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="items written a second, for the whole run (a sharded run splits it evenly), so "
+    "that the app keeps the rest of the table's capacity",
+)
+
 STATE_DIR_OPTION = click.option(
     "--state-dir",
     type=click.Path(path_type=Path),

@@ -16,6 +16,7 @@ from khpl_migrate.aws import Store
 from khpl_migrate.cli.common import (
     EXIT_OK,
     EXIT_PROBLEMS,
+    MAX_WRITE_RATE_OPTION,
     Invocation,
     common_options,
     interactive,
@@ -162,11 +163,7 @@ def review_cmd(port: int, open_browser: bool, **kwargs: Any) -> None:
     is_flag=True,
     help="store Aadhaar numbers of records new in the source masked (as migrate does)",
 )
-@click.option(
-    "--max-write-rate",
-    type=click.FloatRange(min=0, min_open=True),
-    help="items written a second (the live app keeps the table's other capacity)",
-)
+@MAX_WRITE_RATE_OPTION
 @common_options
 def sync_cmd(
     apply_: bool,

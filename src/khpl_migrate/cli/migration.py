@@ -18,6 +18,7 @@ from khpl_migrate.backups import list_backups
 from khpl_migrate.cli.common import (
     EXIT_OK,
     EXIT_PROBLEMS,
+    MAX_WRITE_RATE_OPTION,
     Invocation,
     common_options,
     interactive,
@@ -177,11 +178,7 @@ def run_verify(
     help="with --run: the shard to run, an index, or auto (from AWS_BATCH_JOB_ARRAY_INDEX "
     "or JOB_COMPLETION_INDEX)",
 )
-@click.option(
-    "--max-write-rate",
-    type=click.FloatRange(min=0, min_open=True),
-    help="items written a second, for the whole run (a sharded run splits it evenly)",
-)
+@MAX_WRITE_RATE_OPTION
 @common_options
 def migrate_cmd(
     apply_: bool,
