@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,19 @@ def cli_commands() -> list[list[str]]:
         return out
 
     return walk(cli, [])
+
+
+class Timeline:
+    """A fake clock for a write cap: it moves only when the cap makes a writer wait, so a
+    test sees the waits without sleeping (on a pool, waits begun at once add up)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds

@@ -17,7 +17,7 @@ from khpl_migrate.ratelimit import WriteRate
 from khpl_migrate.runner import BoundedRunner, SerialRunner
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
-from tests.helpers import copies, end_state, put_source
+from tests.helpers import Timeline, copies, end_state, put_source
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -120,21 +120,6 @@ def test_the_bounded_runner_blocks_at_twice_its_workers() -> None:
     assert state["done"] == 40 and state["peak"] == 2 * workers + 1
 
 
-class _Timeline:
-    """A clock that moves only when the cap makes a writer wait (no real sleeping)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
-
-
 def test_the_write_cap_is_applied_to_every_item_a_run_writes(
     store: Store, settings: Settings, sample_records: list[dict[str, Any]]
 ) -> None:
@@ -142,7 +127,7 @@ def test_the_write_cap_is_applied_to_every_item_a_run_writes(
     and at 2 items a second six items, one a request, book 3 s of the timeline."""
     put_source(store, settings, sample_records)
     create_table(store, settings)
-    clock = _Timeline()
+    clock = Timeline()
     rate = WriteRate(2, clock=clock, sleep=clock.sleep)
 
     result = apply_plan(

@@ -4,7 +4,6 @@ damage, deletions, settling, a second run and rollback."""
 from __future__ import annotations
 
 import copy
-import threading
 from dataclasses import replace
 from typing import Any
 
@@ -21,7 +20,7 @@ from khpl_migrate.sync_apply import SyncResult, apply_sync
 from khpl_migrate.sync_plan import plan_sync
 from khpl_migrate.table import create_table
 from khpl_migrate.threeway import Kind, Side
-from tests.helpers import app_sets, image_key, items, migrate, objects, put_source
+from tests.helpers import Timeline, app_sets, image_key, items, migrate, objects, put_source
 
 pytestmark = pytest.mark.integration
 F = ("field", "paymentStatus")
@@ -145,21 +144,6 @@ def test_a_second_sync_with_no_new_edits_writes_nothing(
     assert (objects(store, settings), items(store, settings)) == before
 
 
-class _Timeline:
-    """A clock that moves only when the cap makes a writer wait (no real sleeping)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
-
-
 def test_the_write_cap_paces_every_item_a_sync_writes(
     store: Store, settings: Settings, migrated: list[dict[str, Any]]
 ) -> None:
@@ -171,7 +155,7 @@ def test_the_write_cap_paces_every_item_a_sync_writes(
         record["paymentStatus"] = "refunded"
     source.append({**copy.deepcopy(source[3]), "id": "KHPL_new_in_the_source"})
     source_now(store, settings, source)
-    clock = _Timeline()
+    clock = Timeline()
     rate = WriteRate(2, clock=clock, sleep=clock.sleep)
 
     plan = plan_sync(store, settings, SyncOptions(max_write_rate=2))
