@@ -9,8 +9,8 @@ memory: peak RSS of (b) on a ~250 MB and a ~1 GB source (no delay), to show
         memory does not grow with the source.
 deep:   `verify --deep` on 1,000 migrated records (bench/deep_verify.py).
 review: how soon `review` serves a 300-record source, and its pages (bench/review.py).
-sync:   `sync --apply` after edits on either side, against the migration itself
-        (bench/sync.py).
+sync:   1,000 records: `sync --apply` after edits on either side, then `rollback
+        --apply` of the sync and of the migration (bench/sync.py).
 shards: 1,000 records as one process and as 1, 2 and 4 local shard processes
         (bench/shards.py).
 
@@ -281,12 +281,14 @@ def main() -> None:
             f"{review['serverPeakRssMB']} MB"
         )
     if not args.skip_sync:
-        print(f"sync: {args.records} records migrated, then edited on one side or both")
-        sync = results["sync"] = _sub_bench("sync.py", args.records)
+        print("sync: 1,000 records migrated, edited on one side or both, synced, rolled back")
+        sync = results["sync"] = _sub_bench("sync.py", 1000)
         for name, label in (
             ("migrate", "migrate --apply"),
             ("sync", "sync --apply"),
             ("syncWithNothingToDo", "sync --apply, nothing left"),
+            ("rollbackOfTheSync", "rollback --apply of the sync"),
+            ("rollbackOfTheMigration", "rollback --apply of migrate"),
         ):
             run = sync[name]
             print(

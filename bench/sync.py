@@ -1,4 +1,4 @@
-"""`make bench`: sync after a migration, against the full migration of the same records.
+"""`make bench`: sync and rollback after a migration, against the migration itself.
 
 300 registrations (bench/data.py, ~300 KB of images each) are migrated through
 the 20 ms-per-exchange proxy; then 10% of them are edited in the source (a
@@ -6,7 +6,8 @@ field), 5% by the app in DynamoDB (a field), and 1% on both sides (the same
 field, differently: conflicts). `sync --apply` runs through the same proxy, and
 then once more with nothing left to write. Each run is its own process: wall
 time, client CPU and peak RSS from the kernel, exchanges and bytes from the
-proxy. One JSON line on stdout.
+proxy. Then the sync is rolled back and the migration after it (`rollback --apply`,
+each its own process, through the same proxy). One JSON line on stdout.
 """
 
 from __future__ import annotations
@@ -125,6 +126,16 @@ def _bench(work: Path, stack: local.Stack, proxies: list[DelayProxy], count: int
     s3.upload_file(str(source), bucket, "registrations.json")
     sync = _timed([*tool, "sync", "--apply", "-q"], env, proxies)
     again = _timed([*tool, "sync", "--apply", "-q"], env, proxies)
+    listed = subprocess.run([*tool, "runs", "--json"], env=env, capture_output=True, text=True)
+    if listed.returncode not in (0, 1):
+        raise SystemExit(f"runs failed (exit {listed.returncode}): {listed.stderr[-2000:]}")
+    runs = {run["kind"]: run["runId"] for run in json.loads(listed.stdout)["runs"]}
+    rollback_sync = _timed(
+        [*tool, "rollback", "--run", runs["sync"], "--apply", "-q"], env, proxies
+    )
+    rollback_migrate = _timed(
+        [*tool, "rollback", "--run", runs["migrate"], "--apply", "-q"], env, proxies
+    )
     return {
         "benchmark": "sync",
         "records": count,
@@ -136,6 +147,8 @@ def _bench(work: Path, stack: local.Stack, proxies: list[DelayProxy], count: int
         "migrate": migrate,
         "sync": sync,
         "syncWithNothingToDo": again,
+        "rollbackOfTheSync": rollback_sync,
+        "rollbackOfTheMigration": rollback_migrate,
     }
 
 

@@ -1,0 +1,143 @@
+"""The live app's data is sacred: what the app wrote is reported, never changed or deleted.
+
+One test per class of loss a hostile tester found (issue 18), each done the way the
+live app does it: unconditional writes of its own, through the same table and bucket.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from khpl_migrate.aws import Store, to_attribute_values
+from khpl_migrate.rollback import apply_rollback, plan_rollback
+from khpl_migrate.settings import Settings
+from khpl_migrate.sync import SyncOptions
+from khpl_migrate.sync_apply import apply_sync
+from khpl_migrate.sync_plan import plan_sync
+from khpl_migrate.table import create_table
+from tests.helpers import app_sets, image_key, items, migrate, objects, put_source
+
+pytestmark = pytest.mark.integration
+
+
+def sync(store: Store, settings: Settings, **options: Any) -> Any:
+    return apply_sync(store, settings, plan_sync(store, settings, SyncOptions(**options)))
+
+
+# -- class 1: rollback never deletes an item the app edited since ----------------------
+
+
+def test_rollback_of_a_migration_keeps_an_item_the_app_edited_and_names_the_field(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    edited, untouched = migrated[0]["id"], migrated[1]["id"]
+    run_id = str(items(store, settings)[edited]["migrationRunId"])
+    app_sets(store, settings, edited, "paymentStatus", "refunded-by-app")
+
+    plan = plan_rollback(store, settings, run_id)
+    kept = next(s for s in plan.steps if s.kind == "item" and s.target == edited)
+    assert not kept.act and "paymentStatus" in kept.reason
+    done = apply_rollback(store, plan)
+
+    table = items(store, settings)
+    assert table[edited]["paymentStatus"] == "refunded-by-app"
+    assert untouched not in table
+    assert edited in {s.target for s in done.left if s.kind == "item"}
+    # The item stays, so its images stay with it.
+    assert image_key(migrated[0], "userPhoto") in objects(store, settings)
+
+
+def test_rollback_of_a_sync_keeps_a_record_it_migrated_that_the_app_edited_since(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    newcomer = {**copy.deepcopy(migrated[0]), "id": "KHPL_1701234567_newone"}
+    put_source(store, settings, [*migrated, newcomer])
+    result = sync(store, settings)
+    assert result.ok
+    app_sets(store, settings, newcomer["id"], "paymentStatus", "refunded-by-app")
+
+    apply_rollback(store, plan_rollback(store, settings, result.run_id))
+
+    assert items(store, settings)[newcomer["id"]]["paymentStatus"] == "refunded-by-app"
+    again = sync(store, settings)
+    assert items(store, settings)[newcomer["id"]]["paymentStatus"] == "refunded-by-app"
+    assert again.ok
+
+
+def test_rollback_deletes_nothing_when_the_app_edits_between_plan_and_apply(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    """The race: the plan saw the run's item; the app's write lands before the delete."""
+    rid = migrated[2]["id"]
+    run_id = str(items(store, settings)[rid]["migrationRunId"])
+    plan = plan_rollback(store, settings, run_id)
+    app_sets(store, settings, rid, "jerseySize", "XL")
+
+    done = apply_rollback(store, plan)
+
+    assert items(store, settings)[rid]["jerseySize"] == "XL"
+    assert rid in {s.target for s in done.left if s.kind == "item"}
+
+
+# -- class 2: rollback never deletes an object an item still references ----------------
+
+
+def test_rollback_keeps_an_object_the_apps_own_item_references(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    photo = image_key(migrated[0], "userPhoto")
+    run_id = str(items(store, settings)[migrated[0]["id"]]["migrationRunId"])
+    # The app's own registration reuses record 0's photo (deep inside the item).
+    own = {"id": "KHPL_app_own", "team": {"members": [{"photo": {"key": photo}}]}}
+    store.ddb.put_item(TableName=settings.table, Item=to_attribute_values(own))
+
+    done = apply_rollback(store, plan_rollback(store, settings, run_id))
+
+    assert photo in objects(store, settings)
+    assert photo in {s.target for s in done.left if s.kind == "object"}
+    assert migrated[0]["id"] not in items(store, settings)
+
+
+def test_rollback_keeps_objects_another_run_recorded_as_its_own(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    """Migrate the same bucket into a second table: the second run reuses the identical
+    objects the first wrote. Rolling back the first must not pull them from under it."""
+    run_id = str(items(store, settings)[migrated[0]["id"]]["migrationRunId"])
+    second = replace(settings, table=settings.table + "-second")
+    create_table(store, second)
+    assert migrate(store, second).migrated == len(migrated)
+
+    apply_rollback(store, plan_rollback(store, settings, run_id))
+
+    left = objects(store, settings)
+    for record in migrated:
+        for name in ("userPhoto", "aadhaar", "paymentScreenshot"):
+            assert image_key(record, name) in left
+    assert items(store, settings) == {}
+
+
+# -- class 5: numbers compare as DynamoDB keeps them: 38 digits -------------------------
+
+
+def test_a_source_edit_past_the_28th_digit_is_carried(
+    store: Store, settings: Settings, seeded_source: Store, sample_records: list[dict[str, Any]]
+) -> None:
+    create_table(store, settings)
+    records = copy.deepcopy(sample_records[:2])
+    records[0]["transactionAmount"] = Decimal("1234567890123456789012345678901")
+    put_source(store, settings, records)
+    assert migrate(store, settings).ok
+    records[0]["transactionAmount"] = Decimal("1234567890123456789012345678902")
+    put_source(store, settings, records)
+
+    result = sync(store, settings)
+
+    assert result.ok
+    stored = items(store, settings)[records[0]["id"]]["transactionAmount"]
+    assert stored == Decimal("1234567890123456789012345678902")
