@@ -23,7 +23,7 @@ from typing import Any
 from khpl_migrate.aws import Store
 from khpl_migrate.errors import RecordError
 from khpl_migrate.transform import METADATA_FIELDS, MIGRATED_FROM, Image, RunStamp, transform
-from khpl_migrate.units import Unit, Units, image_unit, item_units, record_units, references
+from khpl_migrate.units import Unit, Units, record_units, reference_unit, references
 
 # Formats Pillow must be able to decode for the image to count as an image.
 DECODABLE = {"image/jpeg": "JPEG", "image/png": "PNG"}
@@ -36,7 +36,8 @@ class Difference:
 
     unit: Unit
     text: str
-    damage: bool = False  # the object does not hold what its reference says (not the item)
+    damage: bool = False  # the object the tool wrote is missing (not the item)
+    replaced: bool = False  # the object holds what another writer put there: the app's
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,9 @@ def compare_record(store: Store, bucket: str, record: Any, item: Mapping[str, An
     images_ok = 0
     refs = references(item)
     for image in expected.images:
-        problems = _image(store, bucket, image, refs.get(image.name), found_warnings)
+        mine = reference_unit(expected.id, image.name, references(expected.item)[image.name])
+        ref = refs.get(image.name)
+        problems = _image(store, bucket, image, mine, ref, item, found_warnings)
         differences += problems
         images_ok += not problems
     differences += [
@@ -114,38 +117,37 @@ def _image(
     store: Store,
     bucket: str,
     image: Image,
+    mine: bytes,
     ref: Mapping[str, Any] | None,
+    item: Mapping[str, Any],
     found_warnings: list[str],
 ) -> list[Difference]:
     unit: Unit = ("image", image.name)
     label = f"image {image.name}"
     if ref is None:
         return [Difference(unit, f"{label}: the item has no reference to it")]
-    mine = image_unit(image.sha256, image.mime, image.header, image.path)
-    theirs = item_units({"imageUploadResults": {image.name: ref}}).get(unit)
-    if mine != theirs:
+    if mine != reference_unit(str(item.get("id", "")), image.name, ref):
         return [Difference(unit, f"{label}: the item references other bytes than the source's")]
     key = str(ref["s3Key"])
     found = store.get_object(bucket, key)
     if found is None:
         return [Difference(unit, f"{label}: object {key} is missing", damage=True)]
     data, info = found
-    problems = []
-    if len(data) != image.size:
-        text = f"{label}: {len(data):,} bytes, the source has {image.size:,}"
-        problems.append(Difference(unit, text, damage=True))
-    elif hashlib.sha256(data).hexdigest() != image.sha256:
-        text = f"{label}: bytes differ from the source (SHA-256 mismatch)"
-        problems.append(Difference(unit, text, damage=True))
+    changed = []
+    if len(data) != image.size or hashlib.sha256(data).hexdigest() != image.sha256:
+        changed.append("other bytes")
     if (info.content_type or "") != image.mime:
-        text = f"{label}: Content-Type {info.content_type}, expected {image.mime}"
-        problems.append(Difference(unit, text, damage=True))
-    if not problems and image.mime in DECODABLE:
+        changed.append(f"Content-Type {info.content_type}, expected {image.mime}")
+    if changed:
+        # Not what the tool wrote: another writer (the app updating a photo in place).
+        text = f"{label}: object {key} replaced since the migration ({', '.join(changed)})"
+        return [Difference(unit, text, replaced=True)]
+    if image.mime in DECODABLE:
         # The bytes are the source's own: a decode failure is the source's problem.
         reason = decode_problem(data, image.mime)
         if reason:
             found_warnings.append(f"{label}: {reason}")
-    return problems
+    return []
 
 
 def decode_problem(data: bytes, mime: str) -> str | None:

@@ -51,6 +51,7 @@ SOURCE_SIDE = "changed in the source since the migration: run `khpl-migrate sync
 TABLE_SIDE = "changed in DynamoDB since the migration: the app, or damage"
 BOTH_SIDES = "changed in the source and in DynamoDB since the migration: see `khpl-migrate sync`"
 DAMAGE_SIDE = "damage in S3: `khpl-migrate sync --repair-images` puts the source's bytes back"
+REPLACED_SIDE = "replaced in S3 since the migration by another writer: the app's, never repaired"
 _WORDS = {Side.SOURCE: SOURCE_SIDE, Side.TABLE: TABLE_SIDE, Side.CONFLICT: BOTH_SIDES}
 
 
@@ -397,6 +398,8 @@ def _side_of(
 ) -> tuple[str, str]:
     if difference.damage:
         return DAMAGE_SIDE, "damage"
+    if difference.replaced:
+        return REPLACED_SIDE, "table"
     unit = difference.unit
     known = unit in baseline
     found = side(baseline.get(unit), source.get(unit), units.get(unit), known=known)

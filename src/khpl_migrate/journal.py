@@ -366,9 +366,21 @@ def list_runs(store: Store, bucket: str, state_dir: Path | None = None) -> list[
     return sorted(runs.values(), key=lambda m: m.started)
 
 
-def rollback_records(store: Store, bucket: str) -> list[tuple[str, str]]:
-    """(when, id) for every item an applied rollback deleted, from the records it left."""
+def rollback_records(
+    store: Store, bucket: str, state_dir: Path | None = None
+) -> list[tuple[str, str]]:
+    """(when, id) for every item an applied rollback deleted, from the records it left, and
+    from this machine's journals of rollbacks (one killed before its record reached S3)."""
     found = []
+    for path in layout.local_rollbacks(state_dir) if state_dir else []:
+        when = path.stem.removeprefix("rollback-")
+        for raw in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                continue  # the last line of a journal cut off mid-write
+            if entry.get("type") == "outcome" and entry.get("kind") == "item" and entry["done"]:
+                found.append((when, str(entry.get("target"))))
     for info in store.list_objects(bucket, layout.RUNS_PREFIX):
         if not layout.is_rollback_key(info.key):
             continue

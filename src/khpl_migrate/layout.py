@@ -126,5 +126,14 @@ def local_shard_part(state_dir: Path, run_id: str, index: int, attempt: str) -> 
     return state_dir / "runs" / run_id / f"shard-{index}.{attempt}.jsonl"
 
 
+def local_rollback(state_dir: Path, run_id: str, stamp: str) -> Path:
+    """This machine's journal of one applied rollback of a run, written as it goes."""
+    return state_dir / "runs" / run_id / f"rollback-{stamp}.jsonl"
+
+
+def local_rollbacks(state_dir: Path) -> list[Path]:
+    return sorted((state_dir / "runs").glob("*/rollback-*.jsonl"))
+
+
 def local_manifests(state_dir: Path) -> list[Path]:
     return sorted((state_dir / "runs").glob(f"*/{MANIFEST_NAME}"))

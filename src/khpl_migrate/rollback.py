@@ -1,27 +1,41 @@
-"""Undo one run from its manifest, touching nothing that run did not create.
+"""Undo one run from its manifest, touching nothing that run did not leave as it is.
 
-The manifest says which items and image objects a run wrote. An item is deleted
-only while its `migrationRunId` is still that run's (a conditional delete); an
-image object only while its bytes still hash to what the run wrote, and then
-with the ETag that was checked (S3 conditional delete), and never while an item
-that stays in the table references it. A sync run's changes to items are put
-back field by field (`rollback_sync.py`). Everything else is left, with the
-reason. Like `migrate`, a plan is built first (reads only) and is either shown
-(dry run) or carried out.
+The manifest says which items and image objects a run wrote. The rule
+(`ownership.py`): the tool deletes or puts back a thing only while it is exactly
+what the run left there. An item is deleted only while every field and image
+reference still equals the run's copy of the record (its backup) and no later run
+wrote any of it; the delete is conditional on every attribute as read (and puts
+the item back if the app added one meanwhile). An image object goes only while it
+still carries the run's tag and bytes, no item in the table names its key
+anywhere (a parallel scan, redone after the items are deleted), and no other run
+recorded it as used by an item that is still there (another table); the delete
+is conditional on the ETag checked. A sync run's changes to items are put back
+field by field (`rollback_sync.py`). Everything else is left, with the reason.
+
+Like `migrate`, a plan is built first (reads only) and is either shown (dry run)
+or carried out. Carried out, it first proves it can make every kind of change it
+plans (permissions; that S3 honours conditional deletes) and changes nothing if
+not; then each step's intent and outcome go to a local journal as it goes, and
+the rollback's record reaches S3 at the end even when a step failed. Running the
+same rollback again finishes what a killed or failed one left.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from khpl_migrate import errors
 from khpl_migrate.aws import Store
+from khpl_migrate.baseline import History, history, read_baselines
 from khpl_migrate.journal import Manifest, iso_ms, read_manifest
-from khpl_migrate.layout import RUNS_PREFIX, rollback_key
-from khpl_migrate.rollback_steps import PUT_BACK, Step, item_step, object_step, refs_of
+from khpl_migrate.layout import IMAGE_PREFIX, RUNS_PREFIX, local_rollback, rollback_key
+from khpl_migrate.ownership import item_changes, strings_in
+from khpl_migrate.rollback_steps import PUT_BACK, Step, item_step, object_step
 from khpl_migrate.rollback_sync import sync_steps
 from khpl_migrate.settings import Settings
 
@@ -32,6 +46,7 @@ class RollbackPlan:
     bucket: str
     table: str
     steps: tuple[Step, ...]
+    state_dir: Path | None = None  # where the journal of an applied rollback goes
 
     @property
     def deletions(self) -> list[Step]:
@@ -54,6 +69,7 @@ class RollbackResult:
     left: list[Step] = field(default_factory=list)
     put_back: list[Step] = field(default_factory=list)
     record_key: str | None = None
+    stopped: str | None = None  # why an applied rollback stopped before its end
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,6 +83,7 @@ class RollbackResult:
             "putBack": [s.to_json() for s in self.put_back],
             "left": [s.to_json() for s in self.left],
             "recordKey": self.record_key,
+            "stopped": self.stopped,
         }
 
 
@@ -100,24 +117,91 @@ def plan_rollback(store: Store, settings: Settings, run_id: str) -> RollbackPlan
     bucket = settings.require_bucket()
     table = str(manifest.header.get("table") or settings.table)
     store.require_table(table)
+    lines = [
+        line
+        for line in sorted(manifest.records, key=lambda r: int(r.get("index") or 0))
+        if line.get("id") is not None
+        and (line.get("itemWritten") or any(i.get("written") for i in line.get("images", [])))
+    ]
+    now = store.get_items(table, [str(line["id"]) for line in lines if line.get("itemWritten")])
+    past = history(store, bucket, settings.state_dir)
+    then = _copies_then(store, settings, manifest, now, past)
     steps: list[Step] = []
-    for line in sorted(manifest.records, key=lambda r: int(r.get("index") or 0)):
-        rid = line.get("id")
-        written = [i for i in line.get("images", []) if i.get("written")]
-        if rid is None or not (line.get("itemWritten") or written):
-            continue
-        item = store.get_item(table, str(rid))
-        keep_refs = refs_of(item) if item is not None else set()
+    for line in lines:
+        rid = str(line["id"])
         if line.get("itemWritten"):
-            step = item_step(str(rid), item, run_id)
-            steps.append(step)
-            if step.act:
-                keep_refs = set()  # the item goes: its images may go with it
-        images = line.get("images", [])
-        steps += [object_step(store, bucket, image, keep_refs, rid) for image in images]
+            steps.append(item_step(rid, now.get(rid), then.get(rid)))
+    going = {step.target for step in steps if step.act}
+    named = _named(store, table, going)
+    elsewhere = _used_elsewhere(store, past, manifest, lines)
+    for line in lines:
+        rid = str(line["id"])
+        for image in line.get("images", []):
+            key = str(image["key"])
+            users = named.get(key, set()) | elsewhere.get(key, set())
+            steps.append(object_step(store, bucket, image, users, rid, run_id))
     if manifest.kind == "sync":
-        steps += sync_steps(store, settings, manifest, table)
-    return RollbackPlan(run_id, bucket, table, tuple(steps))
+        steps += sync_steps(store, settings, manifest, table, named)
+    return RollbackPlan(run_id, bucket, table, tuple(steps), settings.state_dir)
+
+
+def _copies_then(
+    store: Store,
+    settings: Settings,
+    manifest: Manifest,
+    now: dict[str, dict[str, Any]],
+    past: History,
+) -> dict[str, Any]:
+    """For each item still there that names the run as its owner, why it is not exactly
+    what the run left ([] when it is), judged against the run's copy in its backup."""
+    run_id = manifest.run_id
+    mine = {rid for rid, item in now.items() if item.get("migrationRunId") == run_id}
+    masked = {rid for rid in mine if "maskedFields" in now[rid]}
+    read = read_baselines(store, settings, {run_id: mine} if mine else {}, past, masked=masked)
+    out: dict[str, Any] = {}
+    for rid, item in now.items():
+        if rid in read.problems:
+            out[rid] = [f"its copy in the run's backup cannot be read ({read.problems[rid]})"]
+        else:
+            out[rid] = item_changes(item, run_id, read.by_run.get(rid, {}).get(run_id))
+    return out
+
+
+def _named(store: Store, table: str, going: set[str]) -> dict[str, set[str]]:
+    """Image keys named anywhere in an item that stays (not one this rollback deletes),
+    with the ids of those items."""
+    named: dict[str, set[str]] = {}
+    for rid, keys in store.strings_under(table, IMAGE_PREFIX).items():
+        if rid in going:
+            continue
+        for key in keys:
+            named.setdefault(key, set()).add(f"item {rid}")
+    return named
+
+
+def _used_elsewhere(
+    store: Store, past: History, manifest: Manifest, lines: list[dict[str, Any]]
+) -> dict[str, set[str]]:
+    """The run's objects that another run recorded as used by an item of another table
+    that still names them (migrating the same bucket into a second table reuses them)."""
+    mine = {str(i["key"]) for line in lines for i in line.get("images", []) if i.get("written")}
+    this_table = str(manifest.header.get("table") or "")
+    used: dict[str, set[str]] = {}
+    for other in past.runs.values():
+        table = str(other.header.get("table") or "")
+        if other.run_id == manifest.run_id or table == this_table:
+            continue  # this table is scanned whole
+        for line in other.records:
+            keys = {str(i.get("key")) for i in line.get("images", [])} & mine
+            if not keys or line.get("id") is None:
+                continue
+            try:
+                item = store.get_item(table, str(line["id"]))
+            except errors.TableMissing:
+                continue
+            for key in keys & strings_in(item or {}):
+                used.setdefault(key, set()).add(f"run {other.run_id}'s item in table {table}")
+    return used
 
 
 def show_rollback(plan: RollbackPlan) -> RollbackResult:
@@ -127,10 +211,35 @@ def show_rollback(plan: RollbackPlan) -> RollbackResult:
 
 def apply_rollback(store: Store, plan: RollbackPlan) -> RollbackResult:
     """Carry out the plan: items put back first, then items deleted, then objects deleted,
-    each conditional on what the plan read."""
+    each conditional on what the plan read; journalled as it goes."""
     result = RollbackResult(plan.run_id, False, left=list(plan.left))
+    if not plan.deletions and not plan.put_back:
+        return result
+    preflight(store, plan)
+    stamp = iso_ms(datetime.now(UTC))
+    journal = _Journal(plan, stamp)
+    try:
+        _carry_out(store, plan, result, journal)
+    except BaseException as exc:
+        result.stopped = str(exc) or type(exc).__name__
+        raise
+    finally:
+        result.record_key = rollback_key(plan.run_id, stamp)
+        record = {"rolledBackAt": stamp, **result.to_json()}
+        journal.line({"type": "summary", **record})
+        store.put_object(
+            plan.bucket,
+            result.record_key,
+            json.dumps(record, indent=1).encode(),
+            "application/json",
+        )
+    return result
+
+
+def _carry_out(store: Store, plan: RollbackPlan, result: RollbackResult, journal: _Journal) -> None:
     kept_items: set[str | None] = set()
     for step in plan.put_back:
+        journal.intent(step)
         if step.kind == "restore":
             assert step.change is not None
             done = store.update_item_if(plan.table, step.target, step.change)
@@ -139,31 +248,87 @@ def apply_rollback(store: Store, plan: RollbackPlan) -> RollbackResult:
             assert step.item is not None
             done = store.put_item_if_absent(plan.table, step.item)
             reason = "an item with this id appeared after the plan"
+        journal.outcome(step, done)
         if done:
             result.put_back.append(step)
         else:
             kept_items.add(step.record)
             result.left.append(Step(step.kind, step.target, False, reason))
-    for step in sorted(plan.deletions, key=lambda s: s.kind != "item"):
-        if step.kind == "item":
-            done = store.delete_item_if_run(plan.table, step.target, plan.run_id)
-            reason = "changed owner after the plan"
-            if not done:
-                kept_items.add(step.record)
-        elif step.record in kept_items:
+    for step in (s for s in plan.deletions if s.kind == "item"):
+        assert step.item is not None
+        journal.intent(step)
+        outcome = store.delete_item_exactly(plan.table, step.item)
+        journal.outcome(step, outcome == "deleted")
+        if outcome == "deleted":
+            result.deleted.append(step)
+        else:
+            kept_items.add(step.record)
+            why = (
+                "the app changed it after the plan"
+                if outcome == "changed"
+                else ("the app added a field after the plan; put back as the app left it")
+            )
+            result.left.append(Step("item", step.target, False, why, record=step.record))
+    objects = [s for s in plan.deletions if s.kind == "object"]
+    # Asked again now the items are gone: an item the app wrote since may name a key.
+    named = store.strings_under(plan.table, IMAGE_PREFIX) if objects else {}
+    in_use = {key for keys in named.values() for key in keys}
+    for step in objects:
+        if step.record in kept_items:
             done, reason = False, "its item changed after the plan and stays"
+        elif step.target in in_use:
+            done, reason = False, "an item written after the plan references it"
         else:
             assert step.etag is not None
+            journal.intent(step)
             done = store.delete_object_if_unchanged(plan.bucket, step.target, step.etag)
+            journal.outcome(step, done)
             reason = "changed after the plan"
         if done:
             result.deleted.append(step)
         else:
-            result.left.append(Step(step.kind, step.target, False, reason))
-    stamp = iso_ms(datetime.now(UTC))
-    result.record_key = rollback_key(plan.run_id, stamp)
-    record = {"rolledBackAt": stamp, **result.to_json()}
-    store.put_object(
-        plan.bucket, result.record_key, json.dumps(record, indent=1).encode(), "application/json"
-    )
-    return result
+            result.left.append(Step(step.kind, step.target, False, reason, record=step.record))
+
+
+def preflight(store: Store, plan: RollbackPlan) -> None:
+    """Prove, changing nothing, that every kind of change the plan makes will be allowed
+    and honoured: each request is made against an id or key that does not exist, under a
+    condition that cannot hold. A refusal stops the rollback before its first change."""
+    kinds = {step.kind for step in plan.steps if step.act}
+    probe = f"khpl-migrate-probe-{uuid.uuid4().hex}"
+    try:
+        if "item" in kinds:
+            store.probe_item_write(plan.table, probe, "delete")
+        if "restore" in kinds:
+            store.probe_item_write(plan.table, probe, "update")
+        if "recreate" in kinds:
+            store.probe_item_write(plan.table, probe, "put")
+        if "object" in kinds:
+            store.probe_conditional_delete(plan.bucket, f"{IMAGE_PREFIX}{probe}")
+    except errors.KhplError as exc:
+        if "nothing was changed" not in exc.message:
+            exc.message = f"Rollback not started, nothing was changed: {exc.message}"
+        raise
+
+
+class _Journal:
+    """A rollback's intents and outcomes, on this machine as they happen (JSON lines):
+    what a killed rollback did, for `runs` and the rollback that finishes it."""
+
+    def __init__(self, plan: RollbackPlan, stamp: str) -> None:
+        self.path = local_rollback(plan.state_dir, plan.run_id, stamp) if plan.state_dir else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def line(self, entry: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(entry) + "\n")
+            out.flush()
+
+    def intent(self, step: Step) -> None:
+        self.line({"type": "intent", "kind": step.kind, "target": step.target})
+
+    def outcome(self, step: Step, done: bool) -> None:
+        self.line({"type": "outcome", "kind": step.kind, "target": step.target, "done": done})

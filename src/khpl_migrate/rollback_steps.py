@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from khpl_migrate.aws import Store, Update
+from khpl_migrate.ownership import object_is_runs
 
 # item, object: deleted; restore: a sync's changes to an item put back; recreate: an
 # item a sync deleted put back.
@@ -41,38 +42,40 @@ class Step:
         }
 
 
-def item_step(rid: str, item: dict[str, Any] | None, run_id: str) -> Step:
-    """An item the run wrote goes only while it still carries the run's id."""
+def item_step(rid: str, item: dict[str, Any] | None, changes: list[str] | None) -> Step:
+    """An item the run wrote goes only while it is exactly what the run left
+    (`ownership.item_changes`: `changes` is why not); the delete is conditional on every
+    attribute as read."""
     if item is None:
         return Step("item", rid, False, "already gone", record=rid)
-    owner = item.get("migrationRunId")
-    if owner != run_id:
-        why = f"now belongs to run {owner}" if owner else "rewritten by the app since the run"
-        return Step("item", rid, False, why, record=rid)
-    return Step("item", rid, True, "written by this run, unchanged owner", record=rid)
+    if changes:
+        return Step("item", rid, False, "; ".join(changes), record=rid)
+    why = "written by this run, unchanged since"
+    return Step("item", rid, True, why, record=rid, item=item)
 
 
 def object_step(
-    store: Store, bucket: str, image: dict[str, Any], keep_refs: set[str], rid: str
+    store: Store, bucket: str, image: dict[str, Any], users: set[str], rid: str, run_id: str
 ) -> Step:
-    """An object the run wrote goes only while its bytes are the run's and no item that
-    stays references it; the delete will be conditional on the ETag checked here."""
+    """An object the run wrote goes only while it is still the run's (its tag and bytes)
+    and nothing that stays uses it (`users`: the items naming its key, the other runs'
+    items in other tables); the delete will be conditional on the ETag checked here."""
     key = str(image["key"])
     if not image.get("written"):
         return Step("object", key, False, "was there before the run (identical bytes)", record=rid)
-    if key in keep_refs:
-        return Step("object", key, False, "referenced by an item that stays", record=rid)
+    if users:
+        shown = ", ".join(sorted(users)[:3]) + (" and more" if len(users) > 3 else "")
+        return Step("object", key, False, f"still referenced: {shown}", record=rid)
     found = store.get_object(bucket, key)
     if found is None:
         return Step("object", key, False, "already gone", record=rid)
-    if hashlib.sha256(found[0]).hexdigest() != image.get("sha256"):
-        return Step("object", key, False, "bytes changed since the run", record=rid)
-    return Step("object", key, True, "written by this run, bytes unchanged", found[1].etag, rid)
-
-
-def refs_of(item: dict[str, Any]) -> set[str]:
-    return {
-        str(entry["s3Key"])
-        for entry in (item.get("imageUploadResults") or {}).values()
-        if isinstance(entry, dict) and "s3Key" in entry
-    }
+    data, info = found
+    sha = hashlib.sha256(data).hexdigest()
+    if not object_is_runs(info.run_id, sha, run_id, str(image.get("sha256"))):
+        why = (
+            "bytes changed since the run"
+            if sha != image.get("sha256")
+            else ("another writer replaced it since the run (it no longer carries the run's tag)")
+        )
+        return Step("object", key, False, why, record=rid)
+    return Step("object", key, True, "written by this run, bytes unchanged", info.etag, rid)

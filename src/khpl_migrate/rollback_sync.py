@@ -20,7 +20,7 @@ from typing import Any
 
 from khpl_migrate.aws import ABSENT, Store, Update
 from khpl_migrate.baseline import history, read_copies
-from khpl_migrate.changes import REFS, Change
+from khpl_migrate.changes import REFS, Change, bare
 from khpl_migrate.journal import Manifest
 from khpl_migrate.rollback_steps import Step, object_step
 from khpl_migrate.settings import Settings
@@ -30,8 +30,15 @@ from khpl_migrate.units import Unit, digest, provenance, references
 Copies = Mapping[tuple[str, str], Transformed]
 
 
-def sync_steps(store: Store, settings: Settings, manifest: Manifest, table: str) -> list[Step]:
-    """What undoing this sync run puts back, deletes and leaves: reads only."""
+def sync_steps(
+    store: Store,
+    settings: Settings,
+    manifest: Manifest,
+    table: str,
+    named: Mapping[str, set[str]],
+) -> list[Step]:
+    """What undoing this sync run puts back, deletes and leaves: reads only. `named`: the
+    image keys items that stay name, with those items."""
     run_id = manifest.run_id
     chosen = _intents(store, table, manifest)
     if not chosen:
@@ -62,7 +69,7 @@ def sync_steps(store: Store, settings: Settings, manifest: Manifest, table: str)
         elif intent.get("delete"):
             steps.append(_recreate(rid, item, intent, copies))
         else:
-            steps += _restore(store, bucket, rid, item, intent, copies, run_id)
+            steps += _restore(store, bucket, rid, item, intent, copies, run_id, named)
     return steps
 
 
@@ -127,6 +134,7 @@ def _restore(
     intent: Mapping[str, Any],
     copies: Copies,
     run_id: str,
+    named: Mapping[str, set[str]],
 ) -> list[Step]:
     """One UpdateItem putting back the units this run wrote that still hold what it wrote;
     then the objects this run wrote for them, where nothing references them any more."""
@@ -145,6 +153,9 @@ def _restore(
             left.append(f"{text}: {why}")
             continue
         assert before is not None
+        if unit[0] == "image" and not _object_still_runs(store, bucket, intent, unit[1]):
+            left.append(f"{text}: the app replaced the object it names since this run")
+            continue
         _put_back(change, item, unit, text, intent, copies.get((rid, before)))
         change.runs(item, unit, before if before != item.get("migrationRunId") else ABSENT)
         put.append(text)
@@ -161,10 +172,13 @@ def _restore(
         if target and name in moved_back:
             # This run wrote the object only if it says so (the same bytes may have been
             # there before, from an earlier sync: then they stay).
-            head = store.head_object(bucket, str(target["s3Key"]))
+            key = str(target["s3Key"])
+            head = store.head_object(bucket, key)
             written = head is not None and head.run_id == run_id
-            image = {"key": target["s3Key"], "sha256": target["sha256"], "written": written}
-            steps.append(object_step(store, bucket, image, keep, rid))
+            image = {"key": key, "sha256": target["sha256"], "written": written}
+            users = named.get(key, set()) - {f"item {rid}"}
+            users |= {f"item {rid}"} if key in keep else set()
+            steps.append(object_step(store, bucket, image, users, rid, run_id))
     return steps
 
 
@@ -183,10 +197,12 @@ def _why_not(
         return None  # the value was the same on both sides; only its baseline moved
     kind, name = unit
     if kind == "image":
+        # The whole reference (every key, bar the header the manifest does not keep)
+        # must be what this run wrote; the object it names is checked by the caller.
         target = (intent.get("images") or {}).get(name, {}).get("to")
         ref = references(item).get(name)
         same = (ref is None and target is None) or (
-            ref is not None and target is not None and ref.get("s3Key") == target.get("s3Key")
+            ref is not None and target is not None and digest(bare(ref)) == digest(target)
         )
         return None if same else "its reference changed since this run"
     wrote = mine.item.get(name, ABSENT) if mine is not None else ABSENT
@@ -194,6 +210,19 @@ def _why_not(
     if _digest(now) != _digest(wrote):
         return "its value changed since this run wrote it"
     return None
+
+
+def _object_still_runs(store: Store, bucket: str, intent: Mapping[str, Any], name: str) -> bool:
+    """An image this run moved is put back only while the object the run wrote for it is
+    still the run's (the app may have PUT its own photo over it and kept the reference)."""
+    target = (intent.get("images") or {}).get(name, {}).get("to")
+    if not target:
+        return True  # the run removed the reference: no object of its own to check
+    head = store.head_object(bucket, str(target["s3Key"]))
+    if head is None:
+        return True  # gone: putting the old reference back loses nothing
+    # Written by this run or, the same bytes, by an earlier one; never by the app.
+    return head.run_id is not None and store.sha256_of(bucket, head) == str(target["sha256"])
 
 
 def _digest(value: Any) -> bytes | None:

@@ -173,14 +173,21 @@ class ItemWriter:
 
     def _put_one(self, staged: Staged) -> RecordOutcome:
         try:
-            written = self._store.put_item_if_absent(self._table, staged.item)
+            written = put_new_item(self._store, self._table, staged.item, self._run_id)
         except ItemRejected as exc:
             return staged.outcome("failed", f"DynamoDB refused the item: {exc}")
         if written:
             return staged.outcome()
-        existing = self._store.get_item(self._table, staged.id)
-        if existing is not None and existing.get("migrationRunId") == self._run_id:
-            return staged.outcome()  # our own write, answered late and retried
         return staged.outcome(
             "skipped", "an item with this id appeared in the table during the run; left untouched"
         )
+
+
+def put_new_item(store: Store, table: str, item: dict[str, Any], run_id: str) -> bool:
+    """Write a new item, never over one; True when it is this run's write. An item with
+    this id that names this run is the run's own write, done while its answer was lost
+    and the request retried (migrate and sync both write new records this way)."""
+    if store.put_item_if_absent(table, item):
+        return True
+    existing = store.get_item(table, str(item["id"]))
+    return existing is not None and existing.get("migrationRunId") == run_id

@@ -34,7 +34,7 @@ from khpl_migrate.layout import image_version_key
 from khpl_migrate.plan import Action, PlanEntry
 from khpl_migrate.progress import Progress
 from khpl_migrate.ratelimit import WriteRate
-from khpl_migrate.staging import reason_of, stage_record
+from khpl_migrate.staging import put_new_item, reason_of, stage_record
 from khpl_migrate.sync import Damage, Deletion, ItemView, SyncEntry, SyncPlan, SyncResult
 from khpl_migrate.threeway import CONFLICTS, Kind, Side, Verdict, judge
 from khpl_migrate.transform import (
@@ -196,7 +196,7 @@ class RecordWriter:
             return
         try:
             self.rate.acquire()
-            written = self.store.put_item_if_absent(self.plan.table, staged.item)
+            written = put_new_item(self.store, self.plan.table, staged.item, self.run_id)
         except ItemRejected as exc:
             self.fail(entry, f"DynamoDB refused the item: {exc}")
             return

@@ -2,12 +2,15 @@
 
 Sync and the deep check compare three versions of a record (the baseline the
 tool last wrote, the source now, the item now) unit by unit: a field compares
-whole (a map or list is one unit), an image by its bytes' SHA-256, its MIME
-type, its data URL header and where it sits. Each unit is reduced to a short
-digest of a canonical encoding, so equal values give equal digests whichever
+whole (a map or list is one unit), an image by its whole reference, every key of
+it (bytes' SHA-256, size, MIME type, data URL header, where it sits, and any
+key the app added), its S3 key counting only as "one of the tool's keys for
+these bytes" when it is one. Each unit is reduced to a short digest of a
+canonical encoding, so values DynamoDB holds equal give equal digests whichever
 side they were read from (DynamoDB gives `Decimal('499.5')` back for the
-source's `499.50`), and a baseline can be held for every record in little
-memory. Digests stay in memory; they are never written anywhere.
+source's `499.50`) and values it keeps apart never do (numbers to all of their
+38 digits), and a baseline can be held for every record in little memory.
+Digests stay in memory; they are never written anywhere.
 
 Which run's backup holds a unit's baseline is the unit's provenance: the run
 that last wrote it (`provenance`).
@@ -16,11 +19,18 @@ that last wrote it (`provenance`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Literal
 
-from khpl_migrate.transform import FIELD_RUNS, IMAGE_RUNS, METADATA_FIELDS, Transformed
+from khpl_migrate.layout import image_key, image_version_key
+from khpl_migrate.transform import (
+    FIELD_RUNS,
+    IMAGE_RUNS,
+    METADATA_FIELDS,
+    Transformed,
+    extension,
+)
 
 Kind = Literal["field", "image"]
 Unit = tuple[Kind, str]  # ("field", "paymentStatus"), ("image", "userPhoto")
@@ -68,36 +78,58 @@ def _feed(hasher: Any, value: Any) -> None:
 
 
 def _number(value: int | Decimal | float) -> str:
+    """A number as DynamoDB keeps it: exact (up to 38 significant digits), without
+    trailing zeros, so 1.10, 1.1 and 11e-1 are one number and 38-digit numbers that
+    differ in their last digit are two. Exact by construction: no decimal context is
+    involved (Python's default one rounds to 28 digits)."""
     number = value if isinstance(value, Decimal) else Decimal(str(value))
-    return "0" if number.is_zero() else str(number.normalize())
+    if not number.is_finite():
+        return str(number)  # DynamoDB refuses these; keep them apart all the same
+    if number.is_zero():
+        return "0"
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    while len(digits) > 1 and digits[-1] == 0:
+        digits, exponent = digits[:-1], exponent + 1
+    return ("-" if sign else "") + "".join(map(str, digits)) + "e" + str(exponent)
 
 
-def image_unit(sha256: str, mime: str, header: str | None, path: Iterable[Any]) -> bytes:
-    """An image as a unit: its bytes (by hash), type, data URL header and place in the record."""
-    where = [part if isinstance(part, str) else int(part) for part in path]
-    return digest([sha256, mime, header or "", where])
+def reference_unit(rid: str, name: str, ref: Mapping[str, Any]) -> bytes:
+    """An image as a unit: its whole reference. The key is one of the tool's keys for these
+    bytes (the guide's, or the content-derived one sync gives replaced bytes) or it is
+    itself: a reference the app pointed at its own upload is another value."""
+    entry = dict(ref)
+    if is_tool_key(rid, name, entry):
+        entry["s3Key"] = _TOOL_KEY
+    return digest(entry)
+
+
+def is_tool_key(rid: str, name: str, ref: Mapping[str, Any]) -> bool:
+    """Whether a reference names one of the keys the tool gives these bytes: the guide's
+    `{id}/{name}.{ext}` or sync's content-derived `{id}/{name}-{sha}.{ext}`."""
+    ext = extension(str(ref.get("mimeType", "")))
+    sha = str(ref.get("sha256", ""))
+    return ref.get("s3Key") in (image_key(rid, name, ext), image_version_key(rid, name, ext, sha))
+
+
+# Stands for "a key the tool gives these bytes": no S3 key can be this (a NUL byte).
+_TOOL_KEY = "\x00tool-key"
 
 
 def record_units(record: Transformed) -> Units:
     """The units of a source record (now, or as a backup holds it)."""
     units: Units = {("field", k): digest(v) for k, v in record.item.items() if k not in _SKIP}
-    for image in record.images:
-        units[("image", image.name)] = image_unit(
-            image.sha256, image.mime, image.header, image.path
-        )
+    for name, entry in references(record.item).items():
+        units[("image", name)] = reference_unit(record.id, name, entry)
     return units
 
 
 def item_units(item: Mapping[str, Any]) -> Units:
     """The units of an item as DynamoDB holds it now."""
     units: Units = {("field", k): digest(v) for k, v in item.items() if k not in _SKIP}
+    rid = str(item.get("id", ""))
     for name, entry in references(item).items():
-        units[("image", name)] = image_unit(
-            str(entry.get("sha256", "")),
-            str(entry.get("mimeType", "")),
-            entry.get("dataUrlHeader"),
-            entry.get("field") or [],
-        )
+        units[("image", name)] = reference_unit(rid, name, entry)
     return units
 
 

@@ -7,7 +7,9 @@ S3 `503 SlowDown`, DynamoDB `ProvisionedThroughputExceededException` and
 `ThrottlingException`, `500 InternalError`, a connection reset while the
 request is sent (nothing reached the service) or while the response comes back
 (the service did the work; the client does not know), slow answers, and a
-BatchGetItem answered with every key "unprocessed" (a throttled read). A `hook`
+BatchGetItem answered with every key "unprocessed" (a throttled read), and
+refusals: `403 AccessDenied` (credentials without the permission) and `501
+NotImplemented` (an S3-compatible server without conditional deletes). A `hook`
 rule runs the test's code just before it forwards a request (another writer
 acting between the tool's read and its write). A
 `kill` rule calls back the test (which SIGKILLs the tool) at the Nth matching
@@ -32,7 +34,16 @@ from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 Kind = Literal[
-    "throttle", "internal", "reset_request", "reset_response", "slow", "kill", "unprocessed", "hook"
+    "throttle",
+    "internal",
+    "reset_request",
+    "reset_response",
+    "slow",
+    "kill",
+    "unprocessed",
+    "hook",
+    "denied",
+    "not_implemented",
 ]
 
 
@@ -42,6 +53,7 @@ class Rule:
     service: Literal["s3", "dynamodb", "any"] = "any"
     operation: str | None = None  # "PutObject", "TransactWriteItems", ...
     key_contains: str | None = None  # S3: only keys containing this
+    header: str | None = None  # only requests carrying this header ("if-match")
     rate: float = 0.0  # chance per matching request
     nth: int | None = None  # or exactly the nth matching request (1-based)
     delay: float = 0.3  # for "slow"
@@ -167,6 +179,26 @@ def _error(request: Request, kind: str) -> bytes:
     return head.encode() + body
 
 
+def _refusal(request: Request, kind: str) -> bytes:
+    if request.service == "dynamodb":
+        status, reason = 400, "Bad Request"
+        name = "com.amazonaws.dynamodb.v20120810#AccessDeniedException"
+        body = json.dumps({"__type": name, "message": "injected: not authorized"}).encode()
+        ctype = "application/x-amz-json-1.0"
+    else:
+        status, reason, code = {
+            "denied": (403, "Forbidden", "AccessDenied"),
+            "not_implemented": (501, "Not Implemented", "NotImplemented"),
+        }[kind]
+        body = f"<Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
+        ctype = "application/xml"
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
 @dataclass
 class FaultProxy:
     upstream_port: int
@@ -227,6 +259,8 @@ class FaultProxy:
                     continue
                 if rule.key_contains and rule.key_contains not in request.key:
                     continue
+                if rule.header and rule.header not in request.headers:
+                    continue
                 rule.seen += 1
                 hit = rule.seen == rule.nth if rule.nth else self._rng.random() < rule.rate
                 if hit:
@@ -245,6 +279,10 @@ class FaultProxy:
             kind = rule.kind if rule else None
             if kind == "reset_request":
                 _reset(conn)
+                return
+            if kind in ("denied", "not_implemented"):
+                conn.sendall(_refusal(request, kind))
+                conn.close()
                 return
             if kind in ("throttle", "internal"):
                 flavour = (

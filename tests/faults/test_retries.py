@@ -64,3 +64,29 @@ def test_a_stream_that_keeps_dropping_gives_up_with_its_cause(
     assert caught.value.last_cause and caught.value.last_cause in caught.value.message
     assert isinstance(caught.value.__cause__, Exception)
     assert items(store, settings) == {}
+
+
+def test_an_object_whose_body_is_cut_off_is_read_again(
+    faulty: ProxyPair, migrated: list[dict[str, Any]], settings: Settings
+) -> None:
+    """botocore retries a request, not the reading of its answer: the cut GET is redone
+    (the fault that once failed one record of the every-fault migration)."""
+    key = f"registration-images/{migrated[0]['id']}/userPhoto.jpeg"
+    whole = Store(settings).get_bytes(settings.require_bucket(), key)
+    rules = [Rule("reset_response", operation="GetObject", key_contains=key, nth=1)]
+    s3, _, through = faulty(rules)
+    faulted = settings_mod.load(env=through)
+    found = Store(faulted).get_object(settings.require_bucket(), key)
+    assert rules[0].fired == 1 and s3.operations["GetObject"] == 2
+    assert found is not None and found[0] == whole
+
+
+def test_an_object_cut_off_every_time_ends_in_a_typed_error(
+    faulty: ProxyPair, migrated: list[dict[str, Any]], settings: Settings
+) -> None:
+    key = f"registration-images/{migrated[0]['id']}/userPhoto.jpeg"
+    rule = Rule("reset_response", operation="GetObject", key_contains=key, rate=1.0)
+    _, _, through = faulty([rule])
+    faulted = settings_mod.load(env=through)
+    with pytest.raises(errors.RetriesExhausted, match="cut off 6 times"):
+        Store(faulted).get_object(settings.require_bucket(), key)

@@ -16,6 +16,8 @@ import pytest
 
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.aws import Store
+from khpl_migrate.journal import read_manifest
+from khpl_migrate.rollback import apply_rollback, plan_rollback
 from khpl_migrate.sample import registrations
 from khpl_migrate.settings import Settings
 from khpl_migrate.sync import SyncOptions
@@ -194,3 +196,32 @@ def test_a_sync_killed_after_a_write_is_undone_by_its_rollback(
         assert {k: v for k, v in after[rid].items() if k not in PROVENANCE} == {
             k: v for k, v in item.items() if k not in PROVENANCE
         }, rid
+
+
+def test_a_new_record_whose_putitem_answer_is_lost_is_the_syncs_own_write(
+    faulty: ProxyPair,
+    store: Store,
+    settings: Settings,
+    migrated: list[dict[str, Any]],
+) -> None:
+    """The item reaches DynamoDB, the answer does not; botocore retries and the condition
+    fails on the run's own item. It counts as migrated, is in the manifest, and a
+    rollback of the sync removes it."""
+    newcomer = {**copy.deepcopy(migrated[0]), "id": "KHPL_1701234567_latewr"}
+    put_source(store, settings, [*migrated, newcomer])
+    rule = Rule("reset_response", operation="PutItem", nth=1)
+    _, _, through = faulty(ddb_rules=[rule])
+    faulted = settings_mod.load(env=through)
+    slow = Store(faulted)
+
+    result = apply_sync(slow, faulted, plan_sync(slow, faulted, SyncOptions()))
+
+    assert rule.fired == 1
+    assert result.outcomes[newcomer["id"]] == "migrated", result.outcomes
+    manifest = read_manifest(store, settings.require_bucket(), result.run_id, settings.state_dir)
+    assert manifest is not None
+    assert any(
+        line.get("id") == newcomer["id"] and line.get("itemWritten") for line in manifest.records
+    )
+    apply_rollback(store, plan_rollback(store, settings, result.run_id))
+    assert newcomer["id"] not in items(store, settings)

@@ -12,7 +12,7 @@ from khpl_migrate.apply import apply_plan
 from khpl_migrate.aws import Store
 from khpl_migrate.compare import diff_values
 from khpl_migrate.dataurls import data_url
-from khpl_migrate.deep import DAMAGE_SIDE, TABLE_SIDE, deep_verify
+from khpl_migrate.deep import DAMAGE_SIDE, REPLACED_SIDE, TABLE_SIDE, deep_verify
 from khpl_migrate.plan import build_plan
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
@@ -51,14 +51,21 @@ def test_five_kinds_of_damage_are_each_named(
     assert by_id[no_image["id"]].details == (
         f"image aadhaar: object {image_key(no_image, 'aadhaar')} is missing ({DAMAGE_SIDE})",
     )
+    # Bytes or a type another writer put over the tool's object: the app's photo, not damage.
+    photo, screenshot = (
+        image_key(other_bytes, "userPhoto"),
+        image_key(wrong_type, "paymentScreenshot"),
+    )
     assert by_id[other_bytes["id"]].details == (
-        f"image userPhoto: bytes differ from the source (SHA-256 mismatch) ({DAMAGE_SIDE})",
+        f"image userPhoto: object {photo} replaced since the migration (other bytes) "
+        f"({REPLACED_SIDE})",
     )
     assert by_id[wrong_type["id"]].details == (
-        "image paymentScreenshot: Content-Type application/octet-stream, expected image/jpeg "
-        f"({DAMAGE_SIDE})",
+        f"image paymentScreenshot: object {screenshot} replaced since the migration "
+        f"(Content-Type application/octet-stream, expected image/jpeg) ({REPLACED_SIDE})",
     )
-    assert {by_id[r["id"]].sides for r in (no_image, other_bytes, wrong_type)} == {("damage",)}
+    assert by_id[no_image["id"]].sides == ("damage",)
+    assert {by_id[r["id"]].sides for r in (other_bytes, wrong_type)} == {("table",)}
     assert by_id[clean["id"]].status == "="
     assert not deep.ok
     assert "Somewhere else" not in "\n".join(deep.lines())  # values are personal data: never shown

@@ -104,7 +104,7 @@ def test_rollback_leaves_what_changed_since_the_run(
     reasons = {(s.kind, s.target): s.reason for s in result.left}
     assert reasons[("item", rewritten["id"])] == "rewritten by the app since the run"
     assert reasons[("object", f"registration-images/{rewritten['id']}/userPhoto.jpeg")] == (
-        "referenced by an item that stays"
+        f"still referenced: item {rewritten['id']}"
     )
     assert reasons[("object", photo)] == "bytes changed since the run"
     assert store.get_item(settings.table, rewritten["id"]) is not None
@@ -151,7 +151,7 @@ def test_changes_between_the_rollback_plan_and_its_apply_are_left(
     result = apply_rollback(store, plan)
 
     reasons = {(s.kind, s.target): s.reason for s in result.left}
-    assert reasons[("item", taken["id"])] == "changed owner after the plan"
+    assert reasons[("item", taken["id"])] == "the app changed it after the plan"
     assert reasons[("object", photo)] == "changed after the plan"
     for name in ("userPhoto.jpeg", "aadhaar.png", "paymentScreenshot.jpeg"):
         key = f"registration-images/{taken['id']}/{name}"

@@ -360,17 +360,17 @@ def test_a_changed_image_goes_to_a_new_key_and_the_old_object_is_kept(
     assert deep.ok and deep.superseded == [old] and deep.orphans == []
 
 
-def test_a_damaged_image_is_reported_and_repaired_only_when_asked(
+def test_a_missing_image_is_reported_and_repaired_only_when_asked(
     store: Store, settings: Settings, migrated: list[dict[str, Any]]
 ) -> None:
     rid, key = migrated[0]["id"], image_key(migrated[0], "aadhaar")
     bucket = settings.bucket or ""
     original = store.get_bytes(bucket, key)
-    store.s3.put_object(Bucket=bucket, Key=key, Body=b"not a card", ContentType="image/png")
+    store.s3.delete_object(Bucket=bucket, Key=key)
     plan, result = sync(store, settings)
     damage = by_id(plan)[rid].damaged
     assert [d.name for d in damage] == ["aadhaar"] and damage[0].repairable and not result.ok
-    assert store.get_bytes(bucket, key) == b"not a card"
+    assert store.get_bytes(bucket, key) is None
     _, result = sync(store, settings, repair_images=True)
     assert result.outcomes == {rid: "repaired"} and result.ok
     assert store.get_bytes(bucket, key) == original
@@ -378,16 +378,48 @@ def test_a_damaged_image_is_reported_and_repaired_only_when_asked(
     assert deep.ok
 
 
-def test_a_repair_leaves_an_object_that_changed_after_it_was_checked(
+@pytest.mark.parametrize("reference", ["kept", "the guide's"])
+def test_a_photo_the_app_replaced_in_place_is_the_apps_and_never_repaired(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]], reference: str
+) -> None:
+    """A web app that lets a player change a photo PUTs the new bytes at the key the item
+    names, with no run tag, and (or not) writes the reference the guide shows."""
+    rid, key = migrated[0]["id"], image_key(migrated[0], "userPhoto")
+    bucket = settings.bucket or ""
+    store.s3.put_object(
+        Bucket=bucket, Key=key, Body=b"the player's new photo", ContentType="image/jpeg"
+    )
+    if reference == "the guide's":
+        store.ddb.update_item(
+            TableName=settings.table,
+            Key={"id": {"S": rid}},
+            UpdateExpression="SET imageUploadResults.userPhoto = :r",
+            ExpressionAttributeValues={
+                ":r": {"M": {"s3Key": {"S": key}, "mimeType": {"S": "image/jpeg"}}}
+            },
+        )
+
+    plan, result = sync(store, settings, repair_images=True)
+
+    assert not by_id(plan)[rid].damaged
+    assert store.get_bytes(bucket, key) == b"the player's new photo"
+    assert result.ok
+    _, deep = deep_verify(store, settings)
+    assert not deep.ok  # a difference all the same, named as the app's
+    _, allowed = deep_verify(store, settings, allow_table_edits=True)
+    assert allowed.ok, allowed.lines()
+
+
+def test_a_repair_leaves_an_object_that_appeared_after_it_was_checked(
     store: Store, settings: Settings, migrated: list[dict[str, Any]]
 ) -> None:
     rid, key = migrated[0]["id"], image_key(migrated[0], "aadhaar")
     bucket = settings.bucket or ""
-    store.s3.put_object(Bucket=bucket, Key=key, Body=b"damage one", ContentType="image/png")
+    store.s3.delete_object(Bucket=bucket, Key=key)
     plan = plan_sync(store, settings, SyncOptions(repair_images=True))
-    store.s3.put_object(Bucket=bucket, Key=key, Body=b"damage two", ContentType="image/png")
+    store.s3.put_object(Bucket=bucket, Key=key, Body=b"the app's card", ContentType="image/png")
     result = apply_sync(store, settings, plan)
-    assert store.get_bytes(bucket, key) == b"damage two"  # the ETag checked is gone
+    assert store.get_bytes(bucket, key) == b"the app's card"  # If-None-Match: never replaced
     assert [e.id for e in result.problems()] == [rid]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +92,21 @@ class _Expression:
 
 class ItemRejected(Exception):
     """DynamoDB refused one item (ValidationException); that record fails, the run goes on."""
+
+
+def _strings(value: Mapping[str, Any], prefix: str, found: set[str]) -> None:
+    """The strings under `prefix` in one attribute value as DynamoDB sends it."""
+    if isinstance(value.get("S"), str):
+        if value["S"].startswith(prefix):
+            found.add(value["S"])
+    elif "SS" in value:
+        found.update(s for s in value["SS"] if s.startswith(prefix))
+    elif "M" in value:
+        for inner in value["M"].values():
+            _strings(inner, prefix, found)
+    elif "L" in value:
+        for inner in value["L"]:
+            _strings(inner, prefix, found)
 
 
 def to_attribute_values(item: dict[str, Any]) -> dict[str, Any]:
@@ -348,6 +364,82 @@ class ItemStore:
                     return None
                 raise
         return from_attribute_values(dict(response.get("Attributes") or {"id": {"S": rid}}))
+
+    def delete_item_exactly(self, table: str, item: Mapping[str, Any]) -> str:
+        """Delete an item only while it is exactly `item`, every attribute as read.
+
+        "deleted"; "changed" when an attribute changed since the read (nothing deleted);
+        "added" when the app added an attribute in between (a condition cannot say "and
+        nothing else"): the item is put back as the app left it (or, where the app wrote
+        a new one meanwhile, that one stays) and nothing is lost.
+        """
+        rid = str(item["id"])
+        deleted = self.delete_item_if(table, rid, {(k,): v for k, v in item.items() if k != "id"})
+        if deleted is None:
+            return "changed"
+        if set(deleted) - set(item):
+            self.put_item_if_absent(table, deleted)
+            return "added"
+        return "deleted"
+
+    def strings_under(self, table: str, prefix: str, segments: int = 4) -> dict[str, set[str]]:
+        """By item id, every string value anywhere in the item (nested in maps, lists and
+        sets) that starts with `prefix`: which image keys each item names. A parallel
+        scan, strongly consistent."""
+
+        def segment(number: int) -> dict[str, set[str]]:
+            found: dict[str, set[str]] = {}
+            pages = self.ddb.get_paginator("scan").paginate(
+                TableName=table, Segment=number, TotalSegments=segments, ConsistentRead=True
+            )
+            for page in pages:
+                for raw in page.get("Items", []):
+                    keys: set[str] = set()
+                    for value in raw.values():
+                        _strings(value, prefix, keys)
+                    if keys:
+                        found[str(raw["id"]["S"])] = keys
+            return found
+
+        with translate(f"read table {table}"), ThreadPoolExecutor(segments) as pool:
+            return {
+                rid: keys
+                for part in pool.map(segment, range(segments))
+                for rid, keys in part.items()
+            }
+
+    def probe_item_write(self, table: str, probe_id: str, action: str) -> None:
+        """Ask DynamoDB for a write (delete, update or put) on an id that does not exist,
+        under a condition that cannot hold: refused for want of permission, it raises
+        AccessDenied with the fix; allowed, nothing is written."""
+        kwargs: dict[str, Any] = {
+            "TableName": table,
+            "ConditionExpression": "attribute_exists(#id)",
+            "ExpressionAttributeNames": {"#id": "id"},
+        }
+        call: Callable[[], Any] = {
+            "delete": lambda: self.ddb.delete_item(Key={"id": {"S": probe_id}}, **kwargs),
+            "update": lambda: self.ddb.update_item(
+                Key={"id": {"S": probe_id}},
+                UpdateExpression="SET #p = :p",
+                ExpressionAttributeNames={"#id": "id", "#p": "khplProbe"},
+                ExpressionAttributeValues={":p": {"S": "probe"}},
+                TableName=table,
+                ConditionExpression="attribute_exists(#id)",
+            ),
+            "put": lambda: self.ddb.put_item(Item={"id": {"S": probe_id}}, **kwargs),
+        }[action]
+        with translate(f"{action} items in table {table}"):
+            try:
+                call()
+            except ClientError as exc:
+                if code(exc) == "ConditionalCheckFailedException":
+                    return
+                raise
+        raise errors.AwsError(  # the condition held on an id nobody wrote: not DynamoDB
+            f"Table {table} accepted a conditional {action} it should have refused",
+            "point AWS_ENDPOINT_URL_DYNAMODB at DynamoDB (or DynamoDB Local)",
+        )
 
     def get_item(self, table: str, rid: str) -> dict[str, Any] | None:
         with translate(f"read table {table}"):

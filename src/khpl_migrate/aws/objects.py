@@ -11,11 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
+import urllib3
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import BotoCoreError
 
 from khpl_migrate import errors
 from khpl_migrate.aws.clients import Clients
@@ -24,6 +27,7 @@ from khpl_migrate.aws.translate import (
     PRECONDITION_CODES,
     ClientError,
     code,
+    status,
     translate,
 )
 from khpl_migrate.settings import Settings
@@ -47,6 +51,10 @@ class ObjectInfo:
     content_type: str | None = None
     sha256_b64: str | None = None
     run_id: str | None = None  # the khpl-run metadata: which run wrote the object
+
+
+# Whole GETs of a small object whose body is cut off mid-way, before giving up.
+BODY_ATTEMPTS = 6
 
 
 class ObjectStore:
@@ -136,15 +144,30 @@ class ObjectStore:
         return None if found is None else found[0]
 
     def get_object(self, bucket: str, key: str) -> tuple[bytes, ObjectInfo] | None:
-        """An object's bytes and its head (ETag, Content-Type), or None where it is missing."""
-        with translate(f"read s3://{bucket}/{key}", bucket=bucket):
-            try:
-                response = self.s3.get_object(Bucket=bucket, Key=key)
-            except ClientError as exc:
-                if code(exc) in NOT_FOUND_CODES:
-                    return None
-                raise
-            data = response["Body"].read()
+        """An object's bytes and its head (ETag, Content-Type), or None where it is missing.
+
+        botocore retries a request, not the reading of its answer: a connection cut while
+        the body comes back is retried here, a bounded number of times, as a whole GET."""
+        for attempt in range(1, BODY_ATTEMPTS + 1):
+            with translate(f"read s3://{bucket}/{key}", bucket=bucket):
+                try:
+                    response = self.s3.get_object(Bucket=bucket, Key=key)
+                except ClientError as exc:
+                    if code(exc) in NOT_FOUND_CODES:
+                        return None
+                    raise
+                try:
+                    data = response["Body"].read()
+                    break
+                except (OSError, BotoCoreError, urllib3.exceptions.HTTPError) as exc:
+                    if attempt == BODY_ATTEMPTS:
+                        cause = f"{type(exc).__name__}: {exc}"
+                        raise errors.RetriesExhausted(
+                            f"Reading s3://{bucket}/{key} was cut off {attempt} times ({cause})",
+                            "check the network and run the command again",
+                            last_cause=cause,
+                        ) from None
+                    time.sleep(min(0.05 * 2**attempt, 2.0))
         info = ObjectInfo(
             key=key,
             size=len(data),
@@ -165,6 +188,32 @@ class ObjectStore:
                 if code(exc) in PRECONDITION_CODES | {"NoSuchKey", "404"}:
                     return False
                 raise
+
+    def probe_conditional_delete(self, bucket: str, key: str) -> None:
+        """Prove, deleting nothing, that S3 lets this caller delete image objects and
+        honours a conditional delete: a delete of a key that does not exist, on an ETag
+        that cannot match, must be refused as "no such key" or "precondition failed"."""
+        what = f"delete s3://{bucket}/{key}"
+        with translate(what, bucket=bucket):
+            try:
+                self.s3.delete_object(Bucket=bucket, Key=key, IfMatch='"khpl-migrate-probe"')
+            except ClientError as exc:
+                if code(exc) in PRECONDITION_CODES | {"NoSuchKey", "404"}:
+                    return
+                if code(exc) in ("NotImplemented", "501") or status(exc) == 501:
+                    raise errors.AwsError(
+                        "This S3 endpoint does not support conditional deletes (If-Match on "
+                        "DeleteObject: 501 NotImplemented); nothing was changed",
+                        "roll back against AWS S3 (or a server that honours If-Match), "
+                        "or remove the run's objects by hand after checking each",
+                    ) from None
+                raise
+        raise errors.AwsError(
+            "This S3 endpoint ignores If-Match on DeleteObject (a conditional delete of a "
+            "missing key succeeded), so a rollback could delete the app's objects; nothing "
+            "was changed",
+            "roll back against AWS S3 (or a server that honours conditional deletes)",
+        )
 
     def put_object_if_absent(
         self, bucket: str, key: str, data: bytes, content_type: str, run_id: str = ""
