@@ -18,10 +18,11 @@ from khpl_migrate import errors
 from khpl_migrate.aws import TRANSACT_BYTES, TRANSACT_ITEMS, ItemRejected, Store
 from khpl_migrate.errors import RecordError
 from khpl_migrate.journal import ImageWrite, Outcome, RecordOutcome
+from khpl_migrate.layout import image_version_key
 from khpl_migrate.plan import PlanEntry
 from khpl_migrate.ratelimit import UNLIMITED, WriteRate
 from khpl_migrate.source import Source
-from khpl_migrate.transform import RunStamp, transform
+from khpl_migrate.transform import RunStamp, extension, transform
 
 Settle = Callable[[RecordOutcome], None]
 
@@ -80,10 +81,10 @@ def stage_record(
         return RecordOutcome(entry.index, entry.id, "failed", str(exc))
     bucket = plan.source.bucket
     writes: list[ImageWrite] = []
+    item = result.item
     for image in result.images:
-        outcome = store.put_object_if_absent(
-            bucket, image.key, image.data, image.mime, plan.stamp.run_id
-        )
+        key = image.key
+        outcome = store.put_object_if_absent(bucket, key, image.data, image.mime, plan.stamp.run_id)
         if outcome == "conflict":
             if store.get_item(plan.table, result.id) is not None:
                 # The app registered this id, with its own images, during the run.
@@ -95,15 +96,32 @@ def stage_record(
                     "left untouched",
                     images=tuple(writes),
                 )
-            return RecordOutcome(
-                entry.index,
-                result.id,
-                "failed",
-                f"image s3://{bucket}/{image.key} exists with other bytes; not overwritten",
-                images=tuple(writes),
+            # The guide's key holds bytes the tool did not write there (the app's, or a
+            # record deleted and re-added): the bytes get a key of their own, from their
+            # content, as sync's replaced images do, instead of failing on every run.
+            key = image_version_key(result.id, image.name, extension(image.mime), image.sha256)
+            outcome = store.put_object_if_absent(
+                bucket, key, image.data, image.mime, plan.stamp.run_id
             )
-        writes.append(ImageWrite(image.key, image.sha256, image.size, outcome == "written"))
-    return Staged(entry, result.id, result.item, result.item_size, tuple(writes))
+            if outcome == "conflict":
+                return RecordOutcome(
+                    entry.index,
+                    result.id,
+                    "failed",
+                    f"image s3://{bucket}/{image.key} and s3://{bucket}/{key} both hold other "
+                    "bytes; neither is overwritten. Fix: check which of them is wanted, move "
+                    "the other out of registration-images/ (it is not the tool's), run again",
+                    images=tuple(writes),
+                )
+            item = _with_key(item, image.name, key)
+        writes.append(ImageWrite(key, image.sha256, image.size, outcome == "written"))
+    return Staged(entry, result.id, item, result.item_size, tuple(writes))
+
+
+def _with_key(item: dict[str, Any], name: str, key: str) -> dict[str, Any]:
+    refs = dict(item["imageUploadResults"])
+    refs[name] = {**refs[name], "s3Key": key}
+    return {**item, "imageUploadResults": refs}
 
 
 class ItemWriter:

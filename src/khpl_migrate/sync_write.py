@@ -309,7 +309,10 @@ class RecordWriter:
             self.bucket, key, image.data, image.mime, self.run_id
         )
         if outcome == "conflict":
-            raise errors.RecordError(f"image s3://{self.bucket}/{key} exists with other bytes")
+            raise errors.RecordError(
+                f"image s3://{self.bucket}/{key} exists with other bytes (not the tool's); not "
+                "overwritten. Fix: move that object out of registration-images/, run again"
+            )
 
     def repair(
         self, entry: SyncEntry, item: dict[str, Any], source: _Source, damaged: list[Damage]

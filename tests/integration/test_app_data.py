@@ -15,6 +15,7 @@ import pytest
 
 from khpl_migrate.aws import Store, to_attribute_values
 from khpl_migrate.rollback import apply_rollback, plan_rollback
+from khpl_migrate.sample import registrations
 from khpl_migrate.settings import Settings
 from khpl_migrate.sync import SyncOptions
 from khpl_migrate.sync_apply import apply_sync
@@ -141,3 +142,25 @@ def test_a_source_edit_past_the_28th_digit_is_carried(
     assert result.ok
     stored = items(store, settings)[records[0]["id"]]["transactionAmount"]
     assert stored == Decimal("1234567890123456789012345678902")
+
+
+# -- class 6: nothing gets stuck -------------------------------------------------------
+
+
+def test_a_record_deleted_then_re_added_with_another_photo_is_migrated_again(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    gone = migrated[0]
+    put_source(store, settings, migrated[1:])
+    assert sync(store, settings, delete=True, max_delete=100.0).ok
+    assert gone["id"] not in items(store, settings)
+    back = {**copy.deepcopy(gone), "image": registrations(1, seed=99)[0]["image"]}
+    put_source(store, settings, [back, *migrated[1:]])
+
+    result = sync(store, settings)
+
+    assert result.ok, result.failed
+    assert result.outcomes[gone["id"]] == "migrated"
+    ref = items(store, settings)[gone["id"]]["imageUploadResults"]["userPhoto"]
+    assert ref["s3Key"].endswith(f"/userPhoto-{ref['sha256'][:16]}.jpeg")
+    assert sync(store, settings).ok  # and the next sync has nothing left to do

@@ -14,6 +14,7 @@ import pytest
 from khpl_migrate import errors, sample
 from khpl_migrate.apply import apply_plan
 from khpl_migrate.aws import Store
+from khpl_migrate.deep import deep_verify
 from khpl_migrate.limits import MAX_ITEM_BYTES, item_size
 from khpl_migrate.plan import Action, build_plan
 from khpl_migrate.runner import SerialRunner
@@ -154,6 +155,8 @@ def test_a_record_the_app_wrote_is_skipped_and_left_untouched(
 def test_an_image_object_with_other_bytes_is_never_overwritten(
     store: Store, settings: Settings, sample_records: list[dict[str, Any]]
 ) -> None:
+    """The guide's key holds bytes the tool did not write (the app's, or a record deleted
+    and re-added): the record's bytes get a key from their content instead, every run."""
     put_source(store, settings, sample_records[:2])
     create_table(store, settings)
     rid = sample_records[1]["id"]
@@ -163,11 +166,38 @@ def test_an_image_object_with_other_bytes_is_never_overwritten(
 
     result = migrate(store, settings)
 
-    assert result.migrated == 1
-    assert [(f.index, f.id) for f in result.failed] == [(1, rid)]
-    assert "exists with other bytes; not overwritten" in result.failed[0].reason
+    assert (result.migrated, result.failed) == (2, [])
     assert store.get_bytes(settings.bucket, key) == b"other bytes"
-    assert store.get_item(settings.table, rid) is None  # no item without all its images
+    ref = (store.get_item(settings.table, rid) or {})["imageUploadResults"]["aadhaar"]
+    assert ref["s3Key"] == f"registration-images/{rid}/aadhaar-{ref['sha256'][:16]}.png"
+    assert (
+        hashlib.sha256(store.get_bytes(settings.bucket, ref["s3Key"]) or b"").hexdigest()
+        == (ref["sha256"])
+    )
+    _, deep = deep_verify(store, settings)
+    assert deep.ok, deep.lines()
+
+
+def test_a_record_whose_both_keys_hold_other_bytes_fails_and_says_the_way_out(
+    store: Store, settings: Settings, sample_records: list[dict[str, Any]]
+) -> None:
+    put_source(store, settings, sample_records[:2])
+    create_table(store, settings)
+    record = sample_records[1]
+    assert settings.bucket
+    canonical = f"registration-images/{record['id']}/aadhaar.png"
+    sha = hashlib.sha256(base64.b64decode(record["aadhaarCopy"].split(",", 1)[1])).hexdigest()
+    derived = f"registration-images/{record['id']}/aadhaar-{sha[:16]}.png"
+    for key in (canonical, derived):
+        store.put_object(settings.bucket, key, b"the app's bytes", "image/png")
+
+    result = migrate(store, settings)
+
+    assert [(f.index, f.id) for f in result.failed] == [(1, record["id"])]
+    assert "neither is overwritten. Fix:" in result.failed[0].reason
+    for key in (canonical, derived):
+        assert store.get_bytes(settings.bucket, key) == b"the app's bytes"
+    assert store.get_item(settings.table, record["id"]) is None  # no item without its images
 
 
 def test_the_backup_is_byte_identical_to_the_source(
