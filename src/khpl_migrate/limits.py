@@ -46,6 +46,11 @@ def item_size(item: Mapping[str, Any]) -> int:
     return sum(len(name.encode("utf-8")) + value_size(value) for name, value in item.items())
 
 
+def attribute_sizes(item: Mapping[str, Any]) -> dict[str, int]:
+    """Each attribute's size as DynamoDB counts it (name and value)."""
+    return {name: len(name.encode("utf-8")) + value_size(v) for name, v in item.items()}
+
+
 def value_size(value: Any) -> int:
     """DynamoDB's size of one attribute value (developer guide, "Item sizes and formats")."""
     if isinstance(value, str):
@@ -60,6 +65,10 @@ def value_size(value: Any) -> int:
         return 3 + sum(1 + len(k.encode("utf-8")) + value_size(v) for k, v in value.items())
     if isinstance(value, list | tuple):
         return 3 + sum(1 + value_size(v) for v in value)
+    if isinstance(value, set | frozenset):  # the app's string, number and binary sets
+        return sum(value_size(v) for v in value)
+    if isinstance(getattr(value, "value", None), bytes):  # boto3's Binary
+        return len(value.value)
     raise TypeError(f"no DynamoDB size for {type(value).__name__}")
 
 

@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from khpl_migrate.baseline import Baselines, History
+from khpl_migrate.limits import attribute_sizes
 from khpl_migrate.source import Digest, Source
 from khpl_migrate.threeway import CONFLICTS, Kind, Side
 from khpl_migrate.transform import FIELD_RUNS, IMAGE_RUNS, RunStamp
@@ -170,6 +171,9 @@ class ItemView:
     def __init__(self, item: Mapping[str, Any]) -> None:
         self.units = item_units(item)
         self.slim = {k: item[k] for k in _SLIM if k in item}
+        # Each attribute's share of the item's size: whether an update would take the
+        # item past DynamoDB's 400 KB is known in the plan, not found out by the write.
+        self.sizes = attribute_sizes(item)
 
     @property
     def tool(self) -> bool:

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
 from khpl_migrate import source as source_mod
 from khpl_migrate.aws import Store
 from khpl_migrate.baseline import Baselines, History, history, read_baselines
 from khpl_migrate.errors import RecordError
+from khpl_migrate.limits import MAX_ITEM_BYTES, attribute_sizes
 from khpl_migrate.plan import describe_id, new_stamp
 from khpl_migrate.progress import NullProgress, Progress
 from khpl_migrate.runner import Runner, make_runner
@@ -32,7 +34,7 @@ from khpl_migrate.sync import (
 )
 from khpl_migrate.threeway import Baseline, Kind, Verdict, judge
 from khpl_migrate.transform import RunStamp, record_id, transform
-from khpl_migrate.units import Units, is_tool_key, record_units, references, runs_of
+from khpl_migrate.units import Unit, Units, is_tool_key, record_units, references, runs_of
 from khpl_migrate.units import digest as digest_of
 
 
@@ -101,6 +103,7 @@ class _Read:
     whole: dict[str, bytes] = field(default_factory=dict)  # id -> digest of the whole record
     index: dict[str, int] = field(default_factory=dict)
     images: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> name -> sha256
+    sizes: dict[str, dict[str, int]] = field(default_factory=dict)  # id -> attribute -> bytes
     order: list[str] = field(default_factory=list)
     unusable: list[SyncEntry] = field(default_factory=list)
     # Every id the source has, usable or not: an item whose record cannot be read now
@@ -135,6 +138,7 @@ def _read_source(
         except RecordError as exc:
             shown = describe_id(record)
             read.present.add(shown or "")
+            read.present |= _spellings(record)
             read.unusable.append(
                 SyncEntry(shown or f"#{index}", index, Kind.UNUSABLE, reason=str(exc))
             )
@@ -144,9 +148,23 @@ def _read_source(
         read.whole[rid] = digest_of(record)
         read.index[rid] = index
         read.images[rid] = {image.name: image.sha256 for image in done.images}
+        read.sizes[rid] = attribute_sizes(done.item)
         read.order.append(rid)
     progress.finish()
     return read
+
+
+def _spellings(record: Any) -> set[str]:
+    """An id the source holds as a JSON number, as the string ids it may have been: the
+    item of "12345" is not deleted in the source because the source now says 12345."""
+    rid = record.get("id") if isinstance(record, dict) else None
+    if isinstance(rid, bool) or not isinstance(rid, int | float | Decimal):
+        return set()
+    number = Decimal(str(rid))
+    found = {str(rid), str(number), format(number, "f")}
+    if number == number.to_integral_value():
+        found.add(str(int(number)))
+    return found
 
 
 def _needs(items: Mapping[str, ItemView], read: _Read, past: History) -> dict[str, set[str]]:
@@ -249,7 +267,36 @@ def _entry(
         why = baselines.problems.get(rid, "a run it needs left no baseline")
         return SyncEntry(rid, index, Kind.NO_BASELINE, reason=why, damaged=damaged)
     verdict: Verdict = judge(source, seen.units, baseline, tool_item=seen.tool)
+    size = _size_after(seen.sizes, read.sizes.get(rid, {}), verdict.carry)
+    if size > MAX_ITEM_BYTES:
+        why = (
+            f"the item would be about {size:,} bytes after the update; DynamoDB's limit is "
+            f"400 KB ({MAX_ITEM_BYTES:,} bytes). Fix: make the record smaller in the source "
+            "(or the app's fields of the item), run again"
+        )
+        return SyncEntry(rid, index, Kind.UNUSABLE, reason=why, damaged=damaged)
     return SyncEntry(rid, index, verdict.kind, verdict.sides, damaged=damaged)
+
+
+# What a carried unit adds besides its value: its run in migrationFieldRuns or
+# migrationImageRuns (name, run id, map overhead), and a content-derived key's suffix.
+_RUN_ENTRY_BYTES = 40
+_VERSION_KEY_BYTES = 17
+
+
+def _size_after(now: Mapping[str, int], source: Mapping[str, int], carry: list[Unit]) -> int:
+    """The item's size once the source's edits in `carry` are carried over (an estimate
+    that errs large: a field's old value and its new one are swapped whole)."""
+    size = sum(now.values())
+    for kind, name in carry:
+        size += _RUN_ENTRY_BYTES + len(name.encode("utf-8"))
+        if kind == "field":
+            size += source.get(name, 0) - now.get(name, 0)
+        else:
+            size += _VERSION_KEY_BYTES
+    if any(kind == "image" for kind, _ in carry):
+        size += max(0, source.get("imageUploadResults", 0) - now.get("imageUploadResults", 0))
+    return size
 
 
 def _order(entry: SyncEntry) -> tuple[int, str]:

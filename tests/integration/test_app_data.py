@@ -164,3 +164,95 @@ def test_a_record_deleted_then_re_added_with_another_photo_is_migrated_again(
     ref = items(store, settings)[gone["id"]]["imageUploadResults"]["userPhoto"]
     assert ref["s3Key"].endswith(f"/userPhoto-{ref['sha256'][:16]}.jpeg")
     assert sync(store, settings).ok  # and the next sync has nothing left to do
+
+
+# -- class 3: an image reference is judged by every key, with the object it names -------
+
+
+def _set_reference(store: Store, settings: Settings, rid: str, name: str, ref: Any) -> None:
+    store.ddb.update_item(
+        TableName=settings.table,
+        Key={"id": {"S": rid}},
+        UpdateExpression="SET imageUploadResults.#n = :r",
+        ExpressionAttributeNames={"#n": name},
+        ExpressionAttributeValues={":r": to_attribute_values({"r": ref})["r"]},
+    )
+
+
+def test_a_reference_the_app_pointed_at_its_own_upload_is_a_conflict_not_moved(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    rid, bucket = migrated[0]["id"], settings.require_bucket()
+    own = f"registration-images/{rid}/from-the-app.jpeg"
+    store.put_object(bucket, own, b"the app's upload", "image/jpeg")
+    ref = dict(items(store, settings)[rid]["imageUploadResults"]["userPhoto"])
+    _set_reference(store, settings, rid, "userPhoto", {**ref, "s3Key": own, "size": 16})
+    source = copy.deepcopy(migrated)
+    source[0]["image"] = registrations(1, seed=99)[0]["image"]
+    put_source(store, settings, source)
+
+    result = sync(store, settings, repair_images=True)
+
+    now = items(store, settings)[rid]["imageUploadResults"]["userPhoto"]
+    assert now["s3Key"] == own
+    assert store.get_bytes(bucket, own) == b"the app's upload"
+    assert rid in {e.id for e in result.problems()}  # a conflict, named
+
+
+def test_a_key_the_app_added_to_a_reference_is_kept_and_blocks_a_deletion(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    changed, removed = migrated[0]["id"], migrated[1]["id"]
+    for rid in (changed, removed):
+        ref = dict(items(store, settings)[rid]["imageUploadResults"]["aadhaar"])
+        _set_reference(store, settings, rid, "aadhaar", {**ref, "verifiedBy": "admin-42"})
+    source = copy.deepcopy([r for r in migrated if r["id"] != removed])
+    source[0]["aadhaarCopy"] = registrations(1, seed=99)[0]["aadhaarCopy"]
+    put_source(store, settings, source)
+
+    sync(store, settings, delete=True, max_delete=100.0)
+
+    table = items(store, settings)
+    assert table[changed]["imageUploadResults"]["aadhaar"]["verifiedBy"] == "admin-42"
+    assert table[removed]["imageUploadResults"]["aadhaar"]["verifiedBy"] == "admin-42"
+
+
+# -- class 8: the smaller ones ----------------------------------------------------------
+
+
+def test_an_id_that_became_a_json_number_is_never_taken_as_deleted(
+    store: Store, settings: Settings, seeded_source: Store, sample_records: list[dict[str, Any]]
+) -> None:
+    create_table(store, settings)
+    records = copy.deepcopy(sample_records[:3])
+    records[0]["id"] = "12345"
+    put_source(store, settings, records)
+    assert migrate(store, settings).ok
+    records[0]["id"] = Decimal(12345)
+    put_source(store, settings, records)
+
+    sync(store, settings, delete=True, max_delete=100.0)
+
+    assert "12345" in items(store, settings)
+
+
+def test_an_update_past_400_kb_is_a_failure_in_the_plan_and_writes_nothing(
+    store: Store, settings: Settings, seeded_source: Store, sample_records: list[dict[str, Any]]
+) -> None:
+    create_table(store, settings)
+    records = copy.deepcopy(sample_records[:2])
+    records[0]["notes"] = "n" * 200_000
+    put_source(store, settings, records)
+    assert migrate(store, settings).ok
+    app_sets(store, settings, records[0]["id"], "appNotes", "a" * 100_000)  # the app's, stays
+    before = items(store, settings)[records[0]["id"]]
+    records[0]["remarks"] = "r" * 150_000  # the record alone is 350 KB: fine
+    put_source(store, settings, records)
+
+    plan = plan_sync(store, settings, SyncOptions())
+    entry = next(e for e in plan.entries if e.id == records[0]["id"])
+    result = apply_sync(store, settings, plan)
+
+    assert "400" in (entry.reason or "") and "Fix:" in (entry.reason or "")
+    assert items(store, settings)[records[0]["id"]] == before
+    assert not result.ok
