@@ -145,8 +145,11 @@ def _restore(
     put, left = [], []
     for text in _texts(intent):
         unit = _unit(text)
-        why = _why_not(item, unit, text, intent, copies.get((rid, run_id)), run_id)
         before = prev.get(text)
+        if before is not None and provenance(item, unit) == before != run_id:
+            left.append(f"{text}: already names the run before this one (put back earlier)")
+            continue
+        why = _why_not(item, unit, text, intent, copies.get((rid, run_id)), run_id)
         if why is None and before is None:
             why = "before this run no run of the tool wrote it (the app's value: no backup has it)"
         if why is not None:
@@ -166,19 +169,22 @@ def _restore(
     if left:
         steps.append(Step("restore", rid, False, "; ".join(left), record=rid))
     moved_back = {name for name in (intent.get("images") or {}) if f"image {name}" in put}
-    keep = {str(ref["s3Key"]) for name, ref in references(item).items() if name not in moved_back}
     for name, move in (intent.get("images") or {}).items():
         target = move.get("to")
-        if target and name in moved_back:
-            # This run wrote the object only if it says so (the same bytes may have been
-            # there before, from an earlier sync: then they stay).
-            key = str(target["s3Key"])
-            head = store.head_object(bucket, key)
-            written = head is not None and head.run_id == run_id
-            image = {"key": key, "sha256": target["sha256"], "written": written}
-            users = named.get(key, set()) - {f"item {rid}"}
-            users |= {f"item {rid}"} if key in keep else set()
-            steps.append(object_step(store, bucket, image, users, rid, run_id))
+        if not target:
+            continue
+        # Every object this run wrote for a moved image is considered, not only those
+        # moved back now: a rollback killed after its UpdateItem left them, and its
+        # re-run must finish. Whether one goes is the object's own question (the run's
+        # tag and bytes, and no item naming it).
+        key = str(target["s3Key"])
+        head = store.head_object(bucket, key)
+        written = head is not None and head.run_id == run_id
+        image = {"key": key, "sha256": target["sha256"], "written": written}
+        users = set(named.get(key, set()))
+        if name in moved_back:
+            users.discard(f"item {rid}")
+        steps.append(object_step(store, bucket, image, users, rid, run_id))
     return steps
 
 

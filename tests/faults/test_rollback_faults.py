@@ -3,6 +3,7 @@ nothing that is not the run's: 403 and 501 on DeleteObject, kill -9 at several p
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 from khpl_migrate.aws import Store
 from khpl_migrate.baseline import history
+from khpl_migrate.sample import registrations
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
 from tests.faults.proxy import ProxyPair, Rule
@@ -177,3 +179,48 @@ def test_a_rollback_killed_at_any_point_is_finished_by_the_next(
     # later sync or migrate takes those records from the source again.
     past = history(store, settings.require_bucket(), settings.state_dir)
     assert past.written == {edited}
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before", "after"])
+def test_a_sync_rollback_killed_at_its_update_is_finished_by_the_next(
+    after: bool,
+    faulty: ProxyPair,
+    store: Store,
+    settings: Settings,
+    env: dict[str, str],
+    migrated: list[dict[str, Any]],
+) -> None:
+    """The sync replaced a photo (a new object at a key of its own); its rollback is killed
+    at the UpdateItem that points the reference back. The next one finishes: the old
+    reference, and the sync's object gone."""
+    rid, bucket = migrated[0]["id"], settings.require_bucket()
+    before = items(store, settings)[rid]
+    source = [dict(r) for r in migrated]
+    source[0]["image"] = registrations(1, seed=99)[0]["image"]
+    put_source(store, settings, source)
+    synced = run(["sync", "--apply", "--json"], env)
+    assert synced.returncode == 0, synced.stderr
+    run_id = json.loads(synced.stdout)["runId"]
+    moved = items(store, settings)[rid]["imageUploadResults"]["userPhoto"]["s3Key"]
+    assert moved != before["imageUploadResults"]["userPhoto"]["s3Key"]
+    victim: dict[str, subprocess.Popen[bytes]] = {}
+
+    def kill() -> None:
+        os.kill(victim["proc"].pid, signal.SIGKILL)
+
+    rule = Rule("kill", operation="UpdateItem", nth=2, after=after)  # 1: the pre-flight probe
+    _, _, through = faulty([], [rule], on_kill=kill)
+    victim["proc"] = subprocess.Popen(
+        [sys.executable, "-m", "khpl_migrate", "rollback", "--run", run_id, "--apply", "-q"],
+        env=command_env(through),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert victim["proc"].wait(timeout=120) == -signal.SIGKILL
+
+    again = run(["rollback", "--run", run_id, "--apply"], env)
+
+    assert again.returncode == 0, again.stderr
+    now = items(store, settings)[rid]
+    assert now["imageUploadResults"] == before["imageUploadResults"]
+    assert store.get_bytes(bucket, moved) is None
