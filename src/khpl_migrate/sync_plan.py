@@ -34,7 +34,15 @@ from khpl_migrate.sync import (
 )
 from khpl_migrate.threeway import Baseline, Kind, Verdict, judge
 from khpl_migrate.transform import RunStamp, record_id, transform
-from khpl_migrate.units import Unit, Units, is_tool_key, record_units, references, runs_of
+from khpl_migrate.units import (
+    Unit,
+    Units,
+    is_tool_key,
+    nested_groups,
+    record_units,
+    references,
+    runs_of,
+)
 from khpl_migrate.units import digest as digest_of
 
 
@@ -104,6 +112,7 @@ class _Read:
     index: dict[str, int] = field(default_factory=dict)
     images: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> name -> sha256
     sizes: dict[str, dict[str, int]] = field(default_factory=dict)  # id -> attribute -> bytes
+    groups: dict[str, dict[Unit, str]] = field(default_factory=dict)  # id -> nested images
     order: list[str] = field(default_factory=list)
     unusable: list[SyncEntry] = field(default_factory=list)
     # Every id the source has, usable or not: an item whose record cannot be read now
@@ -149,6 +158,8 @@ def _read_source(
         read.index[rid] = index
         read.images[rid] = {image.name: image.sha256 for image in done.images}
         read.sizes[rid] = attribute_sizes(done.item)
+        if nested := nested_groups(done.item):
+            read.groups[rid] = nested
         read.order.append(rid)
     progress.finish()
     return read
@@ -266,7 +277,8 @@ def _entry(
     if baseline is None:
         why = baselines.problems.get(rid, "a run it needs left no baseline")
         return SyncEntry(rid, index, Kind.NO_BASELINE, reason=why, damaged=damaged)
-    verdict: Verdict = judge(source, seen.units, baseline, tool_item=seen.tool)
+    groups = nested_groups(seen.slim) | read.groups.get(rid, {})
+    verdict: Verdict = judge(source, seen.units, baseline, tool_item=seen.tool, groups=groups)
     size = _size_after(seen.sizes, read.sizes.get(rid, {}), verdict.carry)
     if size > MAX_ITEM_BYTES:
         why = (

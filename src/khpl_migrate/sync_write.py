@@ -46,7 +46,14 @@ from khpl_migrate.transform import (
     extension,
     transform,
 )
-from khpl_migrate.units import Unit, label, provenance, record_units, references
+from khpl_migrate.units import (
+    Unit,
+    label,
+    nested_groups,
+    provenance,
+    record_units,
+    references,
+)
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 3  # reads and conditional writes of one record before it is left for the next sync
@@ -154,7 +161,8 @@ class RecordWriter:
                 self.fail(entry, "a run that wrote this item since the plan left no baseline")
                 return
             units = source.units if source else None
-            verdict = judge(units, seen.units, baseline, tool_item=seen.tool)
+            groups = nested_groups(seen.slim, source.done.item if source else {})
+            verdict = judge(units, seen.units, baseline, tool_item=seen.tool, groups=groups)
             written = (
                 self.update(entry, item, source, verdict)
                 if source is not None

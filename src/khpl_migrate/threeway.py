@@ -15,6 +15,11 @@ edit being lost:
 
 A unit no run of the tool wrote (the app's own item, or a field the app added)
 has no baseline: equal on both sides it is SAME, else NO_BASELINE, a conflict.
+
+An image nested inside a field (a list of children, each with a photo) belongs
+to that field: where the app changed the field or any image in it, a source
+change anywhere in the group is a CONFLICT, never a write at a path that may
+now line up with another element.
 """
 
 from __future__ import annotations
@@ -108,6 +113,7 @@ def judge(
     *,
     tool_item: bool,
     written_before: bool = False,
+    groups: Mapping[Unit, str] | None = None,
 ) -> Verdict:
     """The verdict on one record.
 
@@ -115,7 +121,8 @@ def judge(
     the table; `tool_item` says whether a run of the tool created the item
     (`migrationRunId`); `written_before` whether one did for a record whose item
     is gone (its baseline is then the record as the last run that wrote it had it:
-    the app's deletion stands unless the source changed since).
+    the app's deletion stands unless the source changed since); `groups` names the
+    top-level field each nested image unit sits in.
     """
     if item is None:
         if not written_before:
@@ -138,6 +145,7 @@ def judge(
         found = side(baseline.get(unit), source.get(unit), item.get(unit), known=unit in baseline)
         if found is not Side.SAME:
             sides[unit] = found
+    _group(sides, groups or {})
     if not tool_item and not any(s in (Side.SOURCE, Side.AGREED) for s in sides.values()):
         kind = Kind.APP_CONFLICT if sides else Kind.APP_EQUAL
     elif any(s in (Side.SOURCE, Side.AGREED) for s in sides.values()):
@@ -147,3 +155,17 @@ def judge(
     else:
         kind = Kind.IN_STEP
     return Verdict(kind, sides)
+
+
+def _group(sides: dict[Unit, Side], groups: Mapping[Unit, str]) -> None:
+    """Within a top-level field and the images nested in it, a source change next to the
+    app's is a conflict."""
+    members: dict[str, list[Unit]] = {}
+    for unit, name in groups.items():
+        members.setdefault(name, [("field", name)]).append(unit)
+    for group in members.values():
+        found = {sides.get(unit, Side.SAME) for unit in group}
+        if Side.SOURCE in found and found & {Side.TABLE, *CONFLICTS}:
+            for unit in group:
+                if sides.get(unit) is Side.SOURCE:
+                    sides[unit] = Side.CONFLICT

@@ -139,6 +139,18 @@ def references(item: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {str(k): dict(v) for k, v in results.items() if isinstance(v, Mapping) and "s3Key" in v}
 
 
+def nested_groups(*holders: Mapping[str, Any]) -> dict[Unit, str]:
+    """The images that sit inside a top-level field (a list of children with photos), by
+    the field they belong to, from the references of each item or record given."""
+    found: dict[Unit, str] = {}
+    for holder in holders:
+        for name, ref in references(holder).items():
+            path = list(ref.get("field") or [])
+            if len(path) > 1 and isinstance(path[0], str):
+                found[("image", name)] = path[0]
+    return found
+
+
 def provenance(item: Mapping[str, Any], unit: Unit) -> str | None:
     """The run whose backup holds this unit's baseline: the run that last wrote it.
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from khpl_migrate.aws import Store, to_attribute_values
+from khpl_migrate.deep import deep_verify
 from khpl_migrate.rollback import apply_rollback, plan_rollback
 from khpl_migrate.sample import registrations
 from khpl_migrate.settings import Settings
@@ -256,3 +257,60 @@ def test_an_update_past_400_kb_is_a_failure_in_the_plan_and_writes_nothing(
     assert "400" in (entry.reason or "") and "Fix:" in (entry.reason or "")
     assert items(store, settings)[records[0]["id"]] == before
     assert not result.ok
+
+
+def test_a_photo_inside_a_list_the_app_reshaped_is_a_conflict_not_a_shifted_write(
+    store: Store, settings: Settings, seeded_source: Store, sample_records: list[dict[str, Any]]
+) -> None:
+    create_table(store, settings)
+    records = copy.deepcopy(sample_records[:2])
+    photos = [r["image"] for r in registrations(3, seed=5)]
+    records[0]["children"] = [{"name": "A", "photo": photos[0]}, {"name": "B", "photo": photos[1]}]
+    put_source(store, settings, records)
+    assert migrate(store, settings).ok
+    rid = records[0]["id"]
+    store.ddb.update_item(
+        TableName=settings.table, Key={"id": {"S": rid}}, UpdateExpression="REMOVE children[0]"
+    )
+    before = items(store, settings)[rid]
+    records[0]["children"][1]["photo"] = photos[2]  # the source replaces child B's photo
+    put_source(store, settings, records)
+
+    result = sync(store, settings)
+
+    assert items(store, settings)[rid] == before  # nothing written at a shifted path
+    assert rid in {e.id for e in result.problems()}
+
+
+@pytest.mark.parametrize("edit", ["SET children[0].#n = :v", "REMOVE children[0]"])
+def test_deep_verify_names_the_apps_side_for_a_nested_field_only_the_app_changed(
+    store: Store,
+    settings: Settings,
+    seeded_source: Store,
+    sample_records: list[dict[str, Any]],
+    edit: str,
+) -> None:
+    create_table(store, settings)
+    records = copy.deepcopy(sample_records[:2])
+    photos = [r["image"] for r in registrations(2, seed=5)]
+    records[0]["children"] = [{"name": "A", "photo": photos[0]}, {"name": "B", "photo": photos[1]}]
+    put_source(store, settings, records)
+    assert migrate(store, settings).ok
+    rid = records[0]["id"]
+    extra: dict[str, Any] = (
+        {
+            "ExpressionAttributeNames": {"#n": "name"},
+            "ExpressionAttributeValues": {":v": {"S": "AA"}},
+        }
+        if "SET" in edit
+        else {}
+    )
+    store.ddb.update_item(
+        TableName=settings.table, Key={"id": {"S": rid}}, UpdateExpression=edit, **extra
+    )
+
+    _, deep = deep_verify(store, settings, allow_table_edits=True)
+
+    entry = next(e for e in deep.entries if e.id == rid)
+    assert entry.sides == ("table",), entry.details
+    assert deep.ok

@@ -137,3 +137,23 @@ def test_a_second_judgement_after_carrying_everything_over_is_in_step(
     after_item = dict(source)
     after_base = {u: source.get(u) for u in set(base) | set(source)}
     assert judge(source, after_item, after_base, tool_item=True).kind is Kind.IN_STEP
+
+
+def test_an_image_nested_in_a_field_the_app_changed_is_a_conflict() -> None:
+    field, photo = ("field", "children"), ("image", "children.1.photo")
+    baseline = {field: A, photo: A}
+    groups = {photo: "children"}
+    # The app removed an element; the source replaced a photo inside: no shifted write.
+    verdict = judge(
+        {field: A, photo: B}, {field: B, photo: A}, baseline, tool_item=True, groups=groups
+    )
+    assert verdict.sides == {field: Side.TABLE, photo: Side.CONFLICT}
+    assert verdict.kind is Kind.CONFLICT
+    # Ungrouped, the same edits would be carried: the grouping is what keeps it out.
+    loose = judge({field: A, photo: B}, {field: B, photo: A}, baseline, tool_item=True)
+    assert loose.sides[photo] is Side.SOURCE
+    # The source alone changing a nested photo is still carried.
+    alone = judge(
+        {field: A, photo: B}, {field: A, photo: A}, baseline, tool_item=True, groups=groups
+    )
+    assert alone.sides == {photo: Side.SOURCE} and alone.kind is Kind.UPDATE
