@@ -6,7 +6,6 @@ carried out, each under its condition, by `rollback.apply_rollback`.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -66,11 +65,12 @@ def object_step(
     if users:
         shown = ", ".join(sorted(users)[:3]) + (" and more" if len(users) > 3 else "")
         return Step("object", key, False, f"still referenced: {shown}", record=rid)
-    found = store.get_object(bucket, key)
-    if found is None:
+    info = store.head_object(bucket, key)
+    if info is None:
         return Step("object", key, False, "already gone", record=rid)
-    data, info = found
-    sha = hashlib.sha256(data).hexdigest()
+    # S3's own SHA-256 checksum of the object (stored with it at upload) where it kept
+    # one, else the bytes read and hashed.
+    sha = store.sha256_of(bucket, info)
     if not object_is_runs(info.run_id, sha, run_id, str(image.get("sha256"))):
         why = (
             "bytes changed since the run"
