@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from khpl_migrate.transform import MIGRATED_FROM
-from khpl_migrate.units import Units, item_units, label, references, runs_of
+from khpl_migrate.units import Units, is_tool_key, item_units, label, references, runs_of
 
 REFS = "imageUploadResults"
 
@@ -61,6 +61,28 @@ def _verb(now: bytes | None, then: bytes | None) -> str | None:
     if then is None:
         return "added"
     return "removed" if now is None else "changed"
+
+
+ObjectState = tuple[str | None, str]  # an object's run tag and the SHA-256 of its bytes
+
+
+def replaced_images(
+    item: Mapping[str, Any], found: Mapping[str, ObjectState | None], tool_runs: set[str]
+) -> list[str]:
+    """The item's images whose object another writer replaced (other bytes, or no run tag
+    of the tool): an image is its reference with its object, so those are the app's and
+    the item is not the tool's to delete. `found` has each referenced key's state (None:
+    missing, which is damage, not the app's)."""
+    rid = str(item.get("id", ""))
+    out = []
+    for name, ref in sorted(references(item).items()):
+        state = found.get(str(ref["s3Key"]))
+        if state is None or not is_tool_key(rid, name, ref):
+            continue
+        tag, sha = state
+        if tag not in tool_runs or sha != ref.get("sha256"):
+            out.append(f"the app replaced the photo of image {name} ({ref['s3Key']})")
+    return out
 
 
 def object_is_runs(run_tag: str | None, sha256_now: str | None, run_id: str, sha256: str) -> bool:

@@ -34,10 +34,11 @@ from khpl_migrate.aws import Store
 from khpl_migrate.baseline import History, history, read_baselines
 from khpl_migrate.journal import Manifest, iso_ms, read_manifest
 from khpl_migrate.layout import IMAGE_PREFIX, RUNS_PREFIX, local_rollback, rollback_key
-from khpl_migrate.ownership import item_changes, strings_in
-from khpl_migrate.rollback_steps import PUT_BACK, Step, item_step, object_step
+from khpl_migrate.ownership import item_changes, replaced_images, strings_in
+from khpl_migrate.rollback_steps import PUT_BACK, Heads, Step, item_step, object_step
 from khpl_migrate.rollback_sync import sync_steps
 from khpl_migrate.settings import Settings
+from khpl_migrate.units import references
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,8 @@ def plan_rollback(store: Store, settings: Settings, run_id: str) -> RollbackPlan
     ]
     now = store.get_items(table, [str(line["id"]) for line in lines if line.get("itemWritten")])
     past = history(store, bucket, settings.state_dir)
-    then = _copies_then(store, settings, manifest, now, past)
+    heads = Heads(store, bucket)
+    then = _copies_then(store, settings, manifest, now, past, heads)
     steps: list[Step] = []
     for line in lines:
         rid = str(line["id"])
@@ -139,9 +141,9 @@ def plan_rollback(store: Store, settings: Settings, run_id: str) -> RollbackPlan
         for image in line.get("images", []):
             key = str(image["key"])
             users = named.get(key, set()) | elsewhere.get(key, set())
-            steps.append(object_step(store, bucket, image, users, rid, run_id))
+            steps.append(object_step(heads, image, users, rid, run_id))
     if manifest.kind == "sync":
-        steps += sync_steps(store, settings, manifest, table, named)
+        steps += sync_steps(store, settings, manifest, table, named, heads)
     return RollbackPlan(run_id, bucket, table, tuple(steps), settings.state_dir)
 
 
@@ -151,6 +153,7 @@ def _copies_then(
     manifest: Manifest,
     now: dict[str, dict[str, Any]],
     past: History,
+    heads: Heads,
 ) -> dict[str, Any]:
     """For each item still there that names the run as its owner, why it is not exactly
     what the run left ([] when it is), judged against the run's copy in its backup."""
@@ -164,6 +167,12 @@ def _copies_then(
             out[rid] = [f"its copy in the run's backup cannot be read ({read.problems[rid]})"]
         else:
             out[rid] = item_changes(item, run_id, read.by_run.get(rid, {}).get(run_id))
+        if not out[rid]:
+            found = {
+                str(ref["s3Key"]): heads.state(str(ref["s3Key"]))
+                for ref in references(item).values()
+            }
+            out[rid] = replaced_images(item, found, set(past.runs))
     return out
 
 

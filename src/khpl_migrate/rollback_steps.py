@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from khpl_migrate.aws import Store, Update
-from khpl_migrate.ownership import object_is_runs
+from khpl_migrate.aws import ObjectInfo, Store, Update
+from khpl_migrate.ownership import ObjectState, object_is_runs
 
 # item, object: deleted; restore: a sync's changes to an item put back; recreate: an
 # item a sync deleted put back.
@@ -53,8 +53,29 @@ def item_step(rid: str, item: dict[str, Any] | None, changes: list[str] | None) 
     return Step("item", rid, True, why, record=rid, item=item)
 
 
+class Heads:
+    """Each object's head and SHA-256, read once per rollback plan (an item's check and
+    its objects' steps ask about the same keys)."""
+
+    def __init__(self, store: Store, bucket: str) -> None:
+        self.store, self.bucket = store, bucket
+        self._seen: dict[str, tuple[ObjectInfo, str] | None] = {}
+
+    def of(self, key: str) -> tuple[ObjectInfo, str] | None:
+        if key not in self._seen:
+            info = self.store.head_object(self.bucket, key)
+            self._seen[key] = (
+                None if info is None else (info, self.store.sha256_of(self.bucket, info))
+            )
+        return self._seen[key]
+
+    def state(self, key: str) -> ObjectState | None:
+        found = self.of(key)
+        return None if found is None else (found[0].run_id, found[1])
+
+
 def object_step(
-    store: Store, bucket: str, image: dict[str, Any], users: set[str], rid: str, run_id: str
+    heads: Heads, image: dict[str, Any], users: set[str], rid: str, run_id: str
 ) -> Step:
     """An object the run wrote goes only while it is still the run's (its tag and bytes)
     and nothing that stays uses it (`users`: the items naming its key, the other runs'
@@ -65,12 +86,12 @@ def object_step(
     if users:
         shown = ", ".join(sorted(users)[:3]) + (" and more" if len(users) > 3 else "")
         return Step("object", key, False, f"still referenced: {shown}", record=rid)
-    info = store.head_object(bucket, key)
-    if info is None:
-        return Step("object", key, False, "already gone", record=rid)
     # S3's own SHA-256 checksum of the object (stored with it at upload) where it kept
     # one, else the bytes read and hashed.
-    sha = store.sha256_of(bucket, info)
+    found = heads.of(key)
+    if found is None:
+        return Step("object", key, False, "already gone", record=rid)
+    info, sha = found
     if not object_is_runs(info.run_id, sha, run_id, str(image.get("sha256"))):
         why = (
             "bytes changed since the run"

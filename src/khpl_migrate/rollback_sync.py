@@ -22,7 +22,7 @@ from khpl_migrate.aws import ABSENT, Store, Update
 from khpl_migrate.baseline import history, read_copies
 from khpl_migrate.changes import REFS, Change, bare
 from khpl_migrate.journal import Manifest
-from khpl_migrate.rollback_steps import Step, object_step
+from khpl_migrate.rollback_steps import Heads, Step, object_step
 from khpl_migrate.settings import Settings
 from khpl_migrate.transform import FIELD_RUNS, IMAGE_RUNS, Transformed
 from khpl_migrate.units import Unit, digest, provenance, references
@@ -36,6 +36,7 @@ def sync_steps(
     manifest: Manifest,
     table: str,
     named: Mapping[str, set[str]],
+    heads: Heads,
 ) -> list[Step]:
     """What undoing this sync run puts back, deletes and leaves: reads only. `named`: the
     image keys items that stay name, with those items."""
@@ -69,7 +70,7 @@ def sync_steps(
         elif intent.get("delete"):
             steps.append(_recreate(rid, item, intent, copies))
         else:
-            steps += _restore(store, bucket, rid, item, intent, copies, run_id, named)
+            steps += _restore(store, bucket, rid, item, intent, copies, run_id, named, heads)
     return steps
 
 
@@ -135,6 +136,7 @@ def _restore(
     copies: Copies,
     run_id: str,
     named: Mapping[str, set[str]],
+    heads: Heads,
 ) -> list[Step]:
     """One UpdateItem putting back the units this run wrote that still hold what it wrote;
     then the objects this run wrote for them, where nothing references them any more."""
@@ -178,13 +180,13 @@ def _restore(
         # re-run must finish. Whether one goes is the object's own question (the run's
         # tag and bytes, and no item naming it).
         key = str(target["s3Key"])
-        head = store.head_object(bucket, key)
-        written = head is not None and head.run_id == run_id
+        found = heads.of(key)
+        written = found is not None and found[0].run_id == run_id
         image = {"key": key, "sha256": target["sha256"], "written": written}
         users = set(named.get(key, set()))
         if name in moved_back:
             users.discard(f"item {rid}")
-        steps.append(object_step(store, bucket, image, users, rid, run_id))
+        steps.append(object_step(heads, image, users, rid, run_id))
     return steps
 
 

@@ -31,7 +31,7 @@ from khpl_migrate.limits import attribute_sizes
 from khpl_migrate.source import Digest, Source
 from khpl_migrate.threeway import CONFLICTS, Kind, Side
 from khpl_migrate.transform import FIELD_RUNS, IMAGE_RUNS, RunStamp
-from khpl_migrate.units import Unit, item_units, label
+from khpl_migrate.units import Unit, Units, item_units, label, replaced_unit
 
 Take = Literal["source", "table"]
 # An item's attributes that sync reads besides its units: who wrote what, and its images.
@@ -78,6 +78,9 @@ class SyncEntry:
     damaged: tuple[Damage, ...] = ()
     deletion: Deletion | None = None
     selected: bool = True  # False: not in --only-ids
+    # Images whose object another writer replaced (the app updating a photo in place):
+    # the app's, judged as changed in the table, never moved away from or repaired.
+    replaced: tuple[str, ...] = ()
 
     def units(self, *wanted: Side) -> list[Unit]:
         return sorted(unit for unit, found in self.sides.items() if found in wanted)
@@ -174,6 +177,14 @@ class ItemView:
         # Each attribute's share of the item's size: whether an update would take the
         # item past DynamoDB's 400 KB is known in the plan, not found out by the write.
         self.sizes = attribute_sizes(item)
+
+    def with_replaced(self, names: tuple[str, ...]) -> Units:
+        """The item's units, where the object of each image in `names` is another
+        writer's: that image is the app's (an image is its reference with its object)."""
+        units = dict(self.units)
+        for name in names:
+            units[("image", name)] = replaced_unit(name)
+        return units
 
     @property
     def tool(self) -> bool:

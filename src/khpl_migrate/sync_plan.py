@@ -78,11 +78,11 @@ def plan_sync(
         | ({rid for rid in read.order if rid not in items} if mask_new else set()),
         known={rid: (whole, read.units[rid]) for rid, whole in read.whole.items()},
     )
-    damage = _check_images(
-        store, source.bucket, items, read, runner or make_runner(settings.workers)
+    objects = _check_images(
+        store, source.bucket, items, read, runner or make_runner(settings.workers), set(past.runs)
     )
     judged = [
-        _entry(rid, read, items, baselines, past, damage.get(rid, ()))
+        _entry(rid, read, items, baselines, past, objects)
         for rid in [*read.order, *(rid for rid in items if rid not in read.present)]
     ]
     entries = [e for e in judged if e is not None] + read.unusable
@@ -193,31 +193,50 @@ def _needs(items: Mapping[str, ItemView], read: _Read, past: History) -> dict[st
     return needs
 
 
+@dataclass
+class _Objects:
+    """What the referenced image objects hold: damage (missing objects the tool wrote) and
+    the images whose object another writer replaced (the app's), by id."""
+
+    damage: dict[str, tuple[Damage, ...]] = field(default_factory=dict)
+    replaced: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
 def _check_images(
     store: Store,
     bucket: str,
     items: Mapping[str, ItemView],
     read: _Read,
     runner: Runner,
-) -> dict[str, tuple[Damage, ...]]:
-    """Every referenced image object: does it hold the bytes and type its reference says?"""
-    found: dict[str, list[Damage]] = {}
+    tool_runs: set[str],
+) -> _Objects:
+    """Every image object an item references under one of the tool's keys: there, and
+    still the tool's (a run's tag, the reference's bytes)?"""
+    damage: dict[str, list[Damage]] = {}
+    replaced: dict[str, list[str]] = {}
 
-    def check(rid: str, name: str, entry: dict[str, Any]) -> Callable[[], Damage | None]:
-        def task() -> Damage | None:
-            problem, etag = _object_problem(store, bucket, entry)
-            if problem is None:
-                return None
-            repairable = read.images.get(rid, {}).get(name) == entry["sha256"]
-            return Damage(name, str(entry["s3Key"]), problem, etag, repairable)
+    def check(rid: str, name: str, entry: dict[str, Any]) -> Callable[[], Damage | str | None]:
+        def task() -> Damage | str | None:
+            head = store.head_object(bucket, str(entry["s3Key"]))
+            if head is None:
+                # Only a missing object is damage: put back with If-None-Match, creating
+                # and never replacing.
+                repairable = read.images.get(rid, {}).get(name) == entry["sha256"]
+                key = str(entry["s3Key"])
+                return Damage(name, key, "the object is missing", None, repairable)
+            if head.run_id not in tool_runs or store.sha256_of(bucket, head) != entry["sha256"]:
+                return name  # the app replaced it (a photo updated in place): the app's
+            return None
 
         return task
 
-    def done_for(rid: str) -> Callable[[Future[Damage | None]], None]:
-        def done(future: Future[Damage | None]) -> None:
-            damage = future.result()
-            if damage is not None:
-                found.setdefault(rid, []).append(damage)
+    def done_for(rid: str) -> Callable[[Future[Damage | str | None]], None]:
+        def done(future: Future[Damage | str | None]) -> None:
+            found = future.result()
+            if isinstance(found, Damage):
+                damage.setdefault(rid, []).append(found)
+            elif found is not None:
+                replaced.setdefault(rid, []).append(found)
 
         return done
 
@@ -230,22 +249,10 @@ def _check_images(
                     runner.submit(check(rid, name, entry), done_for(rid))
     finally:
         runner.drain()
-    return {rid: tuple(sorted(d, key=lambda x: x.name)) for rid, d in found.items()}
-
-
-def _object_problem(
-    store: Store, bucket: str, entry: Mapping[str, Any]
-) -> tuple[str | None, str | None]:
-    """What is wrong with a referenced image object (None: nothing), and the ETag checked.
-
-    Only a missing object is damage: it is put back with If-None-Match, creating and
-    never replacing. An object that is there but holds other bytes or another type is
-    not what the tool wrote: the app replaced it (a photo updated in place), and it is
-    the app's, reported by `verify --deep` and never repaired."""
-    head = store.head_object(bucket, str(entry["s3Key"]))
-    if head is None:
-        return "the object is missing", None
-    return None, head.etag
+    return _Objects(
+        {rid: tuple(sorted(d, key=lambda x: x.name)) for rid, d in damage.items()},
+        {rid: tuple(sorted(names)) for rid, names in replaced.items()},
+    )
 
 
 def _entry(
@@ -254,9 +261,11 @@ def _entry(
     items: Mapping[str, ItemView],
     baselines: Baselines,
     past: History,
-    damaged: tuple[Damage, ...],
+    objects: _Objects,
 ) -> SyncEntry | None:
     seen = items.get(rid)
+    damaged = objects.damage.get(rid, ())
+    replaced = objects.replaced.get(rid, ())
     source = read.units.get(rid)
     index = read.index.get(rid)
     if seen is None:
@@ -278,7 +287,8 @@ def _entry(
         why = baselines.problems.get(rid, "a run it needs left no baseline")
         return SyncEntry(rid, index, Kind.NO_BASELINE, reason=why, damaged=damaged)
     groups = nested_groups(seen.slim) | read.groups.get(rid, {})
-    verdict: Verdict = judge(source, seen.units, baseline, tool_item=seen.tool, groups=groups)
+    units = seen.with_replaced(replaced)
+    verdict: Verdict = judge(source, units, baseline, tool_item=seen.tool, groups=groups)
     size = _size_after(seen.sizes, read.sizes.get(rid, {}), verdict.carry)
     if size > MAX_ITEM_BYTES:
         why = (
@@ -287,7 +297,7 @@ def _entry(
             "(or the app's fields of the item), run again"
         )
         return SyncEntry(rid, index, Kind.UNUSABLE, reason=why, damaged=damaged)
-    return SyncEntry(rid, index, verdict.kind, verdict.sides, damaged=damaged)
+    return SyncEntry(rid, index, verdict.kind, verdict.sides, damaged=damaged, replaced=replaced)
 
 
 # What a carried unit adds besides its value: its run in migrationFieldRuns or

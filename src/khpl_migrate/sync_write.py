@@ -162,7 +162,8 @@ class RecordWriter:
                 return
             units = source.units if source else None
             groups = nested_groups(seen.slim, source.done.item if source else {})
-            verdict = judge(units, seen.units, baseline, tool_item=seen.tool, groups=groups)
+            now = seen.with_replaced(entry.replaced)
+            verdict = judge(units, now, baseline, tool_item=seen.tool, groups=groups)
             written = (
                 self.update(entry, item, source, verdict)
                 if source is not None

@@ -116,6 +116,11 @@ def is_tool_key(rid: str, name: str, ref: Mapping[str, Any]) -> bool:
 _TOOL_KEY = "\x00tool-key"
 
 
+def replaced_unit(name: str) -> bytes:
+    """An image whose object another writer replaced: a value no reference digests to."""
+    return digest(["an object another writer replaced", name])
+
+
 def record_units(record: Transformed) -> Units:
     """The units of a source record (now, or as a backup holds it)."""
     units: Units = {("field", k): digest(v) for k, v in record.item.items() if k not in _SKIP}

@@ -314,3 +314,43 @@ def test_deep_verify_names_the_apps_side_for_a_nested_field_only_the_app_changed
     entry = next(e for e in deep.entries if e.id == rid)
     assert entry.sides == ("table",), entry.details
     assert deep.ok
+
+
+# -- class 4: a photo the app updated in place is the app's -----------------------------
+
+
+def test_rollback_keeps_an_item_whose_photo_the_app_replaced_in_place(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    rid, bucket = migrated[0]["id"], settings.require_bucket()
+    key = image_key(migrated[0], "userPhoto")
+    run_id = str(items(store, settings)[rid]["migrationRunId"])
+    store.s3.put_object(
+        Bucket=bucket, Key=key, Body=b"the player's new photo", ContentType="image/jpeg"
+    )
+
+    done = apply_rollback(store, plan_rollback(store, settings, run_id))
+
+    assert rid in items(store, settings)
+    assert store.get_bytes(bucket, key) == b"the player's new photo"
+    kept = next(s for s in done.left if s.kind == "item" and s.target == rid)
+    assert "the app replaced the photo of image userPhoto" in kept.reason
+
+
+def test_sync_never_moves_a_reference_away_from_a_photo_the_app_replaced_in_place(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    rid, bucket = migrated[0]["id"], settings.require_bucket()
+    key = image_key(migrated[0], "userPhoto")
+    store.s3.put_object(
+        Bucket=bucket, Key=key, Body=b"the player's new photo", ContentType="image/jpeg"
+    )
+    source = copy.deepcopy(migrated)
+    source[0]["image"] = registrations(1, seed=99)[0]["image"]  # the source replaces it too
+    put_source(store, settings, source)
+
+    result = sync(store, settings)
+
+    assert items(store, settings)[rid]["imageUploadResults"]["userPhoto"]["s3Key"] == key
+    assert store.get_bytes(bucket, key) == b"the player's new photo"
+    assert rid in {e.id for e in result.problems()}  # a conflict, named
