@@ -64,8 +64,11 @@ NEEDS: dict[str, list[tuple[str, str]]] = {
         ("s3:DeleteObject", IMAGES),
         ("s3:GetObject", BACKUPS),  # a sync run's: the values to put back
         ("s3:GetObjectVersion", BACKUPS),
+        ("s3:GetObjectVersion", IMAGES),  # an object stored without its SHA-256, hashed
         ("dynamodb:DescribeTable", "table"),
         ("dynamodb:GetItem", "table"),
+        ("dynamodb:BatchGetItem", "table"),  # the run's items, judged against its backup
+        ("dynamodb:Scan", "table"),  # which image keys the items that stay name
         ("dynamodb:DeleteItem", "table"),
         ("dynamodb:UpdateItem", "table"),  # a sync run's fields put back
         ("dynamodb:PutItem", "table"),  # an item a sync run deleted put back

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from khpl_migrate import policy
-from khpl_migrate.aws import Store
+from khpl_migrate.aws import ObjectInfo, Store
 from khpl_migrate.settings import Settings
 from tests.helpers import put_source, run
 from tests.review_server import start_review
@@ -82,8 +82,19 @@ def traced_sync(
     source[0]["paymentStatus"] = "refunded"
     source[1]["image"] = records[5]["image"]
     put_source(store, settings, [*source[:2], records[3]])  # records[2] deleted, [3] new
-    damaged = f"registration-images/{records[0]['id']}/aadhaar.png"
-    store.s3.put_object(Bucket=bucket, Key=damaged, Body=b"damage", ContentType="image/png")
+    # Other bytes under the tool's run tag, stored without a checksum: sync hashes them
+    # (from the version its HEAD saw) to learn they are not the tool's. And a missing
+    # object, which --repair-images puts back.
+    replaced = f"registration-images/{records[0]['id']}/aadhaar.png"
+    tag = (store.head_object(bucket, replaced) or ObjectInfo("", 0, "")).run_id or ""
+    store.s3.put_object(
+        Bucket=bucket,
+        Key=replaced,
+        Body=b"other",
+        ContentType="image/png",
+        Metadata={"khpl-run": tag},
+    )
+    store.s3.delete_object(Bucket=bucket, Key=f"registration-images/{records[1]['id']}/aadhaar.png")
     made = traced(["sync"], env, tmp_path / "trace-sync0.jsonl")
     apply = ["sync", "--apply", "--delete", "--max-delete", "100", "--repair-images"]
     made += traced(apply, env, tmp_path / "trace-sync1.jsonl")
@@ -128,13 +139,26 @@ def test_the_policy_matches_the_operations_each_command_makes(
             continue
         calls[name] += traced(command, env, tmp_path / f"trace-{index}.jsonl")
     run_id = json.loads(run(["runs", "--json"], env).stdout)["runs"][0]["runId"]
+    # The app updates a photo in place (no checksum stored): rollback hashes its bytes,
+    # from the version it saw, to know the photo is the app's.
+    photo = f"registration-images/{sample_records[1]['id']}/userPhoto.jpeg"
+    original = store.get_bytes(bucket, photo) or b""
+    store.s3.put_object(Bucket=bucket, Key=photo, Body=b"the app's photo", ContentType="image/jpeg")
     calls["rollback"] += traced(["rollback", "--run", run_id], env, tmp_path / "trace-rb1.jsonl")
     calls["rollback"] += traced(
         ["rollback", "--run", run_id, "--apply"], env, tmp_path / "trace-rb2.jsonl"
     )
+    store.s3.put_object(Bucket=bucket, Key=photo, Body=original, ContentType="image/jpeg")
 
     # A complete migration again (the taken key freed), so that removing the original
     # is allowed: review's page does it first, then archive-source --remove-original.
+    # The rollback kept the item the app edited; the app undoes its edit.
+    store.ddb.update_item(
+        TableName=settings.table,
+        Key={"id": {"S": sample_records[0]["id"]}},
+        UpdateExpression="SET village = :v",
+        ExpressionAttributeValues={":v": {"S": sample_records[0]["village"]}},
+    )
     store.s3.delete_object(Bucket=bucket, Key=taken)
     assert run(["migrate", "--apply"], env).returncode == 0
     for info in store.list_objects(bucket, "archive/"):

@@ -59,6 +59,7 @@ class Rule:
     delay: float = 0.3  # for "slow"
     after: bool = False  # for "kill": after the service has done the work
     hook: Callable[[], None] | None = None  # for "hook": run before the request goes on
+    on_request: Callable[[Request], None] | None = None  # for "hook": the same, told the request
     seen: int = 0
     fired: int = 0
 
@@ -301,6 +302,8 @@ class FaultProxy:
                 return
             if kind == "hook" and rule and rule.hook:
                 rule.hook()  # another writer acts between the tool's read and its write
+            if kind == "hook" and rule and rule.on_request:
+                rule.on_request(request)
             response = self._forward(request)
             if kind == "kill" and rule and rule.after and self.on_kill:
                 self.on_kill()
