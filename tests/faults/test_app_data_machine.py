@@ -260,6 +260,15 @@ def test_whatever_the_app_wrote_last_survives(
                 self.records[rid][name] = sample.registrations(1, seed=100 + self.count)[0][name]
                 self.upload()
 
+        @rule(
+            at=st.integers(0, 9), name=st.sampled_from(FIELDS), value=st.sampled_from(["s1", "s2"])
+        )
+        def the_source_edits_and_a_sync_races_the_app(self, at: int, name: str, value: str) -> None:
+            """The race the conditions exist for, made likely: a source edit to carry, and
+            the app writing the same attribute between the tool's read and its write."""
+            self.the_source_edits(at, name, value)
+            self.sync(delete=False, repair=False, race=True)
+
         @rule(delete=st.booleans(), repair=st.booleans(), race=st.booleans())
         def sync(self, delete: bool, repair: bool, race: bool) -> None:
             options = SyncOptions(delete=delete, max_delete=100.0, repair_images=repair)

@@ -6,7 +6,9 @@ live app does it: unconditional writes of its own, through the same table and bu
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -354,3 +356,25 @@ def test_sync_never_moves_a_reference_away_from_a_photo_the_app_replaced_in_plac
     assert items(store, settings)[rid]["imageUploadResults"]["userPhoto"]["s3Key"] == key
     assert store.get_bytes(bucket, key) == b"the player's new photo"
     assert rid in {e.id for e in result.problems()}  # a conflict, named
+
+
+def test_sync_never_writes_over_other_bytes_at_a_content_derived_key(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    """The source replaces a photo; the key sync would give the new bytes already holds
+    the app's: nothing is overwritten, the record fails and says the way out."""
+    rid, bucket = migrated[0]["id"], settings.require_bucket()
+    photo = registrations(1, seed=99)[0]["image"]
+    sha = hashlib.sha256(base64.b64decode(photo.split(",", 1)[1])).hexdigest()
+    derived = f"registration-images/{rid}/userPhoto-{sha[:16]}.jpeg"
+    store.put_object(bucket, derived, b"the app's bytes", "image/jpeg")
+    source = copy.deepcopy(migrated)
+    source[0]["image"] = photo
+    put_source(store, settings, source)
+
+    result = sync(store, settings)
+
+    assert store.get_bytes(bucket, derived) == b"the app's bytes"
+    assert "Fix:" in result.failed[rid]
+    ref = items(store, settings)[rid]["imageUploadResults"]["userPhoto"]
+    assert ref["s3Key"] == image_key(migrated[0], "userPhoto")
