@@ -56,3 +56,29 @@ def test_a_migration_through_every_kind_of_fault_ends_like_a_clean_one(
     assert end_state(store, settings) == end_state(clean_store, clean)
     _, deep = deep_verify(store, settings)
     assert deep.ok, deep.lines()
+
+
+def test_the_schedule_that_once_failed_a_record_of_the_every_fault_run(
+    faulty: ProxyPair,
+    store: Store,
+    settings: Settings,
+    sample_records: list[dict[str, Any]],
+) -> None:
+    """An image's PutObject is stored but its answer is cut off; botocore retries and S3
+    answers 412 (the key is taken); the tool reads the object to see whether the bytes are
+    its own, and that answer is cut off mid-body too. The read is redone: the record is
+    migrated, not failed with a StreamingError (a retry survives this fault)."""
+    records = copies(sample_records, 1)
+    put_source(store, settings, records)
+    create_table(store, settings)
+    rules = [
+        Rule("reset_response", operation="PutObject", key_contains="registration-images/", nth=1),
+        Rule("reset_response", operation="GetObject", key_contains="registration-images/", nth=1),
+    ]
+    _, _, through = faulty(rules)
+    faulted = settings_mod.load(env=through, workers=1)
+
+    result = apply_plan(Store(faulted), faulted, build_plan(Store(faulted), faulted))
+
+    assert [rule.fired for rule in rules] == [1, 1]
+    assert (result.migrated, result.failed) == (len(records), [])
