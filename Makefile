@@ -8,7 +8,7 @@ JAR_STAMP := node_modules/.installed
 # Every package of the development environment, exact versions and hashes (pip-tools).
 LOCK := requirements/dev.lock
 
-.PHONY: setup system demo test lint format bench lock clean
+.PHONY: setup system demo test soak lint format bench lock clean
 
 setup: $(STAMP) $(JAR_STAMP)
 
@@ -42,6 +42,12 @@ system:
 # The tests start and stop the local stack themselves.
 test: setup system
 	$(BIN)/pytest
+
+# The long profile of the fault properties and the live-app state machine (README,
+# "Faults, crashes and bad input"): about an hour; before a release.
+soak: setup system
+	$(BIN)/pytest --slow tests/faults/test_app_data_machine.py tests/faults/test_sync_properties.py \
+		tests/faults/test_properties.py
 
 lint: setup
 	$(BIN)/ruff check src tests bench
