@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
+import signal
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -32,6 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import unquote, urlsplit
+
+from tests.helpers import command_env
 
 Kind = Literal[
     "throttle",
@@ -333,3 +339,22 @@ class FaultProxy:
 
 # The `faulty` fixture: make(s3_rules, ddb_rules, seed) -> (s3 proxy, dynamodb proxy, env).
 ProxyPair = Callable[..., tuple[FaultProxy, FaultProxy, dict[str, str]]]
+
+
+def killed_run(faulty: ProxyPair, args: list[str], service: str, rule: Rule) -> int:
+    """`khpl-migrate ARGS` through fault proxies whose `rule` (a "kill", on `service`)
+    SIGKILLs it at a chosen request; its exit status (-SIGKILL when the rule fired)."""
+    victim: dict[str, subprocess.Popen[bytes]] = {}
+
+    def kill() -> None:
+        os.kill(victim["proc"].pid, signal.SIGKILL)
+
+    s3_rules, ddb_rules = ([rule], []) if service == "s3" else ([], [rule])
+    _, _, through = faulty(s3_rules, ddb_rules, on_kill=kill)
+    victim["proc"] = subprocess.Popen(
+        [sys.executable, "-m", "khpl_migrate", *args],
+        env=command_env(through),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return victim["proc"].wait(timeout=120)

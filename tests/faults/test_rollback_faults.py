@@ -4,10 +4,7 @@ nothing that is not the run's: 403 and 501 on DeleteObject, kill -9 at several p
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -17,8 +14,8 @@ from khpl_migrate.baseline import history
 from khpl_migrate.sample import registrations
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
-from tests.faults.proxy import ProxyPair, Rule
-from tests.helpers import app_sets, command_env, copies, items, migrate, objects, put_source, run
+from tests.faults.proxy import ProxyPair, Rule, killed_run
+from tests.helpers import app_sets, copies, items, migrate, objects, put_source, run
 
 pytestmark = pytest.mark.faults
 IMAGES = "registration-images/"
@@ -155,21 +152,8 @@ def test_a_rollback_killed_at_any_point_is_finished_by_the_next(
 ) -> None:
     records = copies(sample_records, 1)
     run_id, edited = _migrated_with_the_apps_data(store, settings, records)
-    victim: dict[str, subprocess.Popen[bytes]] = {}
-
-    def kill() -> None:
-        os.kill(victim["proc"].pid, signal.SIGKILL)
-
-    _, _, through = faulty(
-        [rule] if service == "s3" else [], [rule] if service == "dynamodb" else [], on_kill=kill
-    )
-    victim["proc"] = subprocess.Popen(
-        [sys.executable, "-m", "khpl_migrate", "rollback", "--run", run_id, "--apply", "-q"],
-        env=command_env(through),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    assert victim["proc"].wait(timeout=120) == -signal.SIGKILL, f"not killed at: {name}"
+    args = ["rollback", "--run", run_id, "--apply", "-q"]
+    assert killed_run(faulty, args, service, rule) == -signal.SIGKILL, f"not killed at: {name}"
 
     again = run(["rollback", "--run", run_id, "--apply"], env)
 
@@ -203,20 +187,9 @@ def test_a_sync_rollback_killed_at_its_update_is_finished_by_the_next(
     run_id = json.loads(synced.stdout)["runId"]
     moved = items(store, settings)[rid]["imageUploadResults"]["userPhoto"]["s3Key"]
     assert moved != before["imageUploadResults"]["userPhoto"]["s3Key"]
-    victim: dict[str, subprocess.Popen[bytes]] = {}
-
-    def kill() -> None:
-        os.kill(victim["proc"].pid, signal.SIGKILL)
-
     rule = Rule("kill", operation="UpdateItem", nth=2, after=after)  # 1: the pre-flight probe
-    _, _, through = faulty([], [rule], on_kill=kill)
-    victim["proc"] = subprocess.Popen(
-        [sys.executable, "-m", "khpl_migrate", "rollback", "--run", run_id, "--apply", "-q"],
-        env=command_env(through),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    assert victim["proc"].wait(timeout=120) == -signal.SIGKILL
+    args = ["rollback", "--run", run_id, "--apply", "-q"]
+    assert killed_run(faulty, args, "dynamodb", rule) == -signal.SIGKILL
 
     again = run(["rollback", "--run", run_id, "--apply"], env)
 

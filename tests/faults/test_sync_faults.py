@@ -6,10 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
 import signal
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -26,8 +23,8 @@ from khpl_migrate.sync_plan import plan_sync
 from khpl_migrate.table import create_table
 from khpl_migrate.threeway import Side
 from khpl_migrate.transform import FIELD_RUNS, IMAGE_RUNS
-from tests.faults.proxy import ProxyPair, Rule
-from tests.helpers import app_sets, command_env, copies, items, migrate, put_source, run
+from tests.faults.proxy import ProxyPair, Rule, killed_run
+from tests.helpers import app_sets, copies, items, migrate, put_source, run
 
 pytestmark = pytest.mark.faults
 # Which run wrote which unit: a rollback removes this run's entries, maybe leaving a map.
@@ -118,21 +115,8 @@ SYNC = ["sync", "--apply", "--delete", "--max-delete", "100"]
 def _killed_sync(faulty: ProxyPair, service: str, rule: Rule, name: str) -> None:
     # POINTS are shared by two tests: each run counts requests afresh.
     rule = dataclasses.replace(rule, seen=0, fired=0)
-    victim: dict[str, subprocess.Popen[bytes]] = {}
-
-    def kill() -> None:
-        os.kill(victim["proc"].pid, signal.SIGKILL)
-
-    _, _, through = faulty(
-        [rule] if service == "s3" else [], [rule] if service == "dynamodb" else [], on_kill=kill
-    )
-    victim["proc"] = subprocess.Popen(
-        [sys.executable, "-m", "khpl_migrate", *SYNC, "-q", "--workers", "2"],
-        env=command_env(through),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    assert victim["proc"].wait(timeout=120) == -signal.SIGKILL, f"not killed at: {name}"
+    args = [*SYNC, "-q", "--workers", "2"]
+    assert killed_run(faulty, args, service, rule) == -signal.SIGKILL, f"not killed at: {name}"
 
 
 @pytest.mark.parametrize(("name", "service", "rule"), POINTS, ids=[p[0] for p in POINTS])
