@@ -378,3 +378,28 @@ def test_sync_never_writes_over_other_bytes_at_a_content_derived_key(
     assert "Fix:" in result.failed[rid]
     ref = items(store, settings)[rid]["imageUploadResults"]["userPhoto"]
     assert ref["s3Key"] == image_key(migrated[0], "userPhoto")
+
+
+def test_rollback_of_a_sync_keeps_a_reference_the_app_moved_on_to_its_own_bytes(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    """Class 3 (d): a sync moved the reference to `userPhoto-<sha>.jpeg`; the app PUTs
+    new bytes there and updates the reference. Rolling the sync back points nothing back
+    and deletes nothing of the app's."""
+    rid, bucket = migrated[0]["id"], settings.require_bucket()
+    source = copy.deepcopy(migrated)
+    source[0]["image"] = registrations(1, seed=99)[0]["image"]
+    put_source(store, settings, source)
+    result = sync(store, settings)
+    moved = dict(items(store, settings)[rid]["imageUploadResults"]["userPhoto"])
+    body = b"the app's newer photo"
+    store.put_object(bucket, moved["s3Key"], body, "image/jpeg")
+    app_ref = {**moved, "sha256": hashlib.sha256(body).hexdigest(), "size": len(body)}
+    _set_reference(store, settings, rid, "userPhoto", app_ref)
+
+    done = apply_rollback(store, plan_rollback(store, settings, result.run_id))
+
+    now = items(store, settings)[rid]["imageUploadResults"]["userPhoto"]
+    assert now["s3Key"] == moved["s3Key"] and now["sha256"] == app_ref["sha256"]
+    assert store.get_bytes(bucket, moved["s3Key"]) == body
+    assert not [s for s in done.deleted if s.target == moved["s3Key"]]
