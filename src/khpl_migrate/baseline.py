@@ -63,7 +63,7 @@ def history(store: Store, bucket: str, state_dir: Path | None = None) -> History
                 found.last_wrote[str(rid)] = run.run_id
             if line.get("outcome") == "deleted":
                 events.append((run.started, "remove", str(rid)))
-    for when, rid in rollback_records(store, bucket, state_dir):
+    for when, rid in rollback_records(store, bucket, state_dir, found.runs):
         events.append((when, "remove", rid))
     for _, change, rid in sorted(events):
         if change == "add":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -367,12 +368,15 @@ def list_runs(store: Store, bucket: str, state_dir: Path | None = None) -> list[
 
 
 def rollback_records(
-    store: Store, bucket: str, state_dir: Path | None = None
+    store: Store, bucket: str, state_dir: Path | None = None, runs: Collection[str] = ()
 ) -> list[tuple[str, str]]:
     """(when, id) for every item an applied rollback deleted, from the records it left, and
-    from this machine's journals of rollbacks (one killed before its record reached S3)."""
+    from this machine's journals of rollbacks of `runs` (this bucket's: the state folder
+    may hold other buckets' too) that were killed before their record reached S3."""
     found = []
     for path in layout.local_rollbacks(state_dir) if state_dir else []:
+        if path.parent.name not in runs:
+            continue
         when = path.stem.removeprefix("rollback-")
         for raw in path.read_text(encoding="utf-8").splitlines():
             try:

@@ -48,8 +48,12 @@ def item_changes(item: Mapping[str, Any], run_id: str, then: Units | None) -> li
         for unit in sorted(set(now) | set(then))
         if (verb := _verb(now.get(unit), then.get(unit)))
     ]
-    odd = sorted(set(item.get(REFS) or {}) - set(references(item)))
-    changes += [f"the app added {REFS}.{name}" for name in odd]
+    refs = item.get(REFS) or {}
+    if not isinstance(refs, Mapping):
+        changes.append(f"the app rewrote {REFS}")
+    else:
+        odd = sorted(set(refs) - set(references(item)))
+        changes += [f"the app added {REFS}.{name}" for name in odd]
     if item.get("migratedFrom") != MIGRATED_FROM:
         changes.append("the app changed migratedFrom")
     return changes

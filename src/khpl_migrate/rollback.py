@@ -30,10 +30,17 @@ from pathlib import Path
 from typing import Any
 
 from khpl_migrate import errors
-from khpl_migrate.aws import Store
+from khpl_migrate.aws import ItemRejected, Store
 from khpl_migrate.baseline import History, history, read_baselines
 from khpl_migrate.journal import Manifest, iso_ms, read_manifest
-from khpl_migrate.layout import IMAGE_PREFIX, RUNS_PREFIX, local_rollback, rollback_key
+from khpl_migrate.layout import (
+    IMAGE_PREFIX,
+    RUNS_PREFIX,
+    is_rollback_key,
+    local_rollback,
+    local_rollbacks,
+    rollback_key,
+)
 from khpl_migrate.ownership import item_changes, replaced_images, strings_in
 from khpl_migrate.rollback_steps import PUT_BACK, Heads, Step, item_step, object_step
 from khpl_migrate.rollback_sync import sync_steps
@@ -48,6 +55,9 @@ class RollbackPlan:
     table: str
     steps: tuple[Step, ...]
     state_dir: Path | None = None  # where the journal of an applied rollback goes
+    # Items an earlier rollback of this run deleted before it was cut off (its record says
+    # "in progress"): counted as deleted by this one, so that sync and verify know.
+    finished: tuple[str, ...] = ()
 
     @property
     def deletions(self) -> list[Step]:
@@ -144,7 +154,39 @@ def plan_rollback(store: Store, settings: Settings, run_id: str) -> RollbackPlan
             steps.append(object_step(heads, image, users, rid, run_id))
     if manifest.kind == "sync":
         steps += sync_steps(store, settings, manifest, table, named, heads)
-    return RollbackPlan(run_id, bucket, table, tuple(steps), settings.state_dir)
+    cut = _cut_off(store, bucket, run_id, settings.state_dir)
+    finished = tuple(s.target for s in steps if s.kind == "item" and s.target in cut and not s.act)
+    finished = tuple(rid for rid in finished if now.get(rid) is None)
+    return RollbackPlan(run_id, bucket, table, tuple(steps), settings.state_dir, finished)
+
+
+def _cut_off(store: Store, bucket: str, run_id: str, state_dir: Path | None) -> set[str]:
+    """The items earlier rollbacks of this run set out to delete and did not record the end
+    of: their S3 record still says "in progress", or their local journal has the intent
+    without its outcome."""
+    found: set[str] = set()
+    for info in store.list_objects(bucket, f"{RUNS_PREFIX}{run_id}/"):
+        if is_rollback_key(info.key):
+            try:
+                record = json.loads(store.get_bytes(bucket, info.key) or b"{}")
+            except ValueError:
+                continue
+            if record.get("stopped") == "in progress":
+                found |= {str(rid) for rid in record.get("planned", [])}
+    for path in local_rollbacks(state_dir) if state_dir else []:
+        if path.parent.name != run_id:
+            continue
+        intents: set[Any] = set()
+        outcomes: set[Any] = set()
+        for raw in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                continue  # the last line of a journal cut off mid-write
+            if entry.get("kind") == "item":
+                (intents if entry.get("type") == "intent" else outcomes).add(entry.get("target"))
+        found |= {str(rid) for rid in intents - outcomes}
+    return found
 
 
 def _copies_then(
@@ -222,18 +264,35 @@ def apply_rollback(store: Store, plan: RollbackPlan) -> RollbackResult:
     """Carry out the plan: items put back first, then items deleted, then objects deleted,
     each conditional on what the plan read; journalled as it goes."""
     result = RollbackResult(plan.run_id, False, left=list(plan.left))
-    if not plan.deletions and not plan.put_back:
+    if plan.finished:
+        why = "deleted by an earlier rollback of this run, cut off before it recorded it"
+        result.left = [
+            s for s in result.left if not (s.kind == "item" and s.target in plan.finished)
+        ]
+        result.deleted += [Step("item", rid, True, why, record=rid) for rid in plan.finished]
+    if not plan.deletions and not plan.put_back and not plan.finished:
         return result
     preflight(store, plan)
     stamp = iso_ms(datetime.now(UTC))
     journal = _Journal(plan, stamp)
+    result.record_key = rollback_key(plan.run_id, stamp)
+    # The record goes up before the first change, saying the rollback is under way (its
+    # planned item deletions included): it proves the record can be written, and a
+    # rollback killed before its end still left one for `runs`, sync and verify.
+    planned = [s.target for s in plan.deletions if s.kind == "item"]
+    started = {"rolledBackAt": stamp, "runId": plan.run_id, "stopped": "in progress"}
+    store.put_object(
+        plan.bucket,
+        result.record_key,
+        json.dumps({**started, "planned": planned}, indent=1).encode(),
+        "application/json",
+    )
     try:
         _carry_out(store, plan, result, journal)
     except BaseException as exc:
         result.stopped = str(exc) or type(exc).__name__
         raise
     finally:
-        result.record_key = rollback_key(plan.run_id, stamp)
         record = {"rolledBackAt": stamp, **result.to_json()}
         journal.line({"type": "summary", **record})
         store.put_object(
@@ -249,14 +308,17 @@ def _carry_out(store: Store, plan: RollbackPlan, result: RollbackResult, journal
     kept_items: set[str | None] = set()
     for step in plan.put_back:
         journal.intent(step)
-        if step.kind == "restore":
-            assert step.change is not None
-            done = store.update_item_if(plan.table, step.target, step.change)
-            reason = "changed after the plan"
-        else:
-            assert step.item is not None
-            done = store.put_item_if_absent(plan.table, step.item)
-            reason = "an item with this id appeared after the plan"
+        try:
+            if step.kind == "restore":
+                assert step.change is not None
+                done = store.update_item_if(plan.table, step.target, step.change)
+                reason = "changed after the plan"
+            else:
+                assert step.item is not None
+                done = store.put_item_if_absent(plan.table, step.item)
+                reason = "an item with this id appeared after the plan"
+        except ItemRejected as exc:  # e.g. the app grew the item: the old value no longer fits
+            done, reason = False, f"DynamoDB refused it ({exc}); left as it is"
         journal.outcome(step, done)
         if done:
             result.put_back.append(step)
@@ -304,10 +366,14 @@ def preflight(store: Store, plan: RollbackPlan) -> None:
     and honoured: each request is made against an id or key that does not exist, under a
     condition that cannot hold. A refusal stops the rollback before its first change."""
     kinds = {step.kind for step in plan.steps if step.act}
+    if not kinds:
+        return
     probe = f"khpl-migrate-probe-{uuid.uuid4().hex}"
     try:
         if "item" in kinds:
             store.probe_item_write(plan.table, probe, "delete")
+            # An item the app added a field to meanwhile is put back after the delete.
+            store.probe_item_write(plan.table, probe, "put")
         if "restore" in kinds:
             store.probe_item_write(plan.table, probe, "update")
         if "recreate" in kinds:

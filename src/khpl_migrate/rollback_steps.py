@@ -64,9 +64,14 @@ class Heads:
     def of(self, key: str) -> tuple[ObjectInfo, str] | None:
         if key not in self._seen:
             info = self.store.head_object(self.bucket, key)
-            self._seen[key] = (
-                None if info is None else (info, self.store.sha256_of(self.bucket, info))
-            )
+            if info is None:
+                self._seen[key] = None
+            elif info.run_id is None:
+                # No run tag: another writer's object whatever it holds (and maybe with no
+                # stored checksum): not worth reading to hash.
+                self._seen[key] = (info, "")
+            else:
+                self._seen[key] = (info, self.store.sha256_of(self.bucket, info))
         return self._seen[key]
 
     def state(self, key: str) -> ObjectState | None:

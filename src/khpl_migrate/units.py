@@ -141,6 +141,8 @@ def item_units(item: Mapping[str, Any]) -> Units:
 def references(item: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The item's image references (imageUploadResults), by image name."""
     results = item.get("imageUploadResults") or {}
+    if not isinstance(results, Mapping):
+        return {}  # the app's own shape: no reference of the tool's in it
     return {str(k): dict(v) for k, v in results.items() if isinstance(v, Mapping) and "s3Key" in v}
 
 
@@ -150,8 +152,8 @@ def nested_groups(*holders: Mapping[str, Any]) -> dict[Unit, str]:
     found: dict[Unit, str] = {}
     for holder in holders:
         for name, ref in references(holder).items():
-            path = list(ref.get("field") or [])
-            if len(path) > 1 and isinstance(path[0], str):
+            path = ref.get("field")
+            if isinstance(path, list) and len(path) > 1 and isinstance(path[0], str):
                 found[("image", name)] = path[0]
     return found
 

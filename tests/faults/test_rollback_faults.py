@@ -118,13 +118,15 @@ def test_a_rollback_that_cannot_make_its_changes_makes_none(
 
 
 KILLS = [
-    ("before the first item delete", "dynamodb", Rule("kill", operation="DeleteItem", nth=1)),
+    # DeleteItem number 1 is the pre-flight probe, on an id that does not exist.
+    ("at the pre-flight", "dynamodb", Rule("kill", operation="DeleteItem", nth=1)),
+    ("before the first item delete", "dynamodb", Rule("kill", operation="DeleteItem", nth=2)),
     (
-        "after the first item delete",
+        "after the first item delete, its answer lost",
         "dynamodb",
-        Rule("kill", operation="DeleteItem", nth=1, after=True),
+        Rule("kill", operation="DeleteItem", nth=2, after=True),
     ),
-    ("after the third item delete", "dynamodb", Rule("kill", operation="DeleteItem", nth=3)),
+    ("before the third item delete", "dynamodb", Rule("kill", operation="DeleteItem", nth=4)),
     ("during the reference scan", "dynamodb", Rule("kill", operation="Scan", nth=6)),
     (
         "after an object delete",
@@ -132,9 +134,14 @@ KILLS = [
         Rule("kill", operation="DeleteObject", header="if-match", nth=5, after=True),
     ),
     (
-        "at the rollback's record",
+        "at the rollback's first record (in progress)",
         "s3",
         Rule("kill", operation="PutObject", key_contains="/rollback-", nth=1),
+    ),
+    (
+        "at the rollback's last record",
+        "s3",
+        Rule("kill", operation="PutObject", key_contains="/rollback-", nth=2),
     ),
 ]
 

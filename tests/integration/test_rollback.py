@@ -106,11 +106,16 @@ def test_rollback_leaves_what_changed_since_the_run(
     assert reasons[("object", f"registration-images/{rewritten['id']}/userPhoto.jpeg")] == (
         f"still referenced: item {rewritten['id']}"
     )
-    assert reasons[("object", photo)] == "bytes changed since the run"
+    # An image is its reference with its object: the retouched photo is the app's, so is
+    # the item that shows it.
+    assert reasons[("item", retouched["id"])] == (
+        f"the app replaced the photo of image userPhoto ({photo})"
+    )
+    assert reasons[("object", photo)] == f"still referenced: item {retouched['id']}"
     assert store.get_item(settings.table, rewritten["id"]) is not None
     assert store.get_bytes(bucket, photo) == b"retouched"
     assert store.get_item(settings.table, untouched["id"]) is None
-    assert store.get_item(settings.table, retouched["id"]) is None  # its item was still the run's
+    assert store.get_item(settings.table, retouched["id"]) is not None
 
 
 def test_runs_and_backups_are_listed(

@@ -278,9 +278,11 @@ def run_migrate(
 def rollback_cmd(run_id: str, apply_: bool, **kwargs: Any) -> None:
     """Undo one run: delete exactly the items and image objects it created.
 
-    Items go only while they still carry the run's id; image objects only while
-    their bytes are the ones the run wrote. Everything else stays, with the
-    reason. A dry run unless --apply.
+    An item goes only while it is exactly what the run left (every field and
+    image as the run wrote it); an image object only while it holds the run's
+    tag and bytes and no item names it. Everything else is the app's and stays,
+    with the reason. A dry run unless --apply; a killed rollback is finished by
+    running it again.
     """
     run = setup(kwargs)
     store = Store(run.settings)
