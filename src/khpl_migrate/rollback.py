@@ -242,17 +242,38 @@ def _used_elsewhere(
         table = str(other.header.get("table") or "")
         if other.run_id == manifest.run_id or table == this_table:
             continue  # this table is scanned whole
-        for line in other.records:
-            keys = {str(i.get("key")) for i in line.get("images", [])} & mine
-            if not keys or line.get("id") is None:
+        for rid, keys in _keys_of(other).items():
+            keys &= mine
+            if not keys:
                 continue
+            who = f"run {other.run_id}'s item {rid} in table {table}"
             try:
-                item = store.get_item(table, str(line["id"]))
+                item = store.get_item(table, rid)
             except errors.TableMissing:
                 continue
+            except errors.AccessDenied:
+                # Not allowed to look: the use cannot be ruled out, so the object stays.
+                item = {"unknown": sorted(keys)}
+                who += " (not readable with these credentials)"
             for key in keys & strings_in(item or {}):
-                used.setdefault(key, set()).add(f"run {other.run_id}'s item in table {table}")
+                used.setdefault(key, set()).add(who)
     return used
+
+
+def _keys_of(run: Manifest) -> dict[str, set[str]]:
+    """The image keys a run recorded for each record: its record lines' images, and the
+    keys a sync moved references to (its intents)."""
+    keys: dict[str, set[str]] = {}
+    for line in run.records:
+        if line.get("id") is not None:
+            found = {str(i.get("key")) for i in line.get("images", [])}
+            keys.setdefault(str(line["id"]), set()).update(found)
+    for intent in run.intents:
+        for move in (intent.get("images") or {}).values():
+            target = (move or {}).get("to") or {}
+            if intent.get("id") is not None and target.get("s3Key"):
+                keys.setdefault(str(intent["id"]), set()).add(str(target["s3Key"]))
+    return keys
 
 
 def show_rollback(plan: RollbackPlan) -> RollbackResult:

@@ -302,6 +302,13 @@ class RecordWriter:
             change.expect[(name,) if kind == "field" else (REFS, name)] = current
         for unit in carry + adopt:
             change.runs(item, unit, self.run_id)
+        # An image nested in a field was judged with that field: the write holds only while
+        # the field is as read (the app reshaping the list in between must not shift it).
+        groups = nested_groups(item, source.done.item)
+        for unit in carry + adopt:
+            group = groups.get(unit)
+            if group is not None and (group,) not in change.set:
+                change.expect.setdefault((group,), item.get(group, ABSENT))
         if "maskedFields" in item:  # a masked item lists the fields carried in masked
             now = list(item["maskedFields"])
             carried = {name for kind, name in carry if kind == "field"}
