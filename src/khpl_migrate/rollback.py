@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from khpl_migrate import errors
-from khpl_migrate.aws import ItemRejected, Store
+from khpl_migrate.aws import ItemRejected, Store, key_named
 from khpl_migrate.baseline import History, history, read_baselines
 from khpl_migrate.journal import Manifest, iso_ms, read_manifest
 from khpl_migrate.layout import (
@@ -255,7 +255,8 @@ def _used_elsewhere(
                 # Not allowed to look: the use cannot be ruled out, so the object stays.
                 item = {"unknown": sorted(keys)}
                 who += " (not readable with these credentials)"
-            for key in keys & strings_in(item or {}):
+            named = {k for text in strings_in(item or {}) for k in key_named(text, IMAGE_PREFIX)}
+            for key in keys & named:
                 used.setdefault(key, set()).add(who)
     return used
 

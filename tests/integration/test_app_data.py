@@ -96,13 +96,16 @@ def test_rollback_keeps_an_object_the_apps_own_item_references(
 ) -> None:
     photo = image_key(migrated[0], "userPhoto")
     run_id = str(items(store, settings)[migrated[0]["id"]]["migrationRunId"])
-    # The app's own registration reuses record 0's photo (deep inside the item).
-    own = {"id": "KHPL_app_own", "team": {"members": [{"photo": {"key": photo}}]}}
+    # The app's own registrations reuse record 0's photo (deep inside the item), and link
+    # record 1's by URL.
+    url = f"https://{settings.bucket}.s3.amazonaws.com/{image_key(migrated[1], 'aadhaar')}?v=2"
+    own = {"id": "KHPL_app_own", "team": {"members": [{"photo": {"key": photo}}]}, "link": url}
     store.ddb.put_item(TableName=settings.table, Item=to_attribute_values(own))
 
     done = apply_rollback(store, plan_rollback(store, settings, run_id))
 
     assert photo in objects(store, settings)
+    assert image_key(migrated[1], "aadhaar") in objects(store, settings)
     assert photo in {s.target for s in done.left if s.kind == "object"}
     assert migrated[0]["id"] not in items(store, settings)
 

@@ -10,6 +10,7 @@ from khpl_migrate.aws.items import (
     ItemRejected,
     Update,
     from_attribute_values,
+    key_named,
     to_attribute_values,
 )
 from khpl_migrate.aws.objects import RUN_METADATA, ObjectInfo, PutOutcome
@@ -30,6 +31,7 @@ __all__ = [
     "Store",
     "Update",
     "from_attribute_values",
+    "key_named",
     "sdk_versions",
     "to_attribute_values",
 ]

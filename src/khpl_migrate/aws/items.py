@@ -95,18 +95,28 @@ class ItemRejected(Exception):
 
 
 def _strings(value: Mapping[str, Any], prefix: str, found: set[str]) -> None:
-    """The strings under `prefix` in one attribute value as DynamoDB sends it."""
+    """The keys under `prefix` named in one attribute value as DynamoDB sends it: a string
+    that is such a key, or holds one (a URL to it, a path with a leading slash)."""
     if isinstance(value.get("S"), str):
-        if value["S"].startswith(prefix):
-            found.add(value["S"])
+        found.update(key_named(value["S"], prefix))
     elif "SS" in value:
-        found.update(s for s in value["SS"] if s.startswith(prefix))
+        for text in value["SS"]:
+            found.update(key_named(text, prefix))
     elif "M" in value:
         for inner in value["M"].values():
             _strings(inner, prefix, found)
     elif "L" in value:
         for inner in value["L"]:
             _strings(inner, prefix, found)
+
+
+def key_named(text: str, prefix: str) -> set[str]:
+    """The S3 key under `prefix` a string names: itself, or the part of a URL or path
+    from the prefix on (without a query or fragment)."""
+    at = text.find(prefix)
+    if at < 0:
+        return set()
+    return {text[at:].split("?", 1)[0].split("#", 1)[0]}
 
 
 def to_attribute_values(item: dict[str, Any]) -> dict[str, Any]:
@@ -383,9 +393,9 @@ class ItemStore:
         return "deleted"
 
     def strings_under(self, table: str, prefix: str, segments: int = 4) -> dict[str, set[str]]:
-        """By item id, every string value anywhere in the item (nested in maps, lists and
-        sets) that starts with `prefix`: which image keys each item names. A parallel
-        scan, strongly consistent."""
+        """By item id, the keys under `prefix` any string anywhere in the item names (nested
+        in maps, lists and sets; a key itself, or a URL or path holding one): which image
+        keys each item names. A parallel scan, strongly consistent."""
 
         def segment(number: int) -> dict[str, set[str]]:
             found: dict[str, set[str]] = {}
