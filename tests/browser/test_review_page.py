@@ -136,9 +136,10 @@ def test_the_actions_show_the_rollback_command_and_archive_the_source(
     assert (
         page.locator("pre.command").inner_text() == f"khpl-migrate rollback --run {run_id} --apply"
     )
-    # The damaged photo is not the bytes the run wrote: rollback leaves it, and says so.
+    # The replaced photo is not the bytes the run wrote: it is the app's, and so is the item
+    # that shows it (with its other two images). Rollback leaves them, and says so.
     plan = page.inner_text(".rollback-plan")
-    assert "would delete 25 items and 74 image objects, and leave 1 in place" in plan
+    assert "would delete 24 items and 72 image objects, and leave 4 in place" in plan
     assert f"{demo.damaged['id']}/userPhoto.jpeg" in page.inner_text("ul.reasons")
 
     page.goto("/".join(demo.server.url.split("/")[:3]) + "/actions/archive")
