@@ -139,11 +139,18 @@ def test_the_policy_matches_the_operations_each_command_makes(
             continue
         calls[name] += traced(command, env, tmp_path / f"trace-{index}.jsonl")
     run_id = json.loads(run(["runs", "--json"], env).stdout)["runs"][0]["runId"]
-    # The app updates a photo in place (no checksum stored): rollback hashes its bytes,
-    # from the version it saw, to know the photo is the app's.
+    # The app updates a photo in place, copying the tool's run tag (no checksum stored):
+    # rollback hashes its bytes, from the version it saw, to know the photo is the app's.
     photo = f"registration-images/{sample_records[1]['id']}/userPhoto.jpeg"
     original = store.get_bytes(bucket, photo) or b""
-    store.s3.put_object(Bucket=bucket, Key=photo, Body=b"the app's photo", ContentType="image/jpeg")
+    tag = (store.head_object(bucket, photo) or ObjectInfo("", 0, "")).run_id or ""
+    store.s3.put_object(
+        Bucket=bucket,
+        Key=photo,
+        Body=b"the app's photo",
+        ContentType="image/jpeg",
+        Metadata={"khpl-run": tag},
+    )
     calls["rollback"] += traced(["rollback", "--run", run_id], env, tmp_path / "trace-rb1.jsonl")
     calls["rollback"] += traced(
         ["rollback", "--run", run_id, "--apply"], env, tmp_path / "trace-rb2.jsonl"
