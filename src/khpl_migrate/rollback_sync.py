@@ -20,7 +20,7 @@ from typing import Any
 
 from khpl_migrate.aws import ABSENT, Store, Update
 from khpl_migrate.baseline import history, read_copies
-from khpl_migrate.changes import REFS, Change, bare
+from khpl_migrate.changes import REFS, Change
 from khpl_migrate.journal import Manifest
 from khpl_migrate.rollback_steps import Heads, Step, object_step
 from khpl_migrate.settings import Settings
@@ -205,12 +205,14 @@ def _why_not(
         return None  # the value was the same on both sides; only its baseline moved
     kind, name = unit
     if kind == "image":
-        # The whole reference (every key, bar the header the manifest does not keep)
-        # must be what this run wrote; the object it names is checked by the caller.
+        # The whole reference must be what this run wrote: the manifest's key, hash, size,
+        # type and place, with the header this run's copy of the record gives (the
+        # manifest does not keep it); the object it names is checked by the caller.
         target = (intent.get("images") or {}).get(name, {}).get("to")
         ref = references(item).get(name)
-        same = (ref is None and target is None) or (
-            ref is not None and target is not None and digest(bare(ref)) == digest(target)
+        wrote = _reference(target, mine, name) if target else None
+        same = (ref is None and wrote is None) or (
+            ref is not None and wrote is not None and digest(ref) == digest(wrote)
         )
         return None if same else "its reference changed since this run"
     wrote = mine.item.get(name, ABSENT) if mine is not None else ABSENT
