@@ -153,7 +153,7 @@ def plan_rollback(store: Store, settings: Settings, run_id: str) -> RollbackPlan
             users = named.get(key, set()) | elsewhere.get(key, set())
             steps.append(object_step(heads, image, users, rid, run_id))
     if manifest.kind == "sync":
-        steps += sync_steps(store, settings, manifest, table, named, heads)
+        steps += sync_steps(store, settings, manifest, table, named, heads, past)
     cut = _cut_off(store, bucket, run_id, settings.state_dir)
     finished = tuple(s.target for s in steps if s.kind == "item" and s.target in cut and not s.act)
     finished = tuple(rid for rid in finished if now.get(rid) is None)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from khpl_migrate.aws import ABSENT, Store, Update
-from khpl_migrate.baseline import history, read_copies
+from khpl_migrate.baseline import History, read_copies
 from khpl_migrate.changes import REFS, Change
 from khpl_migrate.journal import Manifest
 from khpl_migrate.rollback_steps import Heads, Step, object_step
@@ -37,8 +37,10 @@ def sync_steps(
     table: str,
     named: Mapping[str, set[str]],
     heads: Heads,
+    past: History,
 ) -> list[Step]:
-    """What undoing this sync run puts back, deletes and leaves: reads only. `named`: the
+    """What undoing this sync run puts back, deletes and leaves: reads only. `past`: the
+    runs recorded in the bucket (read once by the caller). `named`: the
     image keys items that stay name, with those items."""
     run_id = manifest.run_id
     chosen = _intents(store, table, manifest)
@@ -59,7 +61,6 @@ def sync_steps(
         if "maskedFields" in (item or intent.get("item") or {})
     }
     bucket = settings.require_bucket()
-    past = history(store, bucket, settings.state_dir)
     copies, problems = read_copies(store, settings, needs, past, masked=masked)
     steps: list[Step] = []
     for rid, (intent, item) in chosen.items():
