@@ -331,7 +331,9 @@ def _carry_out(store: Store, plan: RollbackPlan, result: RollbackResult, journal
     for step in plan.put_back:
         journal.intent(step)
         try:
-            if step.kind == "restore":
+            if step.kind == "restore" and _replaced_since(store, plan.bucket, step):
+                done, reason = False, "the app replaced the photo this run wrote after the plan"
+            elif step.kind == "restore":
                 assert step.change is not None
                 done = store.update_item_if(plan.table, step.target, step.change)
                 reason = "changed after the plan"
@@ -381,6 +383,17 @@ def _carry_out(store: Store, plan: RollbackPlan, result: RollbackResult, journal
             result.deleted.append(step)
         else:
             result.left.append(Step(step.kind, step.target, False, reason, record=step.record))
+
+
+def _replaced_since(store: Store, bucket: str, step: Step) -> bool:
+    """Whether another writer put its own bytes over an object this run wrote for an image
+    the step puts back, since the plan looked (S3 and DynamoDB share no transaction: this
+    narrows the window to the time between this HEAD and the UpdateItem)."""
+    for key, sha in step.objects:
+        head = store.head_object(bucket, key)
+        if head is not None and (head.run_id is None or store.sha256_of(bucket, head) != sha):
+            return True
+    return False
 
 
 def preflight(store: Store, plan: RollbackPlan) -> None:

@@ -30,6 +30,9 @@ class Step:
     record: str | None = None  # the id of the record the step belongs to
     change: Update | None = None  # restore: the conditional UpdateItem that puts it back
     item: dict[str, Any] | None = field(default=None, repr=False)  # recreate: the item
+    # restore: the objects (key, SHA-256) this run wrote for the images it puts back, each
+    # checked again right before the UpdateItem (the app may have PUT its photo over one).
+    objects: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {

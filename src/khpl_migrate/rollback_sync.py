@@ -16,6 +16,7 @@ moved go, once nothing references them. Repairs stay.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from khpl_migrate.aws import ABSENT, Store, Update
@@ -168,7 +169,13 @@ def _restore(
     steps = []
     if put:
         reason = "put back to what was there before this run: " + ", ".join(put)
-        steps.append(Step("restore", rid, True, reason, record=rid, change=change.update))
+        moved = [
+            (str(target["s3Key"]), str(target["sha256"]))
+            for name, move in (intent.get("images") or {}).items()
+            if f"image {name}" in put and (target := move.get("to"))
+        ]
+        step = Step("restore", rid, True, reason, record=rid, change=change.update)
+        steps.append(replace(step, objects=tuple(moved)))
     if left:
         steps.append(Step("restore", rid, False, "; ".join(left), record=rid))
     moved_back = {name for name in (intent.get("images") or {}) if f"image {name}" in put}

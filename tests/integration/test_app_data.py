@@ -406,3 +406,22 @@ def test_rollback_of_a_sync_keeps_a_reference_the_app_moved_on_to_its_own_bytes(
     assert now["s3Key"] == moved["s3Key"] and now["sha256"] == app_ref["sha256"]
     assert store.get_bytes(bucket, moved["s3Key"]) == body
     assert not [s for s in done.deleted if s.target == moved["s3Key"]]
+
+
+def test_rollback_of_a_sync_keeps_a_reference_whose_photo_the_app_replaced_after_the_plan(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    rid, bucket = migrated[0]["id"], settings.require_bucket()
+    source = copy.deepcopy(migrated)
+    source[0]["image"] = registrations(1, seed=99)[0]["image"]
+    put_source(store, settings, source)
+    result = sync(store, settings)
+    moved = str(items(store, settings)[rid]["imageUploadResults"]["userPhoto"]["s3Key"])
+    plan = plan_rollback(store, settings, result.run_id)
+    store.put_object(bucket, moved, b"the player's photo, put after the plan", "image/jpeg")
+
+    done = apply_rollback(store, plan)
+
+    assert items(store, settings)[rid]["imageUploadResults"]["userPhoto"]["s3Key"] == moved
+    assert store.get_bytes(bucket, moved) == b"the player's photo, put after the plan"
+    assert rid in {s.target for s in done.left if s.kind == "restore"}
