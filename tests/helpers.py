@@ -65,6 +65,16 @@ def app_sets(store: Store, settings: Settings, rid: str, name: str, value: str) 
     )
 
 
+def app_puts_over(store: Store, bucket: str, key: str, body: bytes, content_type: str) -> None:
+    """The app PUTs its own bytes over an object the tool wrote, copying the tool's run tag
+    (a careless copy of its metadata) and storing no checksum."""
+    head = store.head_object(bucket, key)
+    tag = head.run_id if head is not None and head.run_id else ""
+    store.s3.put_object(
+        Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata={"khpl-run": tag}
+    )
+
+
 def objects(store: Store, settings: Settings) -> dict[str, str]:
     """Every object in the bucket: key -> sha256 of its bytes."""
     bucket = settings.require_bucket()

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from khpl_migrate import policy
-from khpl_migrate.aws import ObjectInfo, Store
+from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
-from tests.helpers import put_source, run
+from tests.helpers import app_puts_over, put_source, run
 from tests.review_server import start_review
 
 pytestmark = pytest.mark.command
@@ -86,14 +86,7 @@ def traced_sync(
     # (from the version its HEAD saw) to learn they are not the tool's. And a missing
     # object, which --repair-images puts back.
     replaced = f"registration-images/{records[0]['id']}/aadhaar.png"
-    tag = (store.head_object(bucket, replaced) or ObjectInfo("", 0, "")).run_id or ""
-    store.s3.put_object(
-        Bucket=bucket,
-        Key=replaced,
-        Body=b"other",
-        ContentType="image/png",
-        Metadata={"khpl-run": tag},
-    )
+    app_puts_over(store, bucket, replaced, b"other", "image/png")
     store.s3.delete_object(Bucket=bucket, Key=f"registration-images/{records[1]['id']}/aadhaar.png")
     made = traced(["sync"], env, tmp_path / "trace-sync0.jsonl")
     apply = ["sync", "--apply", "--delete", "--max-delete", "100", "--repair-images"]
@@ -143,14 +136,7 @@ def test_the_policy_matches_the_operations_each_command_makes(
     # rollback hashes its bytes, from the version it saw, to know the photo is the app's.
     photo = f"registration-images/{sample_records[1]['id']}/userPhoto.jpeg"
     original = store.get_bytes(bucket, photo) or b""
-    tag = (store.head_object(bucket, photo) or ObjectInfo("", 0, "")).run_id or ""
-    store.s3.put_object(
-        Bucket=bucket,
-        Key=photo,
-        Body=b"the app's photo",
-        ContentType="image/jpeg",
-        Metadata={"khpl-run": tag},
-    )
+    app_puts_over(store, bucket, photo, b"the app's photo", "image/jpeg")
     calls["rollback"] += traced(["rollback", "--run", run_id], env, tmp_path / "trace-rb1.jsonl")
     calls["rollback"] += traced(
         ["rollback", "--run", run_id, "--apply"], env, tmp_path / "trace-rb2.jsonl"
