@@ -88,5 +88,7 @@ def test_an_object_cut_off_every_time_ends_in_a_typed_error(
     rule = Rule("reset_response", operation="GetObject", key_contains=key, rate=1.0)
     _, _, through = faulty([rule])
     faulted = settings_mod.load(env=through)
+    slept: list[float] = []
     with pytest.raises(errors.RetriesExhausted, match="cut off 6 times"):
-        Store(faulted).get_object(settings.require_bucket(), key)
+        Store(faulted, sleep=slept.append).get_object(settings.require_bucket(), key)
+    assert len(slept) == 5 and slept == sorted(slept)  # backing off, longer each time

@@ -11,8 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
@@ -63,6 +62,7 @@ class ObjectStore:
     settings: Settings
     clients: Clients
     s3: S3Client
+    _sleep: Callable[[float], None]  # backing off: injectable, so tests need not wait
 
     def _encryption(self) -> dict[str, Any]:
         """Server-side encryption for every object the tool writes: SSE-S3, or SSE-KMS."""
@@ -167,7 +167,7 @@ class ObjectStore:
                             "check the network and run the command again",
                             last_cause=cause,
                         ) from None
-                    time.sleep(min(0.05 * 2**attempt, 2.0))
+                    self._sleep(min(0.05 * 2**attempt, 2.0))
         info = ObjectInfo(
             key=key,
             size=len(data),
