@@ -264,15 +264,24 @@ def test_an_update_past_400_kb_is_a_failure_in_the_plan_and_writes_nothing(
     assert not result.ok
 
 
-def test_a_photo_inside_a_list_the_app_reshaped_is_a_conflict_not_a_shifted_write(
-    store: Store, settings: Settings, seeded_source: Store, sample_records: list[dict[str, Any]]
-) -> None:
+def _migrated_with_children(
+    store: Store, settings: Settings, sample_records: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Two records migrated, the first with a list of two children, each with a photo;
+    and a third photo for the source to use."""
     create_table(store, settings)
     records = copy.deepcopy(sample_records[:2])
     photos = [r["image"] for r in registrations(3, seed=5)]
     records[0]["children"] = [{"name": "A", "photo": photos[0]}, {"name": "B", "photo": photos[1]}]
     put_source(store, settings, records)
     assert migrate(store, settings).ok
+    return records, photos
+
+
+def test_a_photo_inside_a_list_the_app_reshaped_is_a_conflict_not_a_shifted_write(
+    store: Store, settings: Settings, seeded_source: Store, sample_records: list[dict[str, Any]]
+) -> None:
+    records, photos = _migrated_with_children(store, settings, sample_records)
     rid = records[0]["id"]
     store.ddb.update_item(
         TableName=settings.table, Key={"id": {"S": rid}}, UpdateExpression="REMOVE children[0]"
@@ -295,12 +304,7 @@ def test_deep_verify_names_the_apps_side_for_a_nested_field_only_the_app_changed
     sample_records: list[dict[str, Any]],
     edit: str,
 ) -> None:
-    create_table(store, settings)
-    records = copy.deepcopy(sample_records[:2])
-    photos = [r["image"] for r in registrations(2, seed=5)]
-    records[0]["children"] = [{"name": "A", "photo": photos[0]}, {"name": "B", "photo": photos[1]}]
-    put_source(store, settings, records)
-    assert migrate(store, settings).ok
+    records, _ = _migrated_with_children(store, settings, sample_records)
     rid = records[0]["id"]
     extra: dict[str, Any] = (
         {
