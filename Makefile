@@ -44,7 +44,7 @@ test: setup system
 	$(BIN)/pytest
 
 # The long profile of the fault properties and the live-app state machine (README,
-# "Faults, crashes and bad input"): about an hour; before a release.
+# "Faults, crashes and bad input"): about 15 minutes; before a release.
 soak: setup system
 	$(BIN)/pytest --slow tests/faults/test_app_data_machine.py tests/faults/test_sync_properties.py \
 		tests/faults/test_properties.py
