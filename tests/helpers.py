@@ -54,14 +54,18 @@ def two_runs(
     return first, migrate(store, settings)
 
 
-def app_sets(store: Store, settings: Settings, rid: str, name: str, value: str) -> None:
-    """The app's own write: an unconditional UpdateItem of one field, as the app does."""
+def app_sets(
+    store: Store, settings: Settings, rid: str, name: str | tuple[str, ...], value: Any
+) -> None:
+    """The app's own write: an unconditional UpdateItem of one field (or of a path inside
+    one, such as ("imageUploadResults", "userPhoto")), as the app does."""
+    parts = (name,) if isinstance(name, str) else name
     store.ddb.update_item(
         TableName=settings.table,
         Key={"id": {"S": rid}},
-        UpdateExpression="SET #f = :v",
-        ExpressionAttributeNames={"#f": name},
-        ExpressionAttributeValues={":v": {"S": value}},
+        UpdateExpression="SET " + ".".join(f"#p{i}" for i in range(len(parts))) + " = :v",
+        ExpressionAttributeNames={f"#p{i}": part for i, part in enumerate(parts)},
+        ExpressionAttributeValues={":v": to_attribute_values({"v": value})["v"]},
     )
 
 

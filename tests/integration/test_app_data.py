@@ -176,13 +176,7 @@ def test_a_record_deleted_then_re_added_with_another_photo_is_migrated_again(
 
 
 def _set_reference(store: Store, settings: Settings, rid: str, name: str, ref: Any) -> None:
-    store.ddb.update_item(
-        TableName=settings.table,
-        Key={"id": {"S": rid}},
-        UpdateExpression="SET imageUploadResults.#n = :r",
-        ExpressionAttributeNames={"#n": name},
-        ExpressionAttributeValues={":r": to_attribute_values({"r": ref})["r"]},
-    )
+    app_sets(store, settings, rid, ("imageUploadResults", name), ref)
 
 
 def test_a_reference_the_app_pointed_at_its_own_upload_is_a_conflict_not_moved(
