@@ -16,6 +16,7 @@ from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
 from tests.faults.proxy import FaultProxy
 from tests.helpers import exports, objects, put_source, run
+from tests.review_server import start_review
 
 pytestmark = pytest.mark.command
 
@@ -144,6 +145,26 @@ def test_rehearse_keep_leaves_a_stack_the_printed_environment_reaches(
     finally:
         down = run(["local", "down", "--state-dir", exported.get("KHPL_STATE_DIR", "")], {})
     assert down.returncode == 0 and "stopped" in down.stderr
+
+
+def test_rehearse_review_serves_the_page_on_the_rehearsal_then_stops_its_stack(
+    env: dict[str, str], sample_records: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    source = tmp_path / "copy.json"
+    source.write_bytes(sample.source_bytes(sample_records[:2]))
+    server = start_review(env, str(source), "--review", "--quiet", command="rehearse")
+    try:
+        server.log_in()
+        page = server.request("GET", "/")
+        assert page.status == 200
+        rid = str(sample_records[1]["id"])
+        assert rid in page.text and "khpl-rehearsal" in page.text
+        assert server.request("GET", f"/records/{rid}").status == 200
+    finally:
+        code = server.stop()
+    assert code == 0, "".join(server.stderr)
+    assert "Rehearsal passed" in "".join(server.stderr)
+    assert local.status(Path(env["KHPL_STATE_DIR"]) / "rehearsal") is None
 
 
 def test_local_up_source_loads_the_file_as_registrations_json(
