@@ -102,12 +102,17 @@ def _pump(stream: IO[str], sink: queue.Queue[str | None], keep: list[str] | None
 
 
 def start_review(
-    env: dict[str, str], *args: str, cwd: Path | None = None, timeout: float = 120
+    env: dict[str, str],
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    command: str = "review",
 ) -> ReviewServer:
-    """Start `khpl-migrate review ARGS` with `env`, wait for the URL it prints on stdout."""
+    """Start `khpl-migrate review ARGS` (or `command ARGS`, such as `rehearse FILE --review`)
+    with `env`, wait for the URL it prints on stdout."""
     full = {"PATH": os.environ["PATH"], "HOME": env.get("HOME", "/nonexistent"), **env}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "khpl_migrate", "review", *args],
+        [sys.executable, "-m", "khpl_migrate", command, *args],
         env=full,
         cwd=cwd,
         stdout=subprocess.PIPE,

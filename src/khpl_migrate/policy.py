@@ -102,6 +102,8 @@ NEEDS: dict[str, list[tuple[str, str]]] = {
         ("s3:DeleteBucketPolicy", "bucket"),  # --undo, when ours was its only statement
     ],
     "runs": [("s3:ListBucket", "bucket"), ("s3:GetObject", RUNS)],
+    # A copy of the source for a rehearsal on a local stack: one GetObject, nothing else.
+    "rehearse": [("s3:GetObject", SOURCE)],
     "archive-source": [
         ("s3:ListBucket", "bucket"),
         ("s3:GetObject", SOURCE),

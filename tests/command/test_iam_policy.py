@@ -120,6 +120,8 @@ def test_the_policy_matches_the_operations_each_command_makes(
         ("runs", ["runs"]),
         ("backups", ["backups"]),
         ("archive-source", ["archive-source"]),
+        # A rehearsal reads the source from AWS; its own local stack is not AWS.
+        ("rehearse", ["rehearse", f"s3://{bucket}/{settings.source_key}"]),
     ]
     for index, (name, command) in enumerate(script):
         if name == "app edit":  # a record that differs: deep verify reads its baseline

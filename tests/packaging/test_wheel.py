@@ -147,7 +147,9 @@ def test_a_plain_install_holds_no_test_or_emulator_package(plain: Path, tmp_path
     assert not installed & NOT_IN_PRODUCTION, sorted(installed & NOT_IN_PRODUCTION)
     assert len(installed) <= 32, sorted(installed)  # 28 today (pip's own included): lean
     # The local stack says what to install, and nothing else goes wrong.
-    for command in (["demo"], ["local", "up"]):
+    copy = tmp_path / "registrations.json"
+    copy.write_text("[]")
+    for command in (["demo"], ["local", "up"], ["rehearse", str(copy)]):
         done = _run(plain, command, tmp_path)
         assert done.returncode == 2, done.stderr
         assert "pip install 'khpl-migrate[local]'" in done.stderr

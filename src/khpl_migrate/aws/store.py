@@ -31,7 +31,10 @@ class Store(ObjectStore, ItemStore):
         *,
         observer: tracing.Observer | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        traced: bool = True,
     ) -> None:
+        """`traced=False`: calls stay out of KHPL_TRACE_OPERATIONS (a rehearsal's own
+        local stack is not AWS, and the IAM policy is held to that trace)."""
         self.settings = settings
         self._sleep = sleep
         self.clients = Clients(settings)
@@ -39,7 +42,7 @@ class Store(ObjectStore, ItemStore):
         self.ddb = self.clients.ddb
         watched = {"s3": self.s3, "dynamodb": self.ddb}
         trace = os.environ.get("KHPL_TRACE_OPERATIONS")
-        if trace:
+        if trace and traced:
             tracing.trace_to(watched, Path(trace))
         if observer is not None:
             tracing.observe(watched, observer)

@@ -94,14 +94,26 @@ def review_cmd(port: int, open_browser: bool, **kwargs: Any) -> None:
     actions. Prints the page's address (with this session's token) on stdout;
     with --json, one object with the address and the checklist. Ctrl-C stops it.
     """
+    sys.exit(serve_review(setup(kwargs), port, open_browser))
+
+
+def serve_review(
+    run: Invocation,
+    port: int,
+    open_browser: bool,
+    *,
+    store: Store | None = None,
+    url_on_stdout: bool = True,
+) -> int:
+    """The checks, then the page until Ctrl-C (review's, and rehearse --review's on its
+    own stack: `store`; `url_on_stdout` False when stdout already has its JSON)."""
     # The web stack loads only for this command.
     from khpl_migrate.review.app import ReviewState
     from khpl_migrate.review.server import bind, serve
 
-    run = setup(kwargs)
     console, settings = run.console, run.settings
     sock = bind(port)  # first: a taken port fails before the checks take time
-    store = Store(settings)
+    store = store or Store(settings)
     with (
         console.status("Checking every record, image, backup and run…")
         if not run.quiet and sys.stderr.isatty()
@@ -117,6 +129,8 @@ def review_cmd(port: int, open_browser: bool, **kwargs: Any) -> None:
             highlight=False,
             markup=False,
         )
+        if not url_on_stdout:
+            return
         if run.as_json:
             emit_json({"url": url, "checklist": [line.to_json() for line in lines]})
         else:
@@ -126,7 +140,7 @@ def review_cmd(port: int, open_browser: bool, **kwargs: Any) -> None:
     with contextlib.suppress(KeyboardInterrupt):
         serve(ReviewState(store, settings, checks), sock, open_browser=open_browser, on_ready=ready)
     console.print("Review stopped", highlight=False)
-    sys.exit(EXIT_OK)
+    return EXIT_OK
 
 
 @click.command("sync")

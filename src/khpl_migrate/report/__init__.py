@@ -12,7 +12,7 @@ from khpl_migrate.report.cutover import (
     render_freeze,
     render_sync,
 )
-from khpl_migrate.report.environment import render_doctor, render_table_result
+from khpl_migrate.report.environment import render_doctor, render_rehearsal, render_table_result
 from khpl_migrate.report.migration import (
     render_backups,
     render_deep,
@@ -33,6 +33,7 @@ __all__ = [
     "render_freeze",
     "render_plan",
     "render_plan_line",
+    "render_rehearsal",
     "render_result",
     "render_rollback",
     "render_runs",
