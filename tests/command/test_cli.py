@@ -64,6 +64,20 @@ def test_the_guides_commands_in_order(
         assert line in after.stderr, line
 
 
+def test_migrate_dry_run_is_accepted_and_is_the_default(
+    seeded: Store, settings: Settings, env: dict[str, str]
+) -> None:
+    """`--dry-run` says what the default does, instead of click suggesting `--run`."""
+    before = objects(seeded, settings)
+    dry = run(["migrate", "--dry-run", "--json"], env)
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["dryRun"] is True
+    assert "Dry run (nothing was written)" in dry.stderr
+    assert items(seeded, settings) == {} and objects(seeded, settings) == before
+    shown = run(["migrate", "--help"], env).stdout
+    assert "--dry-run" in shown and "(the default)" in shown
+
+
 def test_json_output_is_one_object_on_stdout(
     seeded: Store, settings: Settings, env: dict[str, str], sample_records: list[dict[str, Any]]
 ) -> None:

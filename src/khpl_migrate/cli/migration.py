@@ -139,7 +139,13 @@ def run_verify(
 
 
 @click.command("migrate")
-@click.option("--apply", "apply_", is_flag=True, help="do the real migration without asking")
+@click.option(
+    "--apply/--dry-run",
+    "apply_",
+    default=False,
+    help="--apply: do the real migration without asking; --dry-run (the default): only show "
+    "the plan, writing nothing",
+)
 @click.option(
     "--only-ids",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -194,7 +200,7 @@ def migrate_cmd(
     max_write_rate: float | None,
     **kwargs: Any,
 ) -> None:
-    """Migrate every record: a dry run unless --apply.
+    """Migrate every record: a dry run (--dry-run, the default) unless --apply.
 
     The dry run reads and checks the whole source and prints what would happen
     to each record, writing nothing. On a terminal it then asks to proceed.
