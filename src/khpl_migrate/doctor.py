@@ -57,8 +57,8 @@ def doctor(store: Store, settings: Settings, command: str = "migrate") -> list[F
             Finding(
                 "warn",
                 "credentials",
-                "the keys come from REACT_APP_* variables, which "
-                "Create React App builds into the browser bundle",
+                f"the keys come from REACT_APP_* variables in {settings.credentials_origin}, "
+                "which Create React App builds into the browser bundle",
                 "use an AWS profile (AWS_PROFILE) and rotate this key",
             )
         )

@@ -166,7 +166,13 @@ def test_the_guides_env_file_works_unchanged(
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["s3Records"] == 6
     assert "REACT_APP_* variables into the browser bundle" in proc.stderr
+    assert f"REACT_APP_AWS_ACCESS_KEY_ID/SECRET from the .env file {workdir / '.env'}" in (
+        " ".join(proc.stderr.split())
+    )
     assert "localsecretvalue123" not in proc.stderr + proc.stdout
+    keys = {"REACT_APP_AWS_ACCESS_KEY_ID": "localkey", "REACT_APP_AWS_SECRET_ACCESS_KEY": "s3cr3t"}
+    in_env = run(["verify"], {**only_endpoints, **keys, "AWS_REGION": "ap-south-1"}, cwd=tmp_path)
+    assert "REACT_APP_AWS_ACCESS_KEY_ID/SECRET from the environment." in in_env.stderr
 
 
 # -- errors: a message with its fix, exit 2, no traceback ----------------------------

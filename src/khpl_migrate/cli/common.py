@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from khpl_migrate import errors
 from khpl_migrate import settings as settings_mod
@@ -125,7 +126,8 @@ def setup(kwargs: dict[str, Any]) -> Invocation:
     console = human_console()
     if settings.credentials_source == "react-app":
         console.print(
-            "[yellow]Warning:[/] using REACT_APP_AWS_ACCESS_KEY_ID/SECRET from the environment. "
+            "[yellow]Warning:[/] using REACT_APP_AWS_ACCESS_KEY_ID/SECRET from "
+            f"{escape(settings.credentials_origin)}. "
             "Create React App builds REACT_APP_* variables into the browser bundle, where anyone "
             "can read them. Prefer an AWS profile (AWS_PROFILE), and rotate this key if it was "
             "ever in a build.",
