@@ -65,6 +65,10 @@ class SourceInvalid(KhplError):
     """The source is not complete, valid JSON with an array of records."""
 
 
+class FirstMigration(KhplError):
+    """sync was asked to work on a table no run of the tool has written."""
+
+
 class SourceChanged(KhplError):
     """The source object changed while a run was reading it."""
 
