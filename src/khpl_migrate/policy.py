@@ -135,6 +135,15 @@ NEEDS: dict[str, list[tuple[str, str]]] = {
         ("dynamodb:GetItem", "table"),
         ("dynamodb:BatchGetItem", "table"),  # a page of records in one call
     ],
+    # A recovery step: a checked backup put back as the source, If-Match on its ETag.
+    "restore-source": [
+        ("s3:ListBucket", "bucket"),
+        ("s3:GetObject", SOURCE),  # the source now: its ETag and version
+        ("s3:PutObject", SOURCE),
+        ("s3:GetObject", BACKUPS),
+        ("s3:GetObjectVersion", BACKUPS),  # the backup's bytes, pinned to the version checked
+        ("s3:GetObject", RUNS),  # which run took the backup, and the hash it read
+    ],
     "backups": [
         ("s3:ListBucket", "bucket"),
         ("s3:GetObject", SOURCE),
