@@ -59,7 +59,10 @@ def _with_backup_hint(ctx: click.Context, exc: errors.KhplError) -> errors.KhplE
     settings = ctx.meta.get(SETTINGS_META)
     if not isinstance(exc, errors.SourceInvalid) or not isinstance(settings, Settings):
         return exc
-    return with_last_backup(Store(settings), settings, exc)
+    try:
+        return with_last_backup(Store(settings), settings, exc)
+    except errors.KhplError:  # the hint is a help: never hide the error it helps with
+        return exc
 
 
 # migrate and sync: a live table keeps the rest of its capacity for the app.
