@@ -11,13 +11,14 @@ also says whether it equals today's `registrations.json`.
 from __future__ import annotations
 
 import logging
+import posixpath
 from dataclasses import dataclass
 from typing import Any
 
 from khpl_migrate import errors
 from khpl_migrate import source as source_mod
-from khpl_migrate.aws import Store
-from khpl_migrate.journal import list_runs
+from khpl_migrate.aws import ObjectInfo, Store
+from khpl_migrate.journal import Manifest, list_runs
 from khpl_migrate.layout import BACKUP_PREFIX, backup_key
 from khpl_migrate.settings import Settings
 from khpl_migrate.source import Digest, Source
@@ -73,19 +74,61 @@ def list_backups(store: Store, settings: Settings, current: str | None = None) -
     """Every backup; `current` is the source's SHA-256 where the caller has it already."""
     source = source_mod.open_source(store, settings)
     current = current or object_sha256(store, source.bucket, source.info.key)
-    by_key = {str(run.header.get("backupKey")): run for run in list_runs(store, source.bucket)}
+    by_key = _runs_by_backup(store, source.bucket)
     out = []
     for info in store.list_objects(source.bucket, BACKUP_PREFIX):
-        digest = object_sha256(store, source.bucket, info.key)
-        run = by_key.get(info.key)
-        expected = (run.header.get("source") or {}).get("sha256") if run else None
-        out.append(
-            Backup(
-                key=info.key,
-                size=info.size,
-                run_id=run.run_id if run else None,
-                matches_source=(digest == expected) if expected else None,
-                same_as_current=digest == current,
-            )
-        )
+        backup, _ = _checked(store, source.bucket, info, by_key, current)
+        out.append(backup)
     return out
+
+
+def _runs_by_backup(store: Store, bucket: str) -> dict[str, Manifest]:
+    return {str(run.header.get("backupKey")): run for run in list_runs(store, bucket)}
+
+
+def _checked(
+    store: Store,
+    bucket: str,
+    info: ObjectInfo,
+    by_key: dict[str, Manifest],
+    current: str | None,
+) -> tuple[Backup, str | None]:
+    """One backup, checked against the source version its run read; and its SHA-256."""
+    digest = object_sha256(store, bucket, info.key)
+    run = by_key.get(info.key)
+    expected = (run.header.get("source") or {}).get("sha256") if run else None
+    backup = Backup(
+        key=info.key,
+        size=info.size,
+        run_id=run.run_id if run else None,
+        matches_source=(digest == expected) if expected else None,
+        same_as_current=current is not None and digest == current,
+    )
+    return backup, digest
+
+
+def last_checked_backup(store: Store, bucket: str, source_key: str) -> Backup | None:
+    """The newest backup of this source that still hashes to what its run read, or None.
+
+    Backup names start with the run's ISO time, so the newest sorts last; only backups
+    are hashed, newest first, until one checks out (the source itself may be broken)."""
+    suffix = f"-{posixpath.basename(source_key)}"
+    infos = [i for i in store.list_objects(bucket, BACKUP_PREFIX) if i.key.endswith(suffix)]
+    if not infos:
+        return None
+    by_key = _runs_by_backup(store, bucket)
+    for info in sorted(infos, key=lambda i: i.key, reverse=True):
+        backup, _ = _checked(store, bucket, info, by_key, None)
+        if backup.matches_source:
+            return backup
+    return None
+
+
+def check_backup(store: Store, bucket: str, key: str) -> tuple[Backup, ObjectInfo, str] | None:
+    """One backup by its key: checked against its run, its head and its SHA-256; None where
+    there is no such object."""
+    info = store.head_object(bucket, key)
+    if info is None:
+        return None
+    backup, digest = _checked(store, bucket, info, _runs_by_backup(store, bucket), None)
+    return backup, info, digest or ""

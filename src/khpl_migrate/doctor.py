@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from khpl_migrate import errors, policy
-from khpl_migrate.aws import Inspector, Store
+from khpl_migrate.aws import Caller, Inspector, Store
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import check_key_schema
 
@@ -42,7 +42,7 @@ def doctor(store: Store, settings: Settings, command: str = "migrate") -> list[F
     out: list[Finding] = []
     caller = inspect.caller()
     if caller:
-        out.append(Finding("ok", "caller", f"AWS says you are {caller}"))
+        out.append(Finding("ok", "caller", f"AWS says you are {caller.arn}"))
     else:
         out.append(
             Finding(
@@ -57,8 +57,8 @@ def doctor(store: Store, settings: Settings, command: str = "migrate") -> list[F
             Finding(
                 "warn",
                 "credentials",
-                "the keys come from REACT_APP_* variables, which "
-                "Create React App builds into the browser bundle",
+                f"the keys come from REACT_APP_* variables in {settings.credentials_origin}, "
+                "which Create React App builds into the browser bundle",
                 "use an AWS profile (AWS_PROFILE) and rotate this key",
             )
         )
@@ -195,26 +195,50 @@ def _table(store: Store, inspect: Inspector, settings: Settings, command: str) -
     return out
 
 
-def _permissions(
-    store: Store, inspect: Inspector, settings: Settings, command: str, caller: str | None
-) -> list[Finding]:
+# IAM's simulator asks about one resource: a key under each prefix stands for the prefix.
+PROBE = "khpl-doctor-probe"
+
+
+def simulated_grants(
+    command: str, settings: Settings, region: str, account: str
+) -> list[tuple[str, str]]:
+    """The (action, ARN) pairs doctor asks IAM about: the real table's ARN, in the region
+    in force and the caller's account (a policy scoped to them, as `iam-policy` advises,
+    must pass), and a key standing for each prefix the command writes under."""
     bucket = settings.bucket or "YOUR-BUCKET-NAME"
-    wanted = sorted(policy.grants([command], bucket, settings.table, settings.source_key))
-    concrete = [(a, r.replace("*", "khpl-doctor-probe")) for a, r in wanted]
-    decisions = inspect.simulate(caller, concrete) if caller else None
+    wanted = policy.grants(
+        [command], bucket, settings.table, settings.source_key, region=region, account=account
+    )
+    return sorted((action, arn.replace("*", PROBE)) for action, arn in wanted)
+
+
+def _permissions(
+    store: Store, inspect: Inspector, settings: Settings, command: str, caller: Caller | None
+) -> list[Finding]:
+    if caller is None:
+        decisions = None
+        table = f"table {settings.table}"
+    else:
+        concrete = simulated_grants(command, settings, store.region, caller.account)
+        decisions = inspect.simulate(caller.arn, concrete)
+        table = policy.resource_arn("table", "", settings.table, "", store.region, caller.account)
     if decisions is None:
         return [
             Finding(
                 "info",
                 "permissions",
                 f"IAM would not simulate the caller's policy; the reads "
-                f"above worked, writes for `{command}` are not checked",
+                f"above worked, writes for `{command}` on {table} are not checked",
                 f"compare with `khpl-migrate iam-policy --command {command}`",
             )
         ]
     denied = [f"{a} on {r}" for (a, r), allowed in decisions.items() if not allowed]
     if not denied:
-        return [Finding("ok", "permissions", f"every permission `{command}` needs is granted")]
+        return [
+            Finding(
+                "ok", "permissions", f"every permission `{command}` needs on {table} is granted"
+            )
+        ]
     return [
         Finding(
             "fail",

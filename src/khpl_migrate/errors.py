@@ -64,6 +64,35 @@ class SourceMissing(KhplError):
 class SourceInvalid(KhplError):
     """The source is not complete, valid JSON with an array of records."""
 
+    def __init__(
+        self,
+        message: str,
+        fix: str = "",
+        *,
+        bucket: str = "",
+        key: str = "",
+        restorable: bool = False,
+    ) -> None:
+        super().__init__(message, fix)
+        # Where the broken object is, and whether a backup is the fix (not --records-path):
+        # the command line then names the last checked backup.
+        self.bucket, self.key, self.restorable = bucket, key, restorable
+
+
+# A source that a backup can mend: what every such error's fix says, whatever else it adds.
+RESTORE_FIX = (
+    "`khpl-migrate backups` lists the backups; "
+    "`khpl-migrate restore-source --backup KEY` puts one back (a dry run first)"
+)
+
+
+class RestoreRefused(KhplError):
+    """restore-source will not put this backup back (missing, damaged, not the source's)."""
+
+
+class FirstMigration(KhplError):
+    """sync was asked to work on a table no run of the tool has written."""
+
 
 class SourceChanged(KhplError):
     """The source object changed while a run was reading it."""

@@ -137,6 +137,15 @@ NEEDS: dict[str, list[tuple[str, str]]] = {
         ("dynamodb:GetItem", "table"),
         ("dynamodb:BatchGetItem", "table"),  # a page of records in one call
     ],
+    # A recovery step: a checked backup put back as the source, If-Match on its ETag.
+    "restore-source": [
+        ("s3:ListBucket", "bucket"),
+        ("s3:GetObject", SOURCE),  # the source now: its ETag and version
+        ("s3:PutObject", SOURCE),
+        ("s3:GetObject", BACKUPS),
+        ("s3:GetObjectVersion", BACKUPS),  # the backup's bytes, pinned to the version checked
+        ("s3:GetObject", RUNS),  # which run took the backup, and the hash it read
+    ],
     "backups": [
         ("s3:ListBucket", "bucket"),
         ("s3:GetObject", SOURCE),
@@ -148,18 +157,30 @@ NEEDS: dict[str, list[tuple[str, str]]] = {
 COMMANDS = tuple(NEEDS)
 
 
-def resource_arn(resource: str, bucket: str, table: str, source_key: str) -> str:
+def resource_arn(
+    resource: str, bucket: str, table: str, source_key: str, region: str = "*", account: str = "*"
+) -> str:
+    """The ARN (pattern) of one resource; the table's in any region and account unless
+    given (doctor gives the region in force and the caller's account)."""
     if resource == "table":
-        return f"arn:aws:dynamodb:*:*:table/{table}"
+        return f"arn:aws:dynamodb:{region}:{account}:table/{table}"
     if resource == "bucket":
         return f"arn:aws:s3:::{bucket}"
     return f"arn:aws:s3:::{bucket}/{resource.replace(SOURCE, source_key)}"
 
 
-def grants(commands: list[str], bucket: str, table: str, source_key: str) -> set[tuple[str, str]]:
+def grants(
+    commands: list[str],
+    bucket: str,
+    table: str,
+    source_key: str,
+    *,
+    region: str = "*",
+    account: str = "*",
+) -> set[tuple[str, str]]:
     """(action, resource ARN pattern) pairs the commands need."""
     return {
-        (action, resource_arn(resource, bucket, table, source_key))
+        (action, resource_arn(resource, bucket, table, source_key, region, account))
         for command in commands
         for action, resource in NEEDS[command]
     }

@@ -62,6 +62,8 @@ class Settings:
     session_token: Secret | None = None
     # Where the keys came from: "react-app" when only the guide's names were set.
     credentials_source: str = "aws-chain"
+    # With "react-app": "the .env file /path/.env" or "the environment" (or both).
+    credentials_origin: str = ""
     s3_endpoint: str | None = None
     dynamodb_endpoint: str | None = None
     sts_endpoint: str | None = None
@@ -99,16 +101,47 @@ def _is_loopback(url: str | None) -> bool:
         return False
 
 
-def read_env(
-    environ: Mapping[str, str] | None = None, dotenv: Path | None = None
-) -> dict[str, str]:
+class Environment(dict[str, str]):
+    """The environment as the tool sees it, remembering which names a `.env` file set:
+    a warning about keys must say where they are, so the operator can remove them."""
+
+    def __init__(
+        self,
+        values: Mapping[str, str],
+        dotenv: Path | None = None,
+        from_dotenv: frozenset[str] = frozenset(),
+    ) -> None:
+        super().__init__(values)
+        self.dotenv = dotenv
+        self.from_dotenv = from_dotenv
+
+    def origin(self, name: str) -> str:
+        if self.dotenv is not None and name in self.from_dotenv:
+            return f"the .env file {self.dotenv}"
+        return "the environment"
+
+
+def read_env(environ: Mapping[str, str] | None = None, dotenv: Path | None = None) -> Environment:
     """The environment as the tool sees it: `.env` values under the real environment."""
     merged: dict[str, str] = {}
     path = dotenv if dotenv is not None else Path.cwd() / ".env"
     if path.is_file():
         merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
-    merged.update(os.environ if environ is None else environ)
-    return merged
+    real = os.environ if environ is None else environ
+    from_dotenv = frozenset(name for name in merged if name not in real)
+    merged.update(real)
+    return Environment(merged, path.resolve() if from_dotenv else None, from_dotenv)
+
+
+def origin_of(env: Mapping[str, str], *names: str) -> str:
+    """Where the first of `names` that is set came from: a `.env` file or the environment."""
+    places = []
+    for name in names:
+        if env.get(name):
+            place = env.origin(name) if isinstance(env, Environment) else "the environment"
+            if place not in places:
+                places.append(place)
+    return " and ".join(places) or "the environment"
 
 
 def _first(env: Mapping[str, str], *names: str) -> str | None:
@@ -139,7 +172,7 @@ def load(
     standard_keys = _first(env, "AWS_ACCESS_KEY_ID")
     react_key = _first(env, "REACT_APP_AWS_ACCESS_KEY_ID")
     access_key = secret_key = token = None
-    source = "aws-chain"
+    source, origin = "aws-chain", ""
     if standard_keys and not profile:
         access_key = Secret(standard_keys)
         secret_key = _secret(_first(env, "AWS_SECRET_ACCESS_KEY"))
@@ -149,6 +182,7 @@ def load(
         access_key = Secret(react_key)
         secret_key = _secret(_first(env, "REACT_APP_AWS_SECRET_ACCESS_KEY"))
         source = "react-app"
+        origin = origin_of(env, "REACT_APP_AWS_ACCESS_KEY_ID", "REACT_APP_AWS_SECRET_ACCESS_KEY")
     common = _first(env, "AWS_ENDPOINT_URL")
     return Settings(
         bucket=bucket or _first(env, "REACT_APP_S3_BUCKET_NAME", "KHPL_S3_BUCKET"),
@@ -161,6 +195,7 @@ def load(
         secret_access_key=secret_key,
         session_token=token,
         credentials_source=source,
+        credentials_origin=origin,
         s3_endpoint=_first(env, "AWS_ENDPOINT_URL_S3") or common,
         dynamodb_endpoint=_first(env, "AWS_ENDPOINT_URL_DYNAMODB") or common,
         sts_endpoint=_first(env, "AWS_ENDPOINT_URL_STS") or common,

@@ -126,7 +126,11 @@ def iter_records(
     where = source.uri
     if source.info.size == 0:
         raise errors.SourceInvalid(
-            f"{where} is empty (0 bytes)", "restore registrations.json from a backup"
+            f"{where} is empty (0 bytes)",
+            f"restore it from a backup: {errors.RESTORE_FIX}",
+            bucket=source.bucket,
+            key=source.info.key,
+            restorable=True,
         )
     reader = _HashingReader(store, source, digest)
     container = source.records_path or ""
@@ -140,14 +144,21 @@ def iter_records(
         raise errors.SourceInvalid(
             f"{where} is not valid JSON near byte {reader.count:,} of {source.info.size:,} "
             f"({reason}); nothing was written",
-            "fix or restore the file (a truncated upload?) and run again",
+            f"fix or restore the file (a truncated upload?) and run again: {errors.RESTORE_FIX}",
+            bucket=source.bucket,
+            key=source.info.key,
+            restorable=True,
         ) from None
     finally:
         reader.close()  # a caller that stops early (it found what it needed) frees the link
     kind = seen.get("kind")
     if kind != "start_array":
         raise errors.SourceInvalid(
-            _not_an_array(where, source.records_path, kind, seen), _fix(seen)
+            _not_an_array(where, source.records_path, kind, seen),
+            _fix(seen),
+            bucket=source.bucket,
+            key=source.info.key,
+            restorable="top_keys" not in seen,
         )
     if reader.count != source.info.size:
         raise errors.SourceChanged(
@@ -231,4 +242,4 @@ def _fix(seen: dict[str, Any]) -> str:
             + ", ".join(keys)
             + ")"
         )
-    return "check that this is the registrations file, or restore it from a backup"
+    return f"check that this is the registrations file, or restore it: {errors.RESTORE_FIX}"

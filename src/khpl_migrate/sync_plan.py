@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
+from khpl_migrate import errors
 from khpl_migrate import source as source_mod
 from khpl_migrate.aws import Store
 from khpl_migrate.baseline import Baselines, History, history, read_baselines
@@ -65,10 +66,11 @@ def plan_sync(
     # Records new in the source are masked as the migrated ones were, flag or not: an
     # operator who forgets --mask-aadhaar on a sync must not store full numbers.
     mask_new = options.mask_aadhaar or any(seen.masked for seen in items.values() if seen.tool)
+    past = history(store, source.bucket, settings.state_dir)
+    _require_a_run(settings.table, items, past)
     stamp, started = new_stamp(mask_aadhaar=mask_new)
     digest = Digest()
     read = _read_source(store, source, digest, items, mask_new, progress)
-    past = history(store, source.bucket, settings.state_dir)
     baselines = read_baselines(
         store,
         settings,
@@ -100,6 +102,22 @@ def plan_sync(
         baselines,
         past,
         tool_items,
+    )
+
+
+def _require_a_run(table: str, items: Mapping[str, ItemView], past: History) -> None:
+    """Sync carries edits over after a migration; on a table no run has written it would
+    migrate every record without the plan, the review and the guide's order of steps."""
+    if any(seen.tracked for seen in items.values()):
+        return
+    if any(run.header.get("table") == table for run in past.runs.values()):
+        return
+    raise errors.FirstMigration(
+        f"No run of khpl-migrate has written table {table}: this is a first migration, "
+        "not a sync; nothing was written",
+        "run `khpl-migrate migrate` (the plan, writing nothing), then `khpl-migrate migrate "
+        "--apply` (it backs up the source first), then `khpl-migrate verify --deep` and "
+        "`khpl-migrate review`; sync is for the edits made after that",
     )
 
 

@@ -64,6 +64,20 @@ def test_the_guides_commands_in_order(
         assert line in after.stderr, line
 
 
+def test_migrate_dry_run_is_accepted_and_is_the_default(
+    seeded: Store, settings: Settings, env: dict[str, str]
+) -> None:
+    """`--dry-run` says what the default does, instead of click suggesting `--run`."""
+    before = objects(seeded, settings)
+    dry = run(["migrate", "--dry-run", "--json"], env)
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["dryRun"] is True
+    assert "Dry run (nothing was written)" in dry.stderr
+    assert items(seeded, settings) == {} and objects(seeded, settings) == before
+    shown = run(["migrate", "--help"], env).stdout
+    assert "--dry-run" in shown and "(the default)" in shown
+
+
 def test_json_output_is_one_object_on_stdout(
     seeded: Store, settings: Settings, env: dict[str, str], sample_records: list[dict[str, Any]]
 ) -> None:
@@ -152,7 +166,13 @@ def test_the_guides_env_file_works_unchanged(
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["s3Records"] == 6
     assert "REACT_APP_* variables into the browser bundle" in proc.stderr
+    assert f"REACT_APP_AWS_ACCESS_KEY_ID/SECRET from the .env file {workdir / '.env'}" in (
+        " ".join(proc.stderr.split())
+    )
     assert "localsecretvalue123" not in proc.stderr + proc.stdout
+    keys = {"REACT_APP_AWS_ACCESS_KEY_ID": "localkey", "REACT_APP_AWS_SECRET_ACCESS_KEY": "s3cr3t"}
+    in_env = run(["verify"], {**only_endpoints, **keys, "AWS_REGION": "ap-south-1"}, cwd=tmp_path)
+    assert "REACT_APP_AWS_ACCESS_KEY_ID/SECRET from the environment." in in_env.stderr
 
 
 # -- errors: a message with its fix, exit 2, no traceback ----------------------------

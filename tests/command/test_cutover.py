@@ -68,6 +68,27 @@ def test_sync_errors_are_clean(env: dict[str, str], edited: list[dict[str, Any]]
     assert bad.returncode == 2 and "--only-ids" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_sync_on_a_table_no_run_wrote_names_the_first_migration(
+    seeded: Store, settings: Settings, env: dict[str, str]
+) -> None:
+    """A sync there would migrate every record without the plan, backup and review."""
+    seeded.put_item_if_absent(settings.table, {"id": "KHPL_app_only", "name": "New Player"})
+    for command in (["sync"], ["sync", "--apply"]):
+        proc = run(command, env)
+        assert_clean_error(
+            proc,
+            f"No run of khpl-migrate has written table {settings.table}",
+            "this is a first migration",
+            "run `khpl-migrate migrate` (the plan",
+            "backs up the source first",
+            "khpl-migrate review",
+        )
+    assert [info.key for info in seeded.list_objects(settings.bucket or "", "")] == [
+        settings.source_key
+    ]
+    assert [item["id"] for item in seeded.scan(settings.table)] == ["KHPL_app_only"]
+
+
 def test_freeze_source_adds_and_removes_exactly_its_statement(
     store: Store, settings: Settings, env: dict[str, str], sample_records: list[dict[str, Any]]
 ) -> None:

@@ -40,6 +40,11 @@ def test_doctor_sees_versioning_and_public_access_both_ways(
         and "NOT BLOCKED" in found["public access"]["message"]
     )
     assert found["table"]["level"] == "ok" and found["source"]["level"] == "ok"
+    # The permissions are asked about the real table: the region in force, and the account
+    # STS names (moto's IAM has no policy simulator, so it is not checked here).
+    account = found["caller"]["message"].split(":")[4]
+    real_table = f"arn:aws:dynamodb:{settings.region}:{account}:table/{settings.table}"
+    assert account.isdigit() and real_table in found["permissions"]["message"]
     assert "⚠️ versioning: versioning is off" in before.stderr and "Fix: aws s3api" in before.stderr
 
     store.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})

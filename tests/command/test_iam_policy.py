@@ -94,6 +94,19 @@ def traced_sync(
     return made
 
 
+def traced_restore(
+    store: Store, settings: Settings, env: dict[str, str], tmp_path: Path
+) -> list[Any]:
+    """A truncated source put back from a backup: the dry run, then --apply."""
+    bucket = settings.bucket or ""
+    backup = json.loads(run(["runs", "--json"], env).stdout)["runs"][-1]["backupKey"]
+    put_source(store, settings, raw=b'[{"id": "KHPL_1", "na')
+    etag = (store.head_object(bucket, settings.source_key) or pytest.fail("no source")).etag
+    made = traced(["restore-source", "--backup", backup], env, tmp_path / "trace-restore0.jsonl")
+    apply = ["restore-source", "--backup", backup, "--apply", "--expect-etag", etag.strip('"')]
+    return made + traced(apply, env, tmp_path / "trace-restore1.jsonl")
+
+
 def test_the_policy_matches_the_operations_each_command_makes(
     store: Store,
     settings: Settings,
@@ -174,6 +187,7 @@ def test_the_policy_matches_the_operations_each_command_makes(
         trace = tmp_path / f"trace-freeze{index}.jsonl"
         calls["freeze-source"] += traced(["freeze-source", *command], env, trace)
     calls["migrate"] += traced_shards(store, settings, env, tmp_path, sample_records)
+    calls["restore-source"] += traced_restore(store, settings, env, tmp_path)
 
     for name, made in calls.items():
         assert made, f"{name}: no operation traced"

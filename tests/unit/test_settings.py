@@ -75,3 +75,20 @@ def test_attempts_come_from_the_environment_checked_like_the_flag() -> None:
     for bad in ("abc", "0", "21", "2.5"):
         with pytest.raises(errors.ConfigError, match="KHPL_MAX_ATTEMPTS"):
             settings_mod.load(env={"KHPL_MAX_ATTEMPTS": bad})
+
+
+def test_the_guides_keys_say_where_they_came_from(tmp_path: Path) -> None:
+    """The REACT_APP_* warning names the .env file that holds the keys, or the environment."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        "REACT_APP_AWS_ACCESS_KEY_ID=AKIADOTENV\nREACT_APP_AWS_SECRET_ACCESS_KEY=dotenv-secret\n"
+    )
+    from_file = settings_mod.load(env=settings_mod.read_env({}, dotenv))
+    assert from_file.credentials_source == "react-app"
+    assert from_file.credentials_origin == f"the .env file {dotenv.resolve()}"
+    from_env = settings_mod.load(env=settings_mod.read_env(GUIDE_ENV, tmp_path / "none"))
+    assert from_env.credentials_origin == "the environment"
+    both = settings_mod.read_env({"REACT_APP_AWS_ACCESS_KEY_ID": "AKIAENV"}, dotenv)
+    assert settings_mod.load(env=both).credentials_origin == (
+        f"the environment and the .env file {dotenv.resolve()}"
+    )

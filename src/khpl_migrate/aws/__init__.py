@@ -1,7 +1,7 @@
 """The one place that talks to AWS: only this package imports boto3 or botocore."""
 
 from khpl_migrate.aws.clients import sdk_versions
-from khpl_migrate.aws.inspector import Inspector
+from khpl_migrate.aws.inspector import Caller, Inspector
 from khpl_migrate.aws.items import (
     ABSENT,
     BATCH_GET_KEYS,
@@ -23,6 +23,7 @@ __all__ = [
     "RUN_METADATA",
     "TRANSACT_BYTES",
     "TRANSACT_ITEMS",
+    "Caller",
     "Inspector",
     "ItemRejected",
     "ObjectInfo",

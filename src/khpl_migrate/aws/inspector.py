@@ -8,6 +8,7 @@ point-in-time recovery; moto no policy simulator), so doctor can say
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.parsers import ResponseParserError
@@ -17,6 +18,14 @@ from khpl_migrate.aws.translate import DENIED_CODES, ClientError, code, translat
 
 # Doctor asks; it does not insist: two attempts, then "not checked".
 _ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who STS says the caller is: the ARN, and the account the table's ARN is in."""
+
+    arn: str
+    account: str
 
 
 class Inspector:
@@ -38,9 +47,9 @@ class Inspector:
             except ResponseParserError:
                 return None  # an endpoint that does not implement the call
 
-    def caller(self) -> str | None:
+    def caller(self) -> Caller | None:
         found = self._ask("ask STS who the caller is", self._sts.get_caller_identity)
-        return str(found["Arn"]) if found else None
+        return Caller(str(found["Arn"]), str(found["Account"])) if found else None
 
     def bucket_region(self, bucket: str) -> str | None:
         found = self._ask(

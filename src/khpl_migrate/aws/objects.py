@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
@@ -283,6 +284,64 @@ class ObjectStore:
                 if code(exc) in PRECONDITION_CODES | {"ConditionalRequestConflict", "NoSuchKey"}:
                     return False
                 raise
+
+    def put_copy_if(
+        self,
+        bucket: str,
+        source: ObjectInfo,
+        key: str,
+        sha256: str,
+        etag: str | None,
+        content_type: str = "application/json",
+    ) -> bool:
+        """Write the bytes of one exact object version (`source`, checked against `sha256`)
+        to `key`, only while the object there is still the version with `etag` (If-Match),
+        or, with `etag` None, while there is none (If-None-Match). False when it changed.
+
+        Not a CopyObject: S3 honours If-Match on CopyObject's destination, but moto, the
+        local stack the tests run on, ignores it; a PutObject's If-Match is honoured by
+        both. So the bytes pass through here (spooled to disk above 64 MB, hashed on the
+        way), and one PutObject holds at most 5 GiB."""
+        if source.size > SINGLE_COPY_LIMIT:
+            raise errors.AwsError(
+                f"s3://{bucket}/{source.key} is {source.size:,} bytes: more than one "
+                "conditional PutObject takes (5 GiB); nothing was written",
+                f"copy it by hand after checking that s3://{bucket}/{key} is unchanged",
+            )
+        hasher = hashlib.sha256()
+        with tempfile.SpooledTemporaryFile(max_size=64 * 1024**2) as spool:
+            body = self.open_object(bucket, source)
+            for chunk in iter(lambda: body.read(1 << 20), b""):
+                hasher.update(chunk)
+                spool.write(chunk)
+            if hasher.hexdigest() != sha256:
+                raise errors.BackupFailed(
+                    f"s3://{bucket}/{source.key} no longer hashes to the SHA-256 it was "
+                    "checked against; nothing was written",
+                    "run `khpl-migrate backups` and choose a backup that checks out",
+                )
+            spool.seek(0)
+            guard = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+            with translate(f"upload s3://{bucket}/{key}", bucket=bucket):
+                try:
+                    self.s3.put_object(
+                        Bucket=bucket,
+                        Key=key,
+                        Body=spool,
+                        ContentType=content_type,
+                        **self._encryption(),
+                        ChecksumAlgorithm="SHA256",
+                        ChecksumSHA256=base64.b64encode(hasher.digest()).decode("ascii"),
+                        **guard,  # type: ignore[arg-type]
+                    )
+                    return True
+                except ClientError as exc:
+                    if code(exc) in PRECONDITION_CODES | {
+                        "ConditionalRequestConflict",
+                        "NoSuchKey",
+                    }:
+                        return False
+                    raise
 
     def bucket_policy(self, bucket: str) -> dict[str, Any] | None:
         """The bucket's policy document, or None where it has none."""

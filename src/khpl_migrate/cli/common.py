@@ -18,11 +18,14 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from khpl_migrate import errors
 from khpl_migrate import settings as settings_mod
+from khpl_migrate.aws import Store
 from khpl_migrate.console import MaskingFilter, human_console, render_error
 from khpl_migrate.progress import NullProgress, Progress, RichProgress
+from khpl_migrate.restore import with_last_backup
 from khpl_migrate.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,6 +39,7 @@ class KhplGroup(click.Group):
         try:
             return super().invoke(ctx)
         except errors.KhplError as exc:
+            exc = _with_backup_hint(ctx, exc)
             render_error(human_console(), exc.message, exc.fix)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
@@ -45,6 +49,20 @@ class KhplGroup(click.Group):
                 "run the same command again; `migrate --apply` resumes where it stopped",
             )
             ctx.exit(EXIT_INTERRUPTED)
+
+
+SETTINGS_META = "khpl.settings"  # the command's settings, for the error hint below
+
+
+def _with_backup_hint(ctx: click.Context, exc: errors.KhplError) -> errors.KhplError:
+    """A broken source's fix names the last checked backup, whichever command met it."""
+    settings = ctx.meta.get(SETTINGS_META)
+    if not isinstance(exc, errors.SourceInvalid) or not isinstance(settings, Settings):
+        return exc
+    try:
+        return with_last_backup(Store(settings), settings, exc)
+    except errors.KhplError:  # the hint is a help: never hide the error it helps with
+        return exc
 
 
 # migrate and sync: a live table keeps the rest of its capacity for the app.
@@ -122,10 +140,14 @@ def setup(kwargs: dict[str, Any]) -> Invocation:
     quiet = kwargs.pop("quiet", False)
     _logging(kwargs.pop("verbose", 0))
     settings = settings_mod.load(**kwargs)
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.meta[SETTINGS_META] = settings
     console = human_console()
     if settings.credentials_source == "react-app":
         console.print(
-            "[yellow]Warning:[/] using REACT_APP_AWS_ACCESS_KEY_ID/SECRET from the environment. "
+            "[yellow]Warning:[/] using REACT_APP_AWS_ACCESS_KEY_ID/SECRET from "
+            f"{escape(settings.credentials_origin)}. "
             "Create React App builds REACT_APP_* variables into the browser bundle, where anyone "
             "can read them. Prefer an AWS profile (AWS_PROFILE), and rotate this key if it was "
             "ever in a build.",

@@ -38,12 +38,14 @@ from khpl_migrate.report import (
     render_deep,
     render_plan,
     render_plan_line,
+    render_restore,
     render_result,
     render_rollback,
     render_runs,
     render_table_result,
     render_verify,
 )
+from khpl_migrate.restore import apply_restore, plan_restore, show_restore
 from khpl_migrate.rollback import apply_rollback, plan_rollback, show_rollback
 from khpl_migrate.runner import make_runner
 from khpl_migrate.shards import MAX_SHARDS
@@ -139,7 +141,13 @@ def run_verify(
 
 
 @click.command("migrate")
-@click.option("--apply", "apply_", is_flag=True, help="do the real migration without asking")
+@click.option(
+    "--apply/--dry-run",
+    "apply_",
+    default=False,
+    help="--apply: do the real migration without asking; --dry-run (the default): only show "
+    "the plan, writing nothing",
+)
 @click.option(
     "--only-ids",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -194,7 +202,7 @@ def migrate_cmd(
     max_write_rate: float | None,
     **kwargs: Any,
 ) -> None:
-    """Migrate every record: a dry run unless --apply.
+    """Migrate every record: a dry run (--dry-run, the default) unless --apply.
 
     The dry run reads and checks the whole source and prints what would happen
     to each record, writing nothing. On a terminal it then asks to proceed.
@@ -320,4 +328,48 @@ def backups_cmd(**kwargs: Any) -> None:
     sys.exit(EXIT_PROBLEMS if any(b.matches_source is False for b in backups) else EXIT_OK)
 
 
-COMMANDS = [create_table_cmd, verify_cmd, migrate_cmd, rollback_cmd, runs_cmd, backups_cmd]
+@click.command("restore-source")
+@click.option(
+    "--backup", "backup_key", required=True, help="the backup to put back (see `backups`)"
+)
+@click.option("--apply", "apply_", is_flag=True, help="write it (default: show what would be done)")
+@click.option(
+    "--expect-etag",
+    help="with --apply: the source's ETag the dry run showed (none: there was no source); "
+    "the write happens only while the source is still that version",
+)
+@common_options
+def restore_source_cmd(
+    backup_key: str, apply_: bool, expect_etag: str | None, **kwargs: Any
+) -> None:
+    """Put a backup back as the source (registrations.json): a recovery step.
+
+    For a source that is broken (not valid JSON, empty). The dry run checks the
+    backup (it still hashes to what its run read, and parses) and shows the
+    source as it is now, with its ETag and version id. --apply --expect-etag
+    ETAG writes the backup's bytes only while the source is still that version
+    (S3's If-Match), so a newer write by the app is never overwritten.
+    """
+    if apply_ and not expect_etag:
+        raise click.UsageError(
+            "--apply needs --expect-etag: run without --apply first and pass the ETag it shows"
+        )
+    run = setup(kwargs)
+    store = Store(run.settings)
+    plan = plan_restore(store, run.settings, backup_key)
+    result = apply_restore(store, plan, expect_etag or "") if apply_ else show_restore(plan)
+    if run.as_json:
+        emit_json(result.to_json())
+    render_restore(run.console, result)
+    sys.exit(EXIT_OK)
+
+
+COMMANDS = [
+    create_table_cmd,
+    verify_cmd,
+    migrate_cmd,
+    rollback_cmd,
+    runs_cmd,
+    backups_cmd,
+    restore_source_cmd,
+]

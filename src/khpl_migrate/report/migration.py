@@ -16,6 +16,7 @@ from khpl_migrate.journal import Manifest
 from khpl_migrate.layout import manifest_key
 from khpl_migrate.masking import mask_pii
 from khpl_migrate.plan import PlanEntry
+from khpl_migrate.restore import RestoreResult
 from khpl_migrate.rollback import RollbackResult
 from khpl_migrate.verify import VerifyReport
 
@@ -319,3 +320,40 @@ def render_backups(console: Console, backups: Sequence[Backup]) -> None:
             f"{words[backup.matches_source]} · same as the current source: "
             f"{words[backup.same_as_current]}",
         )
+
+
+def render_restore(console: Console, result: RestoreResult) -> None:
+    plan, backup = result.plan, result.plan.backup
+    where = f"s3://{plan.bucket}/{plan.source_key}"
+    checked = {
+        True: "matches the source its run read",
+        False: "DOES NOT match the source its run read",
+        None: "not checked (no run manifest names it)",
+    }[backup.matches_source]
+    run = f"run {backup.run_id}" if backup.run_id else "no run manifest"
+    if result.restored:
+        line(console, f"✅ Restored {where} from {backup.key}")
+    else:
+        line(console, f"♻️ Restore {where} from {backup.key} (dry run: nothing was written)")
+    line(
+        console,
+        f"   backup: {size(plan.backup_info.size)} · sha256 {plan.sha256} · {run} · {checked} · "
+        f"{plan.records:,} records",
+    )
+    current = plan.current
+    seen = (
+        "missing"
+        if current is None
+        else f"{size(current.size)} · ETag {plan.current_etag} · version id "
+        f"{current.version_id or 'none (versioning off)'}"
+    )
+    if result.restored:
+        line(console, f"   it replaced the source that was: {seen}")
+        line(console, "💡 Next: khpl-migrate verify")
+        return
+    line(console, f"   the source now: {seen}")
+    line(
+        console,
+        f"💡 To put it back, only while the source is still this one: khpl-migrate "
+        f"restore-source --backup {backup.key} --apply --expect-etag {plan.current_etag}",
+    )
