@@ -31,6 +31,7 @@ from khpl_migrate.console import emit_json
 from khpl_migrate.deep import deep_verify
 from khpl_migrate.journal import list_runs
 from khpl_migrate.launch import ENGINES, Engine
+from khpl_migrate.order import hint, next_after
 from khpl_migrate.plan import build_plan
 from khpl_migrate.ratelimit import WriteRate
 from khpl_migrate.report import (
@@ -247,7 +248,7 @@ def run_migrate(
             if dry.migrated:
                 shards = f" --shards {sharding.shards}" if sharding.shards else ""
                 console.print(
-                    f"💡 Nothing was written. To migrate: khpl-migrate migrate --apply{shards}",
+                    f"💡 Nothing was written. To migrate: {next_after('migrate')}{shards}",
                     highlight=False,
                 )
             return EXIT_OK if dry.ok else EXIT_PROBLEMS
@@ -265,7 +266,7 @@ def run_migrate(
     if run.as_json:
         emit_json(result.to_json())
     render_result(console, result, plan.source.bucket)
-    console.print("💡 Next: khpl-migrate verify", highlight=False)
+    console.print(hint("migrate --apply"), highlight=False)
     return EXIT_OK if result.ok else EXIT_PROBLEMS
 
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from khpl_migrate.archive import ArchiveResult
 from khpl_migrate.console import capped, line, size
 from khpl_migrate.freeze import FreezeResult
+from khpl_migrate.order import hint
 from khpl_migrate.review.checks import ChecklistLine
 from khpl_migrate.sync import DELETE_CONFLICTS, Deletion, SyncEntry, SyncResult
 from khpl_migrate.threeway import Kind, Side
@@ -174,6 +175,7 @@ def _sync_verdict(console: Console, result: SyncResult) -> None:
     problems = result.problems()
     if result.ok:
         line(console, "✅ Source and table in step")
+        line(console, hint("sync"))
         return
     if not problems and not result.failed and result.stopped is None:  # a dry run, to write
         count = result.pending

@@ -8,6 +8,7 @@ from rich.console import Console
 
 from khpl_migrate.console import line
 from khpl_migrate.doctor import Finding
+from khpl_migrate.order import hint
 from khpl_migrate.table import TableResult
 
 
@@ -19,6 +20,7 @@ def render_table_result(console: Console, result: TableResult) -> None:
     line(console, f"   • Point-in-time recovery: {_onoff(result.point_in_time_recovery)}")
     if result.note:
         line(console, f"   ℹ️ {result.note}")
+    line(console, hint("create-table", "a dry run: nothing is written"))
 
 
 def _onoff(value: bool | None) -> str:
@@ -35,3 +37,5 @@ def render_doctor(console: Console, findings: Sequence[Finding]) -> None:
     fails = sum(1 for f in findings if f.level == "fail")
     warns = sum(1 for f in findings if f.level == "warn")
     line(console, f"{fails} failing, {warns} warnings")
+    if not fails:
+        line(console, hint("doctor"))

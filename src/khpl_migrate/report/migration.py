@@ -15,6 +15,7 @@ from khpl_migrate.deep import DeepReport
 from khpl_migrate.journal import Manifest
 from khpl_migrate.layout import manifest_key
 from khpl_migrate.masking import mask_pii
+from khpl_migrate.order import hint, next_after
 from khpl_migrate.plan import PlanEntry
 from khpl_migrate.rollback import RollbackResult
 from khpl_migrate.verify import VerifyReport
@@ -25,9 +26,11 @@ def _label(rid: str, name: str | None) -> str:
 
 
 def render_verify(
-    console: Console, report: VerifyReport, *, migrate_hint: str = "khpl-migrate migrate"
+    console: Console, report: VerifyReport, *, migrate_hint: str | None = None
 ) -> None:
     """The guide's verification report."""
+    if migrate_hint is None:  # the guide's "Run:" line: the next step not done yet
+        migrate_hint = next_after("verify" if not report.table_exists else "create-table")
     line(console, "🔍 Verifying KHPL Data Migration Status")
     line(console, "=====================================")
     line(console, "📊 Loading data from both sources...")
@@ -119,6 +122,7 @@ def render_deep(console: Console, deep: DeepReport) -> None:
             )
         else:
             line(console, "✅ Deep check passed - every field and image matches the source")
+            line(console, hint("verify --deep"))
     else:
         line(console, "❌ Deep check found differences - see above")
 
