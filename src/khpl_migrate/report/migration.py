@@ -12,7 +12,7 @@ from khpl_migrate.apply import RunResult
 from khpl_migrate.backups import Backup
 from khpl_migrate.console import LIST_LIMIT, capped, line, more, size
 from khpl_migrate.deep import DeepReport
-from khpl_migrate.journal import Manifest
+from khpl_migrate.journal import Manifest, Rollback
 from khpl_migrate.layout import manifest_key
 from khpl_migrate.masking import mask_pii
 from khpl_migrate.order import hint, next_after
@@ -235,6 +235,9 @@ def render_rollback(console: Console, result: RollbackResult) -> None:
     objects = len(deleted) - items
     dry = " (dry run: nothing changed)" if result.dry_run else ""
     line(console, f"↩️ Rollback of run {result.run_id}{dry}")
+    line(console, f"   • Acts on: table {result.table}, bucket {result.bucket}")
+    if result.already is not None:
+        line(console, f"   • {_rollback_words(result.already)}: nothing to do, nothing written")
     line(console, f"   • {verb}: {items} items, {objects} image objects")
     if result.put_back:
         restored = sum(1 for s in result.put_back if s.kind == "restore")
@@ -254,6 +257,28 @@ def render_rollback(console: Console, result: RollbackResult) -> None:
         line(console, f"💡 To apply: khpl-migrate rollback --run {result.run_id} --apply")
     elif result.record_key:
         line(console, f"   • Record of this rollback: {result.record_key}")
+        line(console, f"   • The run is now {ROLLBACK_STATES[result.state]}{_kept(result.kept)}")
+
+
+# The words for journal.RollbackState's codes (--json carries the codes).
+ROLLBACK_STATES = {
+    "not_rolled_back": "not rolled back",
+    "rolled_back": "rolled back",
+    "partly_rolled_back": "partly rolled back",
+}
+
+
+def _kept(count: int) -> str:
+    return f" ({count} of what it wrote left in place: the app's)" if count else ""
+
+
+def _rollback_words(rollback: Rollback) -> str:
+    """'Already rolled back on 2026-12-02 13:46:12 by migration-runs/.../rollback-....json'"""
+    when = rollback.at[:19].replace("T", " ")
+    text = f"Already {ROLLBACK_STATES[rollback.state]} on {when} by {rollback.key}"
+    if rollback.stopped:
+        text += f" (it stopped: {rollback.stopped})"
+    return text + _kept(rollback.kept)
 
 
 def render_runs(console: Console, runs: Sequence[Manifest]) -> None:
@@ -282,12 +307,22 @@ def render_runs(console: Console, runs: Sequence[Manifest]) -> None:
             str(run.written),
             str(run.count("skipped") + run.count("unchanged")),
             str(run.count("failed")),
-            "stopped early" if run.stopped and not run.shards else state,
+            _with_rollback("stopped early" if run.stopped and not run.shards else state, run),
         )
     console.print(table, markup=False)
+    for run in runs:
+        if run.rollback is not None:
+            words = _rollback_words(run.rollback).removeprefix("Already ")
+            line(console, f"   ↩️ {run.run_id}: {words}")
     where = manifest_key("RUN_ID")
     line(console, f"   Manifests: {where} (every field with --json)")
     line(console, "💡 Undo one: khpl-migrate rollback --run RUN_ID (a dry run first)")
+
+
+def _with_rollback(state: str, run: Manifest) -> str:
+    if run.rollback is None:
+        return state
+    return f"{state}; {ROLLBACK_STATES[run.rollback_state]}"
 
 
 def _shard_states(run: Manifest) -> str:
