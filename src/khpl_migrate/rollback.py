@@ -217,13 +217,16 @@ def _check_target(manifest: Manifest, bucket: str, table_given: str | None) -> N
         )
 
 
+ALREADY_UNDONE = "already rolled back"
+
+
 def _undone_by(step: Step, earlier: tuple[Rollback, ...]) -> Step:
     """A thing that is gone because an earlier rollback of this run deleted it says so."""
     if step.act or step.reason != GONE:
         return step
     for rollback in reversed(earlier):
         if (step.kind, step.target) in rollback.deleted:
-            why = f"already rolled back (deleted by the rollback of {rollback.at}, {rollback.key})"
+            why = f"{ALREADY_UNDONE} (deleted by the rollback of {rollback.at})"
             return replace(step, reason=why)
     return step
 

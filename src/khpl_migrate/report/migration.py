@@ -17,7 +17,7 @@ from khpl_migrate.layout import manifest_key
 from khpl_migrate.masking import mask_pii
 from khpl_migrate.order import hint, next_after
 from khpl_migrate.plan import PlanEntry
-from khpl_migrate.rollback import RollbackResult
+from khpl_migrate.rollback import ALREADY_UNDONE, RollbackResult
 from khpl_migrate.verify import VerifyReport
 
 
@@ -247,6 +247,10 @@ def render_rollback(console: Console, result: RollbackResult) -> None:
             f"   • {verb_back}: the fields of {restored} items, "
             f"{len(result.put_back) - restored} deleted items",
         )
+    undone = [s for s in left if s.reason.startswith(ALREADY_UNDONE)]
+    left = [s for s in left if s not in undone]
+    if undone:
+        line(console, f"   • Already rolled back: {len(undone)} (--json lists them)")
     line(console, f"   • Left in place: {len(left)}")
     capped(console, [f"< {step.kind} {step.target}: {step.reason}" for step in result.put_back])
     capped(console, [f"- {step.kind} {step.target}" for step in deleted])
@@ -307,9 +311,10 @@ def render_runs(console: Console, runs: Sequence[Manifest]) -> None:
             str(run.written),
             str(run.count("skipped") + run.count("unchanged")),
             str(run.count("failed")),
-            _with_rollback("stopped early" if run.stopped and not run.shards else state, run),
+            "stopped early" if run.stopped and not run.shards else state,
         )
     console.print(table, markup=False)
+    # Each rollback on a line of its own: the record's key is too long for a column.
     for run in runs:
         if run.rollback is not None:
             words = _rollback_words(run.rollback).removeprefix("Already ")
@@ -317,12 +322,6 @@ def render_runs(console: Console, runs: Sequence[Manifest]) -> None:
     where = manifest_key("RUN_ID")
     line(console, f"   Manifests: {where} (every field with --json)")
     line(console, "💡 Undo one: khpl-migrate rollback --run RUN_ID (a dry run first)")
-
-
-def _with_rollback(state: str, run: Manifest) -> str:
-    if run.rollback is None:
-        return state
-    return f"{state}; {ROLLBACK_STATES[run.rollback_state]}"
 
 
 def _shard_states(run: Manifest) -> str:
