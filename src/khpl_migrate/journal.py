@@ -298,6 +298,16 @@ class Manifest:
         """Records this run changed: migrated, or for a sync also updated and deleted."""
         return sum(1 for r in self.records if r.get("outcome") in _WRITTEN)
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """The run's numbers as `runs` and the review page give them (one source for both):
+        records written to, left as they were (skipped, or a sync's unchanged), failed."""
+        return {
+            "written": self.written,
+            "skipped": self.count("skipped") + self.count("unchanged"),
+            "failed": self.count("failed"),
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "runId": self.run_id,
@@ -308,6 +318,7 @@ class Manifest:
             "skipped": self.count("skipped"),
             "failed": self.count("failed"),
             "outcomes": dict(Counter(str(r.get("outcome")) for r in self.records)),
+            "counts": self.counts,
             "backupKey": self.header.get("backupKey"),
             "manifestKey": self.key,
             "stopped": self.stopped,
@@ -462,6 +473,13 @@ def list_runs(store: Store, bucket: str, state_dir: Path | None = None) -> list[
                 rollbacks = read_rollbacks(store, bucket, run_id, state_dir, by_run.get(run_id, []))
                 runs[run_id] = replace(found, local=True, rollbacks=rollbacks)
     return sorted(runs.values(), key=lambda m: m.started)
+
+
+def tables_written(store: Store, bucket: str) -> list[str]:
+    """The tables the runs recorded in this bucket wrote to, from their manifests."""
+    return sorted(
+        {str(m.header["table"]) for m in list_runs(store, bucket) if m.header.get("table")}
+    )
 
 
 def rollback_records(

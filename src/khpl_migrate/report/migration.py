@@ -31,6 +31,9 @@ def render_verify(
     """The guide's verification report."""
     if migrate_hint is None:  # the guide's "Run:" line: the next step not done yet
         migrate_hint = next_after("verify" if not report.table_exists else "create-table")
+    others = ", ".join(report.run_tables)
+    if report.run_tables:  # the wrong table named, most likely: the runs wrote to another
+        migrate_hint = f"khpl-migrate verify --table {report.run_tables[0]}"
     line(console, "🔍 Verifying KHPL Data Migration Status")
     line(console, "=====================================")
     line(console, "📊 Loading data from both sources...")
@@ -38,7 +41,14 @@ def render_verify(
     line(console, "📈 Data Summary:")
     line(console, f"   • S3 Records: {report.s3_records}")
     line(console, f"   • DynamoDB Records: {report.dynamo_records}")
-    if not report.table_exists:
+    if report.run_tables:
+        line(
+            console,
+            f"   (table {report.table} does not exist; the runs recorded in this bucket wrote "
+            f"to {others}: pass --table {report.run_tables[0]}, or run `khpl-migrate "
+            "create-table` to start a new table)",
+        )
+    elif not report.table_exists:
         line(console, "   (the DynamoDB table does not exist yet: run `khpl-migrate create-table`)")
     line(console)
     line(console, "🔍 Migration Analysis:")
@@ -308,9 +318,7 @@ def render_runs(console: Console, runs: Sequence[Manifest]) -> None:
             run.run_id,
             run.kind,
             run.started[:19].replace("T", " "),
-            str(run.written),
-            str(run.count("skipped") + run.count("unchanged")),
-            str(run.count("failed")),
+            *(str(run.counts[column]) for column in ("written", "skipped", "failed")),
             "stopped early" if run.stopped and not run.shards else state,
         )
     console.print(table, markup=False)
