@@ -12,7 +12,7 @@ import pytest
 
 from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
-from tests.helpers import put_source, run, two_runs
+from tests.helpers import app_sets, put_source, run, two_runs
 from tests.review_server import start_review
 
 pytestmark = pytest.mark.command
@@ -72,3 +72,35 @@ def test_runs_and_the_review_page_count_a_run_the_same_way(
         for rid, *n in rows
     }
     assert shown == counts
+
+
+def test_the_sync_plans_kept_count_is_the_records_it_names(
+    store: Store, settings: Settings, sample_records: list[dict[str, Any]], env: dict[str, str]
+) -> None:
+    records = [dict(record) for record in sample_records[:4]]
+    put_source(store, settings, records)
+    assert run(["create-table"], env).returncode == 0
+    assert run(["migrate", "--apply"], env).returncode == 0
+    # Record 0: only the app edited it (in step, its edit kept). Record 1: the app edited
+    # one field and the source another (to update: not in step, though an edit is kept).
+    app_sets(store, settings, records[0]["id"], "village", "the app's village")
+    app_sets(store, settings, records[1]["id"], "village", "the app's village")
+    records[1]["fatherName"] = "edited in the source"
+    put_source(store, settings, records)
+
+    proc = run(["sync", "--json"], {**env, "COLUMNS": "200"})
+    assert proc.returncode == 1, proc.stderr  # a dry run with a record to write
+    counts = re.search(r"In step: (\d+) \(with edits made in DynamoDB, kept: (\d+)\)", proc.stderr)
+    assert counts is not None, proc.stderr
+    in_step, kept = map(int, counts.groups())
+    named_kept = re.findall(r"^   = (\S+): kept from DynamoDB: field village$", proc.stderr, re.M)
+    assert (in_step, kept, named_kept) == (3, 1, [records[0]["id"]]), proc.stderr
+    listed = json.loads(proc.stdout)["records"]
+    assert {r["id"] for r in listed if r["keptFromTable"]} == {records[0]["id"], records[1]["id"]}
+
+
+def test_rollback_help_describes_sync_runs_and_the_runs_table_and_bucket() -> None:
+    shown = " ".join(run(["rollback", "--help"], {}).stdout.split())
+    assert "a migration or a sync" in shown
+    assert "a sync's changes are put back field by field" in shown
+    assert "a --table or --bucket that differs is refused" in shown
