@@ -168,6 +168,88 @@ class ShardState:
         }
 
 
+# A run's rollback state: stable codes for --json; the words are the renderers'.
+RollbackState = Literal["not_rolled_back", "rolled_back", "partly_rolled_back"]
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """One applied rollback of a run: its record in S3, or this machine's journal of it
+    when the record never got there (`key` is then the journal's path)."""
+
+    at: str  # when it started (its record's stamp)
+    key: str
+    state: RollbackState  # rolled_back, or partly_rolled_back: stopped, or left some in place
+    stopped: str | None = None  # why it stopped before its end ("in progress": cut off)
+    deleted: frozenset[tuple[str, str]] = frozenset()  # (kind, target) it deleted
+    kept: int = 0  # what the run wrote that it left in place (the app's now)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "at": self.at,
+            "record": self.key,
+            "stopped": self.stopped,
+            "kept": self.kept,
+        }
+
+
+def read_rollbacks(
+    store: Store,
+    bucket: str,
+    run_id: str,
+    state_dir: Path | None = None,
+    keys: list[str] | None = None,
+) -> tuple[Rollback, ...]:
+    """The applied rollbacks of a run, oldest first, from their records in S3 and this
+    machine's journals (a rollback killed before its last record reached S3 is partly
+    done whatever its record said). `keys`: the run's keys, when the caller listed them."""
+    if keys is None:
+        keys = [info.key for info in store.list_objects(bucket, layout.run_prefix(run_id))]
+    found: dict[str, Rollback] = {}
+    for key in keys:
+        if not layout.is_rollback_key(key):
+            continue
+        try:
+            record = json.loads(store.get_bytes(bucket, key) or b"{}")
+        except ValueError:
+            record = {"stopped": "its record cannot be read"}
+        at = key.rsplit("/rollback-", 1)[1].removesuffix(".json")
+        stopped = record.get("stopped")
+        state: RollbackState = "partly_rolled_back" if stopped else "rolled_back"
+        if record.get("state") == "partly_rolled_back":  # it left some of the run in place
+            state = "partly_rolled_back"
+        deleted = {
+            (str(step.get("kind")), str(step.get("target"))) for step in record.get("deleted", [])
+        }
+        found[at] = Rollback(at, key, state, stopped, frozenset(deleted), record.get("kept", 0))
+    for path in layout.local_rollbacks(state_dir) if state_dir else []:
+        if path.parent.name != run_id:
+            continue
+        at = path.stem.removeprefix("rollback-")
+        done, ended = set(), False
+        for raw in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                continue  # the last line of a journal cut off mid-write
+            if entry.get("type") == "outcome" and entry.get("done"):
+                done.add((str(entry.get("kind")), str(entry.get("target"))))
+            ended = ended or entry.get("type") == "summary"
+        earlier = found.get(at)
+        if earlier is not None and (ended or earlier.stopped != "in progress"):
+            continue  # its record in S3 says how it ended
+        why = "cut off before it recorded its end"
+        found[at] = Rollback(
+            at,
+            earlier.key if earlier else str(path),
+            "partly_rolled_back",
+            why,
+            frozenset(done) | (earlier.deleted if earlier else frozenset()),
+        )
+    return tuple(found[at] for at in sorted(found))
+
+
 @dataclass(frozen=True)
 class Manifest:
     """A run's manifest, read back: its header, its record lines, its summary (if it ended)."""
@@ -180,6 +262,16 @@ class Manifest:
     intents: tuple[dict[str, Any], ...] = ()  # a sync's, each written before its change
     local: bool = False  # read from this machine's copy: the run never uploaded it
     shards: tuple[ShardState, ...] = ()  # a sharded run's, each shard's state
+    rollbacks: tuple[Rollback, ...] = ()  # its applied rollbacks, oldest first (`list_runs`)
+
+    @property
+    def rollback(self) -> Rollback | None:
+        """The last rollback of this run, which says how far it is undone."""
+        return self.rollbacks[-1] if self.rollbacks else None
+
+    @property
+    def rollback_state(self) -> RollbackState:
+        return self.rollback.state if self.rollback else "not_rolled_back"
 
     @property
     def kind(self) -> str:
@@ -206,6 +298,16 @@ class Manifest:
         """Records this run changed: migrated, or for a sync also updated and deleted."""
         return sum(1 for r in self.records if r.get("outcome") in _WRITTEN)
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """The run's numbers as `runs` and the review page give them (one source for both):
+        records written to, left as they were (skipped, or a sync's unchanged), failed."""
+        return {
+            "written": self.written,
+            "skipped": self.count("skipped") + self.count("unchanged"),
+            "failed": self.count("failed"),
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "runId": self.run_id,
@@ -216,10 +318,13 @@ class Manifest:
             "skipped": self.count("skipped"),
             "failed": self.count("failed"),
             "outcomes": dict(Counter(str(r.get("outcome")) for r in self.records)),
+            "counts": self.counts,
             "backupKey": self.header.get("backupKey"),
             "manifestKey": self.key,
             "stopped": self.stopped,
             "onlyOnThisMachine": self.local,
+            "rollbackState": self.rollback_state,
+            "rollback": self.rollback.to_json() if self.rollback else None,
             **({"shards": [shard.to_json() for shard in self.shards]} if self.shards else {}),
         }
 
@@ -357,14 +462,24 @@ def list_runs(store: Store, bucket: str, state_dir: Path | None = None) -> list[
         key = manifest_key(run_id)
         body = store.get_bytes(bucket, key) if key in keys else None
         if body is not None:
-            runs[run_id] = with_shards(store, bucket, parse_manifest(run_id, key, body), keys)
+            found = with_shards(store, bucket, parse_manifest(run_id, key, body), keys)
+            rollbacks = read_rollbacks(store, bucket, run_id, state_dir, keys)
+            runs[run_id] = replace(found, rollbacks=rollbacks)
     for path in layout.local_manifests(state_dir) if state_dir else []:
         run_id = path.parent.name
         if run_id not in runs:
             found = parse_manifest(run_id, manifest_key(run_id), path.read_bytes())
             if found.header.get("bucket") == bucket:
-                runs[run_id] = replace(found, local=True)
+                rollbacks = read_rollbacks(store, bucket, run_id, state_dir, by_run.get(run_id, []))
+                runs[run_id] = replace(found, local=True, rollbacks=rollbacks)
     return sorted(runs.values(), key=lambda m: m.started)
+
+
+def tables_written(store: Store, bucket: str) -> list[str]:
+    """The tables the runs recorded in this bucket wrote to, from their manifests."""
+    return sorted(
+        {str(m.header["table"]) for m in list_runs(store, bucket) if m.header.get("table")}
+    )
 
 
 def rollback_records(

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from typing import Any
 from khpl_migrate import errors
 from khpl_migrate.aws import ItemRejected, Store, key_named
 from khpl_migrate.baseline import History, history, read_baselines
-from khpl_migrate.journal import Manifest, iso_ms, read_manifest
+from khpl_migrate.journal import Manifest, Rollback, iso_ms, read_manifest, read_rollbacks
 from khpl_migrate.layout import (
     IMAGE_PREFIX,
     RUNS_PREFIX,
@@ -42,7 +42,15 @@ from khpl_migrate.layout import (
     rollback_key,
 )
 from khpl_migrate.ownership import item_changes, replaced_images, strings_in
-from khpl_migrate.rollback_steps import PUT_BACK, Heads, Step, item_step, object_step
+from khpl_migrate.rollback_steps import (
+    GONE,
+    NOTHING_LEFT,
+    PUT_BACK,
+    Heads,
+    Step,
+    item_step,
+    object_step,
+)
 from khpl_migrate.rollback_sync import sync_steps
 from khpl_migrate.settings import Settings
 from khpl_migrate.units import references
@@ -58,6 +66,12 @@ class RollbackPlan:
     # Items an earlier rollback of this run deleted before it was cut off (its record says
     # "in progress"): counted as deleted by this one, so that sync and verify know.
     finished: tuple[str, ...] = ()
+    earlier: tuple[Rollback, ...] = ()  # the rollbacks of this run applied before, oldest first
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to delete, put back or record."""
+        return not self.deletions and not self.put_back and not self.finished
 
     @property
     def deletions(self) -> list[Step]:
@@ -81,11 +95,29 @@ class RollbackResult:
     put_back: list[Step] = field(default_factory=list)
     record_key: str | None = None
     stopped: str | None = None  # why an applied rollback stopped before its end
+    table: str = ""  # what it acts on: the run's table and bucket, from its manifest
+    bucket: str = ""
+    # The last rollback of this run before this one, when this one has nothing to do:
+    # the run is already rolled back (or partly, the rest being the app's).
+    already: Rollback | None = None
+
+    @property
+    def kept(self) -> int:
+        """What the run wrote that this rollback leaves in place (the app's now)."""
+        return sum(1 for step in self.left if step.reason not in NOTHING_LEFT)
+
+    @property
+    def state(self) -> str:
+        """The run's rollback state once this rollback is applied (its record says it)."""
+        return "rolled_back" if self.stopped is None and not self.kept else "partly_rolled_back"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "runId": self.run_id,
             "dryRun": self.dry_run,
+            "table": self.table,
+            "bucket": self.bucket,
+            "alreadyRolledBack": self.already.to_json() if self.already else None,
             "deletedItems": sum(1 for s in self.deleted if s.kind == "item"),
             "deletedObjects": sum(1 for s in self.deleted if s.kind == "object"),
             "restoredItems": sum(1 for s in self.put_back if s.kind == "restore"),
@@ -110,9 +142,13 @@ def load_manifest(store: Store, settings: Settings, run_id: str) -> Manifest:
     return manifest
 
 
-def plan_rollback(store: Store, settings: Settings, run_id: str) -> RollbackPlan:
-    """Decide, reading only, what undoing `run_id` deletes and what it leaves."""
+def plan_rollback(
+    store: Store, settings: Settings, run_id: str, *, table_given: str | None = None
+) -> RollbackPlan:
+    """Decide, reading only, what undoing `run_id` deletes and what it leaves.
+    `table_given`: a table the operator named (--table), refused unless it is the run's."""
     manifest = load_manifest(store, settings, run_id)
+    _check_target(manifest, settings.require_bucket(), table_given)
     unfinished = [shard for shard in manifest.shards if shard.state != "done"]
     if unfinished:
         # A shard cut off before its part reached S3 wrote what no manifest names yet:
@@ -157,7 +193,42 @@ def plan_rollback(store: Store, settings: Settings, run_id: str) -> RollbackPlan
     cut = _cut_off(store, bucket, run_id, settings.state_dir)
     finished = tuple(s.target for s in steps if s.kind == "item" and s.target in cut and not s.act)
     finished = tuple(rid for rid in finished if now.get(rid) is None)
-    return RollbackPlan(run_id, bucket, table, tuple(steps), settings.state_dir, finished)
+    earlier = read_rollbacks(store, bucket, run_id, settings.state_dir)
+    steps = [_undone_by(step, earlier) for step in steps]
+    return RollbackPlan(run_id, bucket, table, tuple(steps), settings.state_dir, finished, earlier)
+
+
+def _check_target(manifest: Manifest, bucket: str, table_given: str | None) -> None:
+    """A rollback acts on the run's own table and bucket (its manifest names them): one
+    named otherwise is a mistake, refused before anything is read there."""
+    run_id, header = manifest.run_id, manifest.header
+    run_bucket, run_table = header.get("bucket"), header.get("table")
+    if run_bucket and run_bucket != bucket:
+        raise errors.ConfigError(
+            f"Run {run_id} wrote to bucket {run_bucket} (its manifest says so), not {bucket}",
+            f"roll it back in its own bucket: `khpl-migrate rollback --run {run_id} "
+            f"--bucket {run_bucket}`",
+        )
+    if table_given is not None and run_table and run_table != table_given:
+        raise errors.ConfigError(
+            f"Run {run_id} wrote to table {run_table} (its manifest says so), not {table_given}",
+            f"roll it back against its own table: `khpl-migrate rollback --run {run_id} "
+            f"--table {run_table}` (or leave out --table: the manifest names it)",
+        )
+
+
+ALREADY_UNDONE = "already rolled back"
+
+
+def _undone_by(step: Step, earlier: tuple[Rollback, ...]) -> Step:
+    """A thing that is gone because an earlier rollback of this run deleted it says so."""
+    if step.act or step.reason != GONE:
+        return step
+    for rollback in reversed(earlier):
+        if (step.kind, step.target) in rollback.deleted:
+            why = f"{ALREADY_UNDONE} (deleted by the rollback of {rollback.at})"
+            return replace(step, reason=why)
+    return step
 
 
 def _cut_off(store: Store, bucket: str, run_id: str, state_dir: Path | None) -> set[str]:
@@ -277,23 +348,33 @@ def _keys_of(run: Manifest) -> dict[str, set[str]]:
     return keys
 
 
+def _result(plan: RollbackPlan, dry_run: bool) -> RollbackResult:
+    already = plan.earlier[-1] if plan.earlier and plan.idle else None
+    return RollbackResult(
+        plan.run_id, dry_run, table=plan.table, bucket=plan.bucket, already=already
+    )
+
+
 def show_rollback(plan: RollbackPlan) -> RollbackResult:
     """The display-only executor: what `apply_rollback` would do."""
-    return RollbackResult(plan.run_id, True, plan.deletions, plan.left, plan.put_back)
+    result = _result(plan, True)
+    result.deleted, result.left, result.put_back = plan.deletions, plan.left, plan.put_back
+    return result
 
 
 def apply_rollback(store: Store, plan: RollbackPlan) -> RollbackResult:
     """Carry out the plan: items put back first, then items deleted, then objects deleted,
     each conditional on what the plan read; journalled as it goes."""
-    result = RollbackResult(plan.run_id, False, left=list(plan.left))
+    result = _result(plan, False)
+    result.left = list(plan.left)
     if plan.finished:
         why = "deleted by an earlier rollback of this run, cut off before it recorded it"
         result.left = [
             s for s in result.left if not (s.kind == "item" and s.target in plan.finished)
         ]
         result.deleted += [Step("item", rid, True, why, record=rid) for rid in plan.finished]
-    if not plan.deletions and not plan.put_back and not plan.finished:
-        return result
+    if plan.idle:
+        return result  # writes nothing: no record either (an already rolled-back run)
     preflight(store, plan)
     stamp = iso_ms(datetime.now(UTC))
     journal = _Journal(plan, stamp)
@@ -302,7 +383,12 @@ def apply_rollback(store: Store, plan: RollbackPlan) -> RollbackResult:
     # planned item deletions included): it proves the record can be written, and a
     # rollback killed before its end still left one for `runs`, sync and verify.
     planned = [s.target for s in plan.deletions if s.kind == "item"]
-    started = {"rolledBackAt": stamp, "runId": plan.run_id, "stopped": "in progress"}
+    started = {
+        "rolledBackAt": stamp,
+        "runId": plan.run_id,
+        "stopped": "in progress",
+        "state": "partly_rolled_back",
+    }
     store.put_object(
         plan.bucket,
         result.record_key,
@@ -315,7 +401,12 @@ def apply_rollback(store: Store, plan: RollbackPlan) -> RollbackResult:
         result.stopped = str(exc) or type(exc).__name__
         raise
     finally:
-        record = {"rolledBackAt": stamp, **result.to_json()}
+        record = {
+            "rolledBackAt": stamp,
+            **result.to_json(),
+            "state": result.state,
+            "kept": result.kept,
+        }
         journal.line({"type": "summary", **record})
         store.put_object(
             plan.bucket,

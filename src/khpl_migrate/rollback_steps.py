@@ -12,6 +12,12 @@ from typing import Any, Literal
 from khpl_migrate.aws import ObjectInfo, Store, Update
 from khpl_migrate.ownership import ObjectState, object_is_runs
 
+# Why a step leaves nothing of the run's in place: it is not there, or was not the run's.
+GONE = "already gone"
+ITEM_GONE = "the item is gone"
+BEFORE_RUN = "was there before the run (identical bytes)"
+NOTHING_LEFT = frozenset({GONE, ITEM_GONE, BEFORE_RUN})
+
 # item, object: deleted; restore: a sync's changes to an item put back; recreate: an
 # item a sync deleted put back.
 Kind = Literal["item", "object", "restore", "recreate"]
@@ -49,7 +55,7 @@ def item_step(rid: str, item: dict[str, Any] | None, changes: list[str] | None) 
     (`ownership.item_changes`: `changes` is why not); the delete is conditional on every
     attribute as read."""
     if item is None:
-        return Step("item", rid, False, "already gone", record=rid)
+        return Step("item", rid, False, GONE, record=rid)
     if changes:
         return Step("item", rid, False, "; ".join(changes), record=rid)
     why = "written by this run, unchanged since"
@@ -90,7 +96,7 @@ def object_step(
     items in other tables); the delete will be conditional on the ETag checked here."""
     key = str(image["key"])
     if not image.get("written"):
-        return Step("object", key, False, "was there before the run (identical bytes)", record=rid)
+        return Step("object", key, False, BEFORE_RUN, record=rid)
     if users:
         shown = ", ".join(sorted(users)[:3]) + (" and more" if len(users) > 3 else "")
         return Step("object", key, False, f"still referenced: {shown}", record=rid)
@@ -98,7 +104,7 @@ def object_step(
     # one, else the bytes read and hashed.
     found = heads.of(key)
     if found is None:
-        return Step("object", key, False, "already gone", record=rid)
+        return Step("object", key, False, GONE, record=rid)
     info, sha = found
     if not object_is_runs(info.run_id, sha, run_id, str(image.get("sha256"))):
         why = (

@@ -23,7 +23,7 @@ from khpl_migrate.aws import ABSENT, Store, Update
 from khpl_migrate.baseline import History, read_copies
 from khpl_migrate.changes import REFS, Change
 from khpl_migrate.journal import Manifest
-from khpl_migrate.rollback_steps import Heads, Step, object_step
+from khpl_migrate.rollback_steps import ITEM_GONE, Heads, Step, object_step
 from khpl_migrate.settings import Settings
 from khpl_migrate.transform import FIELD_RUNS, IMAGE_RUNS, Transformed
 from khpl_migrate.units import Unit, digest, provenance, references
@@ -143,7 +143,7 @@ def _restore(
     """One UpdateItem putting back the units this run wrote that still hold what it wrote;
     then the objects this run wrote for them, where nothing references them any more."""
     if item is None:
-        return [Step("restore", rid, False, "the item is gone", record=rid)]
+        return [Step("restore", rid, False, ITEM_GONE, record=rid)]
     prev: dict[str, str | None] = dict(intent.get("prev") or {})
     change = Change(owner=item.get("migrationRunId", ABSENT))
     put, left = [], []
@@ -281,7 +281,7 @@ def _unrelease(rid: str, item: dict[str, Any] | None, intent: Mapping[str, Any])
     """An item this run released to the app (--take table on a deletion conflict): whose
     it was is put back, while no run has claimed it since."""
     if item is None:
-        return Step("restore", rid, False, "the item is gone", record=rid)
+        return Step("restore", rid, False, ITEM_GONE, record=rid)
     if item.get("migrationRunId"):
         return Step("restore", rid, False, "a run of the tool owns it again", record=rid)
     owner: Mapping[str, Any] = intent.get("owner") or {}

@@ -262,6 +262,16 @@ class SyncResult:
         """How many records each outcome had."""
         return dict(Counter(self.outcomes.values()))
 
+    def kept(self) -> list[SyncEntry]:
+        """Records in step with edits made in DynamoDB, kept: the "kept" of "In step"."""
+        return [e for e in self.entries if e.in_step and e.units(Side.TABLE)]
+
+    def named(self) -> list[SyncEntry]:
+        """The records the plan or run names, one by one: those not in step, those it wrote
+        to, and those in step with the app's edits kept (so that the count is theirs)."""
+        kept = {id(e) for e in self.kept()}
+        return [e for e in self.entries if not e.in_step or e.id in self.outcomes or id(e) in kept]
+
     def problems(self) -> list[SyncEntry]:
         """Records not in step that this sync did not (or, dry, would not) settle."""
         # After a run, damage it did not repair is a problem, repairable or not.
@@ -298,8 +308,7 @@ class SyncResult:
                     "outcome": self.outcomes.get(e.id),
                     "written": self.written.get(e.id, []),
                 }
-                for e in self.entries
-                if not e.in_step or e.id in self.outcomes
+                for e in self.named()
             ],
             "backupKey": self.backup_key,
             "manifestKey": self.manifest_key,

@@ -17,6 +17,7 @@ from typing import Any
 from khpl_migrate import source as source_mod
 from khpl_migrate.aws import Store
 from khpl_migrate.errors import RecordError
+from khpl_migrate.journal import tables_written
 from khpl_migrate.settings import Settings
 from khpl_migrate.transform import MIGRATED_FROM, record_id
 
@@ -45,6 +46,9 @@ class VerifyReport:
     by_date: dict[str, tuple[int, int]] = field(default_factory=dict)
     unusable: list[Unusable] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    # The table does not exist: the other tables the runs recorded in the bucket wrote to
+    # (a --table or REACT_APP_DYNAMODB_TABLE_NAME that names the wrong one).
+    run_tables: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -67,6 +71,7 @@ class VerifyReport:
             "duplicateIds": self.duplicates,
             "tableExists": self.table_exists,
             "complete": self.complete,
+            **({} if self.table_exists else {"tablesOfRuns": self.run_tables}),
         }
 
 
@@ -83,6 +88,9 @@ def verify(store: Store, settings: Settings) -> VerifyReport:
     source = source_mod.open_source(store, settings)
     table = store.describe_table(settings.table)
     report = VerifyReport(source.uri, settings.table, table_exists=table is not None)
+    if table is None:
+        written = tables_written(store, source.bucket)
+        report.run_tables = [name for name in written if name != settings.table]
     in_source: dict[str, str | None] = {}
     dupes: list[str] = []
     for index, record in source_mod.iter_records(store, source):

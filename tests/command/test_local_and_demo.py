@@ -68,7 +68,8 @@ def test_demo_migrates_and_verifies_sample_registrations(tmp_path: Path) -> None
     assert "✅ Migration appears complete - all S3 records found in DynamoDB" in final
     assert "• Identical (=): 4" in final and "• Images checked: 12" in final
     assert final.rstrip().endswith(
-        "✅ Deep check passed - every field and image matches the source"
+        "✅ Deep check passed - every field and image matches the source\n"
+        "💡 Next: khpl-migrate sync"  # the order's step after the deep check (order.py)
     )
     # The demo's stack is gone afterwards.
     assert (

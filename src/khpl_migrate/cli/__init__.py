@@ -18,6 +18,7 @@ from khpl_migrate import __version__
 from khpl_migrate.aws import sdk_versions
 from khpl_migrate.cli import cutover, environment, migration
 from khpl_migrate.cli.common import KhplGroup
+from khpl_migrate.order import usual_order
 from khpl_migrate.source import PARSER
 
 
@@ -26,16 +27,20 @@ def versions() -> str:
     return f"%(prog)s %(version)s ({sdk_versions()}, {PARSER}, Python {platform.python_version()})"
 
 
-@click.group(cls=KhplGroup, context_settings={"help_option_names": ["-h", "--help"]})
+# The usual order comes from `order.py`, as every "Next:" hint does.
+HELP = f"""Move KHPL registrations from S3 registrations.json to DynamoDB, losing nothing.
+
+The usual order: {usual_order()} (migrate alone is the dry run); rollback
+undoes one run. Configuration comes from flags, the environment and .env (the
+guide's REACT_APP_* names or standard AWS settings). Try it all locally with
+`khpl-migrate demo`.
+"""
+
+
+@click.group(cls=KhplGroup, help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="khpl-migrate", message=versions())
 def cli() -> None:
-    """Move KHPL registrations from S3 registrations.json to DynamoDB, losing nothing.
-
-    The usual order: doctor, verify, create-table, migrate (a dry run),
-    migrate --apply, verify --deep; rollback undoes one run. Configuration
-    comes from flags, the environment and .env (the guide's REACT_APP_* names
-    or standard AWS settings). Try it all locally with `khpl-migrate demo`.
-    """
+    pass
 
 
 for command in (*migration.COMMANDS, *cutover.COMMANDS, *environment.COMMANDS):

@@ -31,6 +31,7 @@ from khpl_migrate.console import emit_json
 from khpl_migrate.deep import deep_verify
 from khpl_migrate.journal import list_runs
 from khpl_migrate.launch import ENGINES, Engine
+from khpl_migrate.order import hint, next_after
 from khpl_migrate.plan import build_plan
 from khpl_migrate.ratelimit import WriteRate
 from khpl_migrate.report import (
@@ -255,7 +256,7 @@ def run_migrate(
             if dry.migrated:
                 shards = f" --shards {sharding.shards}" if sharding.shards else ""
                 console.print(
-                    f"💡 Nothing was written. To migrate: khpl-migrate migrate --apply{shards}",
+                    f"💡 Nothing was written. To migrate: {next_after('migrate')}{shards}",
                     highlight=False,
                 )
             return EXIT_OK if dry.ok else EXIT_PROBLEMS
@@ -273,7 +274,7 @@ def run_migrate(
     if run.as_json:
         emit_json(result.to_json())
     render_result(console, result, plan.source.bucket)
-    console.print("💡 Next: khpl-migrate verify", highlight=False)
+    console.print(hint("migrate --apply"), highlight=False)
     return EXIT_OK if result.ok else EXIT_PROBLEMS
 
 
@@ -284,17 +285,22 @@ def run_migrate(
 )
 @common_options
 def rollback_cmd(run_id: str, apply_: bool, **kwargs: Any) -> None:
-    """Undo one run: delete exactly the items and image objects it created.
+    """Undo one run, a migration or a sync, on the table and bucket it wrote.
 
-    An item goes only while it is exactly what the run left (every field and
-    image as the run wrote it); an image object only while it holds the run's
-    tag and bytes and no item names it. Everything else is the app's and stays,
-    with the reason. A dry run unless --apply; a killed rollback is finished by
-    running it again.
+    A migration's items and image objects are deleted; a sync's changes are put
+    back field by field (and the items it deleted put back). An item goes only
+    while it is exactly what the run left (every field and image as the run
+    wrote it); a field only while it holds what the run wrote; an image object
+    only while it holds the run's tag and bytes and no item names it. Everything
+    else is the app's and stays, with the reason. A dry run unless --apply; a
+    killed rollback is finished by running it again; a run already rolled back
+    is said to be, and nothing is written. The run's manifest names its table
+    and bucket: a --table or --bucket that differs is refused.
     """
+    table_given = kwargs.get("table")  # before setup: only a --table the operator typed
     run = setup(kwargs)
     store = Store(run.settings)
-    plan = plan_rollback(store, run.settings, run_id)
+    plan = plan_rollback(store, run.settings, run_id, table_given=table_given)
     result = apply_rollback(store, plan) if apply_ else show_rollback(plan)
     if run.as_json:
         emit_json(result.to_json())

@@ -15,6 +15,7 @@ from khpl_migrate.aws import Store
 from khpl_migrate.cli.common import EXIT_OK, EXIT_PROBLEMS, Invocation
 from khpl_migrate.console import emit_json, line
 from khpl_migrate.launch import Engine, Shape, launch_for
+from khpl_migrate.order import hint
 from khpl_migrate.plan import Plan
 from khpl_migrate.report.shards import (
     render_launch,
@@ -108,7 +109,7 @@ def run_prepare(run: Invocation, plan: Plan, sharding: Sharding) -> int:
             emit_json(done.to_json())
         render_local_shards(run.console, done)
         if done.ok:
-            line(run.console, "💡 Next: khpl-migrate verify --deep")
+            line(run.console, hint("migrate --apply"))
         return EXIT_OK if done.ok else EXIT_PROBLEMS
     assert sharding.image is not None
     shape = Shape(

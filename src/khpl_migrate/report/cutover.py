@@ -10,6 +10,7 @@ from rich.console import Console
 from khpl_migrate.archive import ArchiveResult
 from khpl_migrate.console import capped, line, size
 from khpl_migrate.freeze import FreezeResult
+from khpl_migrate.order import hint
 from khpl_migrate.review.checks import ChecklistLine
 from khpl_migrate.sync import DELETE_CONFLICTS, Deletion, SyncEntry, SyncResult
 from khpl_migrate.threeway import Kind, Side
@@ -59,7 +60,7 @@ def render_sync(console: Console, result: SyncResult, bucket: str) -> None:
     if result.backup_key:
         line(console, f"   • Backup: s3://{bucket}/{result.backup_key}")
         line(console, f"   • Manifest: s3://{bucket}/{result.manifest_key}")
-    shown = [e for e in result.entries if not e.in_step or e.id in result.outcomes]
+    shown = result.named()
     if shown:
         line(console)
         line(console, "Records (= in step, * from the source, + new, - deleted, ! look at it):")
@@ -93,7 +94,7 @@ def _sync_counts(result: SyncResult) -> list[str]:
             f"Migrated (new in the source): {tally.get('migrated', 0)}",
             f"Deleted (deleted in the source): {tally.get('deleted', 0)}",
         ]
-    kept = sum(1 for e in result.entries if e.units(Side.TABLE))
+    kept = len(result.kept())  # each of them named in the list below
     out += [
         f"In step: {sum(1 for e in result.entries if e.in_step)} (with edits made in DynamoDB, "
         f"kept: {kept})",
@@ -174,6 +175,7 @@ def _sync_verdict(console: Console, result: SyncResult) -> None:
     problems = result.problems()
     if result.ok:
         line(console, "✅ Source and table in step")
+        line(console, hint("sync"))
         return
     if not problems and not result.failed and result.stopped is None:  # a dry run, to write
         count = result.pending

@@ -9,6 +9,7 @@ from rich.console import Console
 from khpl_migrate.console import capped, line, size
 from khpl_migrate.doctor import Finding
 from khpl_migrate.rehearse import ROUND_TRIP_SECONDS, Rehearsal
+from khpl_migrate.order import hint
 from khpl_migrate.table import TableResult
 
 
@@ -20,6 +21,7 @@ def render_table_result(console: Console, result: TableResult) -> None:
     line(console, f"   • Point-in-time recovery: {_onoff(result.point_in_time_recovery)}")
     if result.note:
         line(console, f"   ℹ️ {result.note}")
+    line(console, hint("create-table", "a dry run: nothing is written"))
 
 
 def _onoff(value: bool | None) -> str:
@@ -36,6 +38,8 @@ def render_doctor(console: Console, findings: Sequence[Finding]) -> None:
     fails = sum(1 for f in findings if f.level == "fail")
     warns = sum(1 for f in findings if f.level == "warn")
     line(console, f"{fails} failing, {warns} warnings")
+    if not fails:
+        line(console, hint("doctor"))
 
 
 def duration(seconds: float) -> str:

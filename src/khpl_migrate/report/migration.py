@@ -12,12 +12,13 @@ from khpl_migrate.apply import RunResult
 from khpl_migrate.backups import Backup
 from khpl_migrate.console import LIST_LIMIT, capped, line, more, size
 from khpl_migrate.deep import DeepReport
-from khpl_migrate.journal import Manifest
+from khpl_migrate.journal import Manifest, Rollback
 from khpl_migrate.layout import manifest_key
 from khpl_migrate.masking import mask_pii
+from khpl_migrate.order import hint, next_after
 from khpl_migrate.plan import PlanEntry
 from khpl_migrate.restore import RestoreResult
-from khpl_migrate.rollback import RollbackResult
+from khpl_migrate.rollback import ALREADY_UNDONE, RollbackResult
 from khpl_migrate.verify import VerifyReport
 
 
@@ -26,9 +27,14 @@ def _label(rid: str, name: str | None) -> str:
 
 
 def render_verify(
-    console: Console, report: VerifyReport, *, migrate_hint: str = "khpl-migrate migrate"
+    console: Console, report: VerifyReport, *, migrate_hint: str | None = None
 ) -> None:
     """The guide's verification report."""
+    if migrate_hint is None:  # the guide's "Run:" line: the next step not done yet
+        migrate_hint = next_after("verify" if not report.table_exists else "create-table")
+    others = ", ".join(report.run_tables)
+    if report.run_tables:  # the wrong table named, most likely: the runs wrote to another
+        migrate_hint = f"khpl-migrate verify --table {report.run_tables[0]}"
     line(console, "🔍 Verifying KHPL Data Migration Status")
     line(console, "=====================================")
     line(console, "📊 Loading data from both sources...")
@@ -36,7 +42,14 @@ def render_verify(
     line(console, "📈 Data Summary:")
     line(console, f"   • S3 Records: {report.s3_records}")
     line(console, f"   • DynamoDB Records: {report.dynamo_records}")
-    if not report.table_exists:
+    if report.run_tables:
+        line(
+            console,
+            f"   (table {report.table} does not exist; the runs recorded in this bucket wrote "
+            f"to {others}: pass --table {report.run_tables[0]}, or run `khpl-migrate "
+            "create-table` to start a new table)",
+        )
+    elif not report.table_exists:
         line(console, "   (the DynamoDB table does not exist yet: run `khpl-migrate create-table`)")
     line(console)
     line(console, "🔍 Migration Analysis:")
@@ -120,6 +133,7 @@ def render_deep(console: Console, deep: DeepReport) -> None:
             )
         else:
             line(console, "✅ Deep check passed - every field and image matches the source")
+            line(console, hint("verify --deep"))
     else:
         line(console, "❌ Deep check found differences - see above")
 
@@ -232,6 +246,9 @@ def render_rollback(console: Console, result: RollbackResult) -> None:
     objects = len(deleted) - items
     dry = " (dry run: nothing changed)" if result.dry_run else ""
     line(console, f"↩️ Rollback of run {result.run_id}{dry}")
+    line(console, f"   • Acts on: table {result.table}, bucket {result.bucket}")
+    if result.already is not None:
+        line(console, f"   • {_rollback_words(result.already)}: nothing to do, nothing written")
     line(console, f"   • {verb}: {items} items, {objects} image objects")
     if result.put_back:
         restored = sum(1 for s in result.put_back if s.kind == "restore")
@@ -241,6 +258,10 @@ def render_rollback(console: Console, result: RollbackResult) -> None:
             f"   • {verb_back}: the fields of {restored} items, "
             f"{len(result.put_back) - restored} deleted items",
         )
+    undone = [s for s in left if s.reason.startswith(ALREADY_UNDONE)]
+    left = [s for s in left if s not in undone]
+    if undone:
+        line(console, f"   • Already rolled back: {len(undone)} (--json lists them)")
     line(console, f"   • Left in place: {len(left)}")
     capped(console, [f"< {step.kind} {step.target}: {step.reason}" for step in result.put_back])
     capped(console, [f"- {step.kind} {step.target}" for step in deleted])
@@ -251,6 +272,28 @@ def render_rollback(console: Console, result: RollbackResult) -> None:
         line(console, f"💡 To apply: khpl-migrate rollback --run {result.run_id} --apply")
     elif result.record_key:
         line(console, f"   • Record of this rollback: {result.record_key}")
+        line(console, f"   • The run is now {ROLLBACK_STATES[result.state]}{_kept(result.kept)}")
+
+
+# The words for journal.RollbackState's codes (--json carries the codes).
+ROLLBACK_STATES = {
+    "not_rolled_back": "not rolled back",
+    "rolled_back": "rolled back",
+    "partly_rolled_back": "partly rolled back",
+}
+
+
+def _kept(count: int) -> str:
+    return f" ({count} of what it wrote left in place: the app's)" if count else ""
+
+
+def _rollback_words(rollback: Rollback) -> str:
+    """'Already rolled back on 2026-12-02 13:46:12 by migration-runs/.../rollback-....json'"""
+    when = rollback.at[:19].replace("T", " ")
+    text = f"Already {ROLLBACK_STATES[rollback.state]} on {when} by {rollback.key}"
+    if rollback.stopped:
+        text += f" (it stopped: {rollback.stopped})"
+    return text + _kept(rollback.kept)
 
 
 def render_runs(console: Console, runs: Sequence[Manifest]) -> None:
@@ -276,12 +319,15 @@ def render_runs(console: Console, runs: Sequence[Manifest]) -> None:
             run.run_id,
             run.kind,
             run.started[:19].replace("T", " "),
-            str(run.written),
-            str(run.count("skipped") + run.count("unchanged")),
-            str(run.count("failed")),
+            *(str(run.counts[column]) for column in ("written", "skipped", "failed")),
             "stopped early" if run.stopped and not run.shards else state,
         )
     console.print(table, markup=False)
+    # Each rollback on a line of its own: the record's key is too long for a column.
+    for run in runs:
+        if run.rollback is not None:
+            words = _rollback_words(run.rollback).removeprefix("Already ")
+            line(console, f"   ↩️ {run.run_id}: {words}")
     where = manifest_key("RUN_ID")
     line(console, f"   Manifests: {where} (every field with --json)")
     line(console, "💡 Undo one: khpl-migrate rollback --run RUN_ID (a dry run first)")

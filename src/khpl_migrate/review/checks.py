@@ -103,7 +103,7 @@ def run_checks(
         deep=deep,
         rows=rows,
         backups=list_backups(store, settings, current),
-        runs=list_runs(store, source.bucket),
+        runs=list_runs(store, source.bucket, settings.state_dir),  # as `runs` lists them
         archives=archives,
         table=settings.table,
     )
