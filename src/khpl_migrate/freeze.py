@@ -88,9 +88,15 @@ def freeze(
 ) -> FreezeResult:
     """Add (or, with `undo`, remove) the freeze statement; only say what would change unless
     `apply`."""
-    source = open_source(store, settings)
-    wanted = statement(source.bucket, source.info.key)
-    policy = store.bucket_policy(source.bucket)
+    if undo:
+        # The source may be gone (archive-source --remove-original leaves it frozen):
+        # lifting the freeze needs only its key.
+        bucket, key = settings.require_bucket(), settings.source_key
+    else:
+        source = open_source(store, settings)
+        bucket, key = source.bucket, source.info.key
+    wanted = statement(bucket, key)
+    policy = store.bucket_policy(bucket)
     current = _statements(policy or {})
     others = [s for s in current if s.get("Sid") != wanted["Sid"]]
     ours = [s for s in current if s.get("Sid") == wanted["Sid"]]
@@ -101,10 +107,10 @@ def freeze(
         changed = ours != [wanted]
         after = _with(policy, [*others, wanted])
     if apply and changed:
-        store.set_bucket_policy(source.bucket, after)
+        store.set_bucket_policy(bucket, after)
     return FreezeResult(
-        source.bucket,
-        source.info.key,
+        bucket,
+        key,
         wanted,
         undo,
         apply,
