@@ -151,3 +151,40 @@ def test_verify_deep_names_allow_table_edits_when_every_difference_is_the_apps(
     damaged = run(["verify", "--deep"], env)
     assert damaged.returncode == 1 and "--allow-table-edits" not in damaged.stderr
     assert run(["verify", "--deep", "--allow-table-edits"], env).returncode == 1
+
+
+def test_archive_source_removes_a_frozen_original_and_leaves_it_frozen(
+    store: Store,
+    settings: Settings,
+    env: dict[str, str],
+    sample_records: list[dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    bucket = settings.bucket or ""
+    theirs = {
+        "Sid": "TheirsAlready",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:DeleteBucket",
+        "Resource": f"arn:aws:s3:::{bucket}",
+    }
+    store.set_bucket_policy(bucket, {"Version": "2012-10-17", "Statement": [theirs]})
+    put_source(store, settings, sample_records[:2])
+    for command in (["create-table"], ["migrate", "--apply"], ["freeze-source", "--apply"]):
+        assert run(command, env).returncode == 0
+    frozen = store.bucket_policy(bucket)
+
+    trace = tmp_path / "trace.jsonl"
+    removed = run(
+        ["archive-source", "--remove-original", "--yes", "--json"],
+        {**env, "KHPL_TRACE_OPERATIONS": str(trace)},
+    )
+    assert removed.returncode == 0, removed.stderr
+    assert json.loads(removed.stdout)["frozen"] == sid("registrations.json")
+    assert f"Still frozen (statement {sid('registrations.json')})" in removed.stderr
+    assert store.head_object(bucket, settings.source_key) is None
+    assert store.bucket_policy(bucket) == frozen  # every statement as it was
+    # Only around the delete is the tool's own statement narrowed (to deny writes only).
+    calls = [json.loads(line)["operation"] for line in trace.read_text().splitlines()]
+    policy_calls = [c for c in calls if c in {"PutBucketPolicy", "DeleteObject"}]
+    assert policy_calls == ["PutBucketPolicy", "DeleteObject", "PutBucketPolicy"]

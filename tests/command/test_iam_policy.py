@@ -157,13 +157,16 @@ def test_the_policy_matches_the_operations_each_command_makes(
     for info in store.list_objects(bucket, "archive/"):
         store.s3.delete_object(Bucket=bucket, Key=info.key)
     # The end of the cut-over: the source is frozen when the original is removed.
-    assert run(["freeze-source", "--apply"], env).returncode == 0
+    freeze, unfreeze = ["freeze-source", "--apply"], ["freeze-source", "--undo", "--apply"]
+    assert run(freeze, env).returncode == 0
     calls["review"] += traced_review(env, tmp_path / "trace-review.jsonl", sample_records[0])
+    assert run(unfreeze, env).returncode == 0  # the freeze denies writing the source
     put_source(store, settings, sample_records[:3])
+    assert run(freeze, env).returncode == 0
     calls["archive-source"] += traced(
         ["archive-source", "--remove-original", "--yes"], env, tmp_path / "trace-archive.jsonl"
     )
-    assert run(["freeze-source", "--undo", "--apply"], env).returncode == 0
+    assert run(unfreeze, env).returncode == 0
 
     calls["sync"] += traced_sync(store, settings, env, tmp_path, sample_records)
     sync_run = json.loads(run(["runs", "--json"], env).stdout)["runs"][-1]
