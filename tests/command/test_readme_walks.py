@@ -3,6 +3,7 @@ README's own text: a command changed there is the command tested here, so they c
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -124,8 +125,10 @@ def test_the_cut_over_as_the_readme_gives_it_ends_green_with_the_apps_edits_kept
     said: dict[str, str] = {}
     for command in commands:
         if command[0] == "review":
-            server = start_review(env, *command[1:])
+            server = start_review(env, *command[1:], "--json")
             try:
+                printed = json.loads(server.printed)
+                assert (printed["allowTableEdits"], printed["acceptedTableEdits"]) == (True, 2)
                 server.log_in()
                 page = server.request("GET", "/").text
             finally:

@@ -144,7 +144,14 @@ def review_cmd(port: int, open_browser: bool, allow_table_edits: bool, **kwargs:
             markup=False,
         )
         if run.as_json:
-            emit_json({"url": url, "checklist": [line.to_json() for line in lines]})
+            emit_json(
+                {
+                    "url": url,
+                    "checklist": [line.to_json() for line in lines],
+                    "allowTableEdits": allow_table_edits,
+                    "acceptedTableEdits": checks.deep.accepted(),
+                }
+            )
         else:
             click.echo(url)
 

@@ -170,7 +170,8 @@ def _app_edits(checks: Checks, passed: object, figure: str) -> tuple[State, str]
     elif not passed and checks.only_table_edits():
         figure += (
             f"; every difference ({plural(count, 'record')}) is an edit made in DynamoDB "
-            "since the migration: `khpl-migrate review --allow-table-edits` accepts the app's"
+            "since the migration (the app, or damage): "
+            "`khpl-migrate review --allow-table-edits` accepts them as the app's"
         )
     return _state(passed), figure
 
