@@ -8,6 +8,13 @@ then only after a deep verify in which every record is identical, and only
 while the source is still the version that was archived and verified (S3's
 conditional delete on its ETag). On a versioned bucket the removal leaves a
 delete marker, so the old version can still be restored.
+
+The verdict is `verify --deep`'s own (`DeepReport.passes`); with
+`allow_table_edits` the app's edits made in DynamoDB since the migration pass,
+as they do for `verify --deep --allow-table-edits` and `review`. A source
+frozen by `freeze-source` (the end of the cut-over) is removed all the same:
+the tool's own statement lets the delete through and is then put back, so the
+source stays frozen and nothing can write a new registrations.json.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from khpl_migrate import source as source_mod
 from khpl_migrate.aws import ObjectInfo, Store
 from khpl_migrate.backups import object_sha256
 from khpl_migrate.deep import deep_verify
-from khpl_migrate.freeze import is_frozen
+from khpl_migrate.freeze import deletes_allowed, sid
 from khpl_migrate.layout import ARCHIVE_PREFIX, archive_key
 from khpl_migrate.runner import Runner
 from khpl_migrate.settings import Settings
@@ -42,6 +49,9 @@ class ArchiveResult:
     already_archived: bool  # an identical archive was there before this call
     removed_original: bool
     versioned: bool  # the removal left a delete marker: the old version can be restored
+    # The source is frozen by freeze-source's statement, left in place (its Sid), or None.
+    frozen: str | None = None
+    accepted_table_edits: int = 0  # records that differ only by the app's edits, accepted
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +62,8 @@ class ArchiveResult:
             "alreadyArchived": self.already_archived,
             "removedOriginal": self.removed_original,
             "versioned": self.versioned,
+            "frozen": self.frozen,
+            "acceptedTableEdits": self.accepted_table_edits,
         }
 
 
@@ -64,10 +76,12 @@ def archive_source(
     settings: Settings,
     *,
     remove_original: bool = False,
+    allow_table_edits: bool = False,
     day: date | None = None,
     runner: Runner | None = None,
 ) -> ArchiveResult:
-    """Copy the source to the archive, checked; remove the original only when asked and safe."""
+    """Copy the source to the archive, checked; remove the original only when asked and safe:
+    verify --deep passes (with `allow_table_edits`, the app's edits in DynamoDB pass too)."""
     source = source_mod.open_source(store, settings)
     pinned = source.info
     key = archive_key(pinned.key, day or datetime.now(UTC).date())
@@ -89,15 +103,12 @@ def archive_source(
                 f"The archive s3://{source.bucket}/{key} does not hold the bytes of {source.uri}",
                 "run archive-source again; the original was left in place",
             )
-    removed = False
+    removed, frozen, accepted = False, False, 0
     if remove_original:
-        if is_frozen(store, source.bucket, pinned.key):
-            raise ArchiveRefused(
-                f"{source.uri} is frozen (freeze-source); it was archived but not removed",
-                "run `khpl-migrate freeze-source --undo --apply` first, or keep the original",
-            )
-        _require_identical(store, settings, runner)
-        if not store.delete_object_if_unchanged(source.bucket, pinned.key, pinned.etag):
+        accepted = _require_verified(store, settings, runner, allow_table_edits)
+        with deletes_allowed(store, source.bucket, pinned.key) as frozen:
+            deleted = store.delete_object_if_unchanged(source.bucket, pinned.key, pinned.etag)
+        if not deleted:
             raise ArchiveRefused(
                 f"{source.uri} changed after it was archived; it was not removed",
                 "run archive-source again: it archives and checks the new version",
@@ -111,15 +122,32 @@ def archive_source(
         already_archived=already,
         removed_original=removed,
         versioned=pinned.version_id is not None,
+        frozen=sid(pinned.key) if frozen else None,
+        accepted_table_edits=accepted,
     )
 
 
-def _require_identical(store: Store, settings: Settings, runner: Runner | None) -> None:
-    summary, deep = deep_verify(store, settings, runner=runner, name_sides=False)
+def _require_verified(
+    store: Store, settings: Settings, runner: Runner | None, allow_table_edits: bool
+) -> int:
+    """verify --deep's verdict, or the refusal; returns how many records' app edits passed."""
+    summary, deep = deep_verify(store, settings, runner=runner, allow_table_edits=allow_table_edits)
+    if deep.passes(summary):
+        return deep.accepted()
     identical = deep.count("=")
-    if not summary.complete or identical != len(deep.entries):
+    found = (
+        f"verify --deep finds {identical:,} of {len(deep.entries):,} records identical in DynamoDB"
+    )
+    if deep.accepted():
+        found += f" ({deep.accepted():,} more differ only by the app's edits, accepted)"
+    if deep.only_table_edits(summary):
         raise ArchiveRefused(
-            f"verify --deep finds {identical:,} of {len(deep.entries):,} records identical in "
-            "DynamoDB; the original was archived but not removed",
-            "run `khpl-migrate verify --deep`, fix what it reports, then remove the original",
+            f"{found}; every other difference is an edit made in DynamoDB since the migration "
+            "(the app's); the original was archived but not removed",
+            "run `khpl-migrate verify --deep` to see them; if they are the app's, accept them: "
+            "`khpl-migrate archive-source --remove-original --allow-table-edits`",
         )
+    raise ArchiveRefused(
+        f"{found}; the original was archived but not removed",
+        "run `khpl-migrate verify --deep`, fix what it reports, then remove the original",
+    )

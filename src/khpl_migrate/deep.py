@@ -97,7 +97,8 @@ class DeepReport:
     unexplained: list[str] = field(default_factory=list)  # migrated items in no source record
     superseded: list[str] = field(default_factory=list)  # objects a sync kept on purpose
     not_written: list[str] = field(default_factory=list)  # objects the migration did not write
-    # --allow-table-edits: the migration's images of items the app deleted (not orphans).
+    # The migration's images of items the app deleted: not orphans with --allow-table-edits
+    # (without it they are in `orphans` too).
     of_deleted_items: list[str] = field(default_factory=list)
     seconds: float = 0.0
     # verify --deep --allow-table-edits: what changed in DynamoDB since the migration (the
@@ -124,13 +125,40 @@ class DeepReport:
         allowed = {e.index for e in self.allowed()}
         return [e for e in self.entries if e.status != "=" and e.index not in allowed]
 
-    def allowed(self) -> list[DeepEntry]:
-        """Differences --allow-table-edits lets pass: changed in DynamoDB only, no damage."""
-        if not self.allow_table_edits:
-            return []
+    def table_edits(self) -> list[DeepEntry]:
+        """The records that differ only by edits made in DynamoDB since the migration (the
+        app's, after the cut-over; a photo it replaced in S3 included), whether or not
+        --allow-table-edits accepts them. A lost record, damage in S3, a change in the
+        source or a difference whose side could not be named is never one."""
         return [
             e for e in self.entries if e.status != "=" and e.sides and set(e.sides) == {"table"}
         ]
+
+    def allowed(self) -> list[DeepEntry]:
+        """Differences --allow-table-edits lets pass: changed in DynamoDB only, no damage."""
+        return self.table_edits() if self.allow_table_edits else []
+
+    def passes(self, summary: VerifyReport) -> bool:
+        """The verdict of verify --deep (exit 0), of review's checklist and of
+        archive-source --remove-original: every record is there and nothing fails."""
+        return self.complete(summary) and self.ok
+
+    def accepting_table_edits(self) -> DeepReport:
+        """This report judged with --allow-table-edits: the app's edits pass, and the
+        images of items the app deleted are no longer orphans."""
+        deleted = set(self.of_deleted_items)
+        orphans = [key for key in self.orphans if key not in deleted]
+        return replace(self, allow_table_edits=True, orphans=orphans)
+
+    def only_table_edits(self, summary: VerifyReport) -> bool:
+        """It fails, and every difference that fails it is an edit made in DynamoDB since
+        the migration: --allow-table-edits would let it pass (the hint the commands give)."""
+        return not self.passes(summary) and self.accepting_table_edits().passes(summary)
+
+    def accepted(self) -> int:
+        """How many records' differences --allow-table-edits accepted as the app's edits
+        (the images of items the app deleted are counted in `of_deleted_items`)."""
+        return len(self.allowed())
 
     def complete(self, summary: VerifyReport) -> bool:
         """Every usable source record is in the table, or was deleted there by the app and
@@ -149,7 +177,14 @@ class DeepReport:
     def lines(self) -> list[str]:
         """The reconciliation report: `=`, `-`, `*`, `!` per record, `+` for extras."""
         out = [e.line() for e in sorted(self.entries, key=lambda e: e.index)]
-        out += [f"+ {key}: image object no item references (orphan)" for key in self.orphans]
+        deleted = set(self.of_deleted_items)
+        out += [
+            f"+ {key}: image of an item deleted in DynamoDB (an orphan unless "
+            "--allow-table-edits accepts the app's deletion)"
+            if key in deleted
+            else f"+ {key}: image object no item references (orphan)"
+            for key in self.orphans
+        ]
         out += [
             f"+ {rid}: item marked migratedFrom S3 but in no source record "
             "(deleted in the source: see `khpl-migrate sync`)"
@@ -163,10 +198,11 @@ class DeepReport:
             f"+ {key}: not written by the migration (no x-amz-meta-khpl-run; not checked)"
             for key in self.not_written
         ]
-        out += [
-            f"+ {key}: image of an item deleted in DynamoDB (allowed by --allow-table-edits)"
-            for key in self.of_deleted_items
-        ]
+        if self.allow_table_edits:
+            out += [
+                f"+ {key}: image of an item deleted in DynamoDB (allowed by --allow-table-edits)"
+                for key in self.of_deleted_items
+            ]
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -181,6 +217,7 @@ class DeepReport:
             "orphans": self.orphans,
             "unexplained": self.unexplained,
             "allowedTableEdits": len(self.allowed()),
+            "tableEdits": len(self.table_edits()),
             "superseded": self.superseded,
             "notWrittenByTheMigration": self.not_written,
             "imagesOfDeletedItems": self.of_deleted_items,
@@ -439,8 +476,12 @@ def _extras(
         owner = record_of_image_key(info.key)
         if head is not None and head.run_id is None:
             deep.not_written.append(info.key)
-        elif deep.allow_table_edits and owner in past.written and owner not in in_table:
-            deep.of_deleted_items.append(info.key)  # the app deleted its item
+        elif owner in past.written and owner not in in_table:
+            # The app deleted its item: an orphan unless --allow-table-edits accepts that,
+            # noted either way so that the check can say the flag would.
+            deep.of_deleted_items.append(info.key)
+            if not deep.allow_table_edits:
+                deep.orphans.append(info.key)
         else:
             deep.orphans.append(info.key)
     for found in (

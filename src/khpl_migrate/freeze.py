@@ -6,15 +6,23 @@ edit no sync carries over. A bucket-policy statement of its own denies
 `s3:PutObject` and `s3:DeleteObject` on the source key to everyone. Only that
 statement is added, and only that statement is removed again (`--undo`): the
 rest of the bucket's policy is left as it is. A dry run unless asked to apply.
+
+`archive-source --remove-original` at the end of the cut-over finds the source
+frozen by this very statement: `deletes_allowed` narrows it to deny writes only
+while the original is deleted, then puts it back as it was (the source stays
+frozen, so nothing can write a new registrations.json either).
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from khpl_migrate import errors
 from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
 from khpl_migrate.source import open_source
@@ -35,6 +43,17 @@ def statement(bucket: str, source_key: str) -> dict[str, Any]:
         "Action": ACTIONS,
         "Resource": f"arn:aws:s3:::{bucket}/{source_key}",
     }
+
+
+def _writes_only(frozen: dict[str, Any]) -> dict[str, Any]:
+    """The statement narrowed while archive-source deletes the original: writes still denied."""
+    return {**frozen, "Action": ["s3:PutObject"]}
+
+
+class FreezeAltered(errors.KhplError):
+    """A statement carries freeze-source's Sid but is not what freeze-source wrote."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -69,9 +88,15 @@ def freeze(
 ) -> FreezeResult:
     """Add (or, with `undo`, remove) the freeze statement; only say what would change unless
     `apply`."""
-    source = open_source(store, settings)
-    wanted = statement(source.bucket, source.info.key)
-    policy = store.bucket_policy(source.bucket)
+    if undo:
+        # The source may be gone (archive-source --remove-original leaves it frozen):
+        # lifting the freeze needs only its key.
+        bucket, key = settings.require_bucket(), settings.source_key
+    else:
+        source = open_source(store, settings)
+        bucket, key = source.bucket, source.info.key
+    wanted = statement(bucket, key)
+    policy = store.bucket_policy(bucket)
     current = _statements(policy or {})
     others = [s for s in current if s.get("Sid") != wanted["Sid"]]
     ours = [s for s in current if s.get("Sid") == wanted["Sid"]]
@@ -82,10 +107,10 @@ def freeze(
         changed = ours != [wanted]
         after = _with(policy, [*others, wanted])
     if apply and changed:
-        store.set_bucket_policy(source.bucket, after)
+        store.set_bucket_policy(bucket, after)
     return FreezeResult(
-        source.bucket,
-        source.info.key,
+        bucket,
+        key,
         wanted,
         undo,
         apply,
@@ -103,3 +128,44 @@ def _with(policy: dict[str, Any] | None, statements: list[dict[str, Any]]) -> di
     document: dict[str, Any] = copy.deepcopy(policy) if policy else {"Version": "2012-10-17"}
     document["Statement"] = statements
     return document
+
+
+@contextmanager
+def deletes_allowed(store: Store, bucket: str, source_key: str) -> Iterator[bool]:
+    """While the block runs, the tool's own freeze of the source denies writes only, so the
+    original can be deleted; afterwards the statement is exactly what freeze-source wrote.
+    Yields whether the source is frozen by it.
+
+    Only the statement with the tool's Sid is replaced, in its place, each time on a
+    fresh read of the policy: every other statement stays as it is. A statement with the
+    tool's Sid that is neither form the tool writes is someone's edit: refused, untouched.
+    """
+    ours = statement(bucket, source_key)
+    found = [
+        s for s in _statements(store.bucket_policy(bucket) or {}) if s.get("Sid") == ours["Sid"]
+    ]
+    if not found:
+        yield False
+        return
+    if any(s not in (ours, _writes_only(ours)) for s in found):
+        raise FreezeAltered(
+            f"The bucket policy's statement {ours['Sid']} is not the one freeze-source wrote "
+            f"for s3://{bucket}/{source_key}; nothing was removed and the policy was not changed",
+            "look at the bucket policy: `khpl-migrate freeze-source --apply` writes the "
+            "statement again, `freeze-source --undo --apply` removes it",
+        )
+    _replace_ours(store, bucket, _writes_only(ours))
+    try:
+        yield True
+    finally:
+        _replace_ours(store, bucket, ours)
+
+
+def _replace_ours(store: Store, bucket: str, wanted: dict[str, Any]) -> None:
+    policy = store.bucket_policy(bucket)
+    current = _statements(policy or {})
+    if any(s.get("Sid") == wanted["Sid"] for s in current):
+        statements = [wanted if s.get("Sid") == wanted["Sid"] else s for s in current]
+    else:
+        statements = [*current, wanted]
+    store.set_bucket_policy(bucket, _with(policy, statements))

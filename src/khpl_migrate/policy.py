@@ -113,7 +113,8 @@ NEEDS: dict[str, list[tuple[str, str]]] = {
         ("s3:DeleteObject", SOURCE),  # --remove-original
         ("s3:GetObject", IMAGES),  # --remove-original runs verify --deep first
         ("s3:GetObject", RUNS),  # ... which reads which runs wrote what
-        ("s3:GetBucketPolicy", "bucket"),  # ... and will not remove a frozen source
+        ("s3:GetBucketPolicy", "bucket"),  # ... a source frozen by freeze-source:
+        ("s3:PutBucketPolicy", "bucket"),  # its statement lets the delete through, then back
         ("dynamodb:DescribeTable", "table"),
         ("dynamodb:Scan", "table"),
         ("dynamodb:GetItem", "table"),
@@ -131,7 +132,8 @@ NEEDS: dict[str, list[tuple[str, str]]] = {
         ("s3:GetObject", ARCHIVE),
         ("s3:PutObject", ARCHIVE),
         ("s3:DeleteObject", SOURCE),
-        ("s3:GetBucketPolicy", "bucket"),  # a frozen source is not removed
+        ("s3:GetBucketPolicy", "bucket"),  # a frozen source: is it? and removing it
+        ("s3:PutBucketPolicy", "bucket"),  # (freeze-source's statement narrowed, then back)
         ("dynamodb:DescribeTable", "table"),
         ("dynamodb:Scan", "table"),
         ("dynamodb:GetItem", "table"),

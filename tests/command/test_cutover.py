@@ -12,7 +12,7 @@ import pytest
 from khpl_migrate.aws import Store
 from khpl_migrate.freeze import sid
 from khpl_migrate.settings import Settings
-from tests.helpers import app_sets, assert_clean_error, put_source, run
+from tests.helpers import app_sets, assert_clean_error, image_key, put_source, run
 
 pytestmark = pytest.mark.command
 
@@ -119,9 +119,12 @@ def test_freeze_source_adds_and_removes_exactly_its_statement(
     again = run(["freeze-source", "--apply"], env)
     assert "frozen already" in again.stderr and len(store.bucket_policy(bucket)["Statement"]) == 2
 
+    # Nothing was migrated: the removal is refused, and the policy is left as it was.
+    frozen = store.bucket_policy(bucket)
     refused = run(["archive-source", "--remove-original", "--yes"], env)
-    assert refused.returncode == 1 and "is frozen" in refused.stderr
+    assert refused.returncode == 1 and "records identical" in refused.stderr
     assert store.get_bytes(bucket, "registrations.json") is not None
+    assert store.bucket_policy(bucket) == frozen
 
     undone = run(["freeze-source", "--undo", "--apply"], env)
     assert undone.returncode == 0
@@ -137,3 +140,72 @@ def test_freeze_source_undo_removes_a_policy_that_was_only_ours(
     assert "Would remove" in dry.stderr and store.bucket_policy(settings.bucket or "")
     assert run(["freeze-source", "--undo", "--apply"], env).returncode == 0
     assert store.bucket_policy(settings.bucket or "") is None
+
+
+def test_verify_deep_names_allow_table_edits_when_every_difference_is_the_apps(
+    store: Store, settings: Settings, env: dict[str, str], sample_records: list[dict[str, Any]]
+) -> None:
+    put_source(store, settings, sample_records)
+    assert run(["create-table"], env).returncode == 0
+    assert run(["migrate", "--apply"], env).returncode == 0
+    app_sets(store, settings, sample_records[1]["id"], "jerseySize", "XXL")
+    app_sets(store, settings, sample_records[2]["id"], "village", "App village")
+    synced = run(["sync", "--apply"], env)  # the app's edits are kept
+    assert synced.returncode == 0 and "with edits made in DynamoDB, kept: 2" in synced.stderr
+
+    plain = run(["verify", "--deep"], env)
+    assert plain.returncode == 1
+    assert "❌ Deep check found differences" in plain.stderr
+    assert (
+        "💡 Every difference is an edit made in DynamoDB since the migration (the app's, after "
+        "the cut-over: 2 records edited in DynamoDB); to accept them: "
+        "khpl-migrate verify --deep --allow-table-edits"
+    ) in plain.stderr
+    allowed = run(["verify", "--deep", "--allow-table-edits", "--json"], env)
+    assert allowed.returncode == 0, allowed.stderr
+    assert "• The app's edits accepted: 2 records edited in DynamoDB" in allowed.stderr
+    assert json.loads(allowed.stdout)["deep"]["allowedTableEdits"] == 2
+
+    # Damage in S3 besides: the flag does not pass it, and no hint points at the flag.
+    bucket = settings.bucket or ""
+    store.s3.delete_object(Bucket=bucket, Key=image_key(sample_records[3], "aadhaar"))
+    damaged = run(["verify", "--deep"], env)
+    assert damaged.returncode == 1 and "--allow-table-edits" not in damaged.stderr
+    assert run(["verify", "--deep", "--allow-table-edits"], env).returncode == 1
+
+
+def test_archive_source_removes_a_frozen_original_and_leaves_it_frozen(
+    store: Store,
+    settings: Settings,
+    env: dict[str, str],
+    sample_records: list[dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    bucket = settings.bucket or ""
+    theirs = {
+        "Sid": "TheirsAlready",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:DeleteBucket",
+        "Resource": f"arn:aws:s3:::{bucket}",
+    }
+    store.set_bucket_policy(bucket, {"Version": "2012-10-17", "Statement": [theirs]})
+    put_source(store, settings, sample_records[:2])
+    for command in (["create-table"], ["migrate", "--apply"], ["freeze-source", "--apply"]):
+        assert run(command, env).returncode == 0
+    frozen = store.bucket_policy(bucket)
+
+    trace = tmp_path / "trace.jsonl"
+    removed = run(
+        ["archive-source", "--remove-original", "--yes", "--json"],
+        {**env, "KHPL_TRACE_OPERATIONS": str(trace)},
+    )
+    assert removed.returncode == 0, removed.stderr
+    assert json.loads(removed.stdout)["frozen"] == sid("registrations.json")
+    assert f"Still frozen (statement {sid('registrations.json')})" in removed.stderr
+    assert store.head_object(bucket, settings.source_key) is None
+    assert store.bucket_policy(bucket) == frozen  # every statement as it was
+    # Only around the delete is the tool's own statement narrowed (to deny writes only).
+    calls = [json.loads(line)["operation"] for line in trace.read_text().splitlines()]
+    policy_calls = [c for c in calls if c in {"PutBucketPolicy", "DeleteObject"}]
+    assert policy_calls == ["PutBucketPolicy", "DeleteObject", "PutBucketPolicy"]

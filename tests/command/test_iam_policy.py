@@ -171,11 +171,17 @@ def test_the_policy_matches_the_operations_each_command_makes(
     assert run(["migrate", "--apply"], env).returncode == 0
     for info in store.list_objects(bucket, "archive/"):
         store.s3.delete_object(Bucket=bucket, Key=info.key)
+    # The end of the cut-over: the source is frozen when the original is removed.
+    freeze, unfreeze = ["freeze-source", "--apply"], ["freeze-source", "--undo", "--apply"]
+    assert run(freeze, env).returncode == 0
     calls["review"] += traced_review(env, tmp_path / "trace-review.jsonl", sample_records[0])
+    assert run(unfreeze, env).returncode == 0  # the freeze denies writing the source
     put_source(store, settings, sample_records[:3])
+    assert run(freeze, env).returncode == 0
     calls["archive-source"] += traced(
         ["archive-source", "--remove-original", "--yes"], env, tmp_path / "trace-archive.jsonl"
     )
+    assert run(unfreeze, env).returncode == 0
 
     calls["sync"] += traced_sync(store, settings, env, tmp_path, sample_records)
     sync_run = json.loads(run(["runs", "--json"], env).stdout)["runs"][-1]

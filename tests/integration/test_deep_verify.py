@@ -16,7 +16,7 @@ from khpl_migrate.deep import DAMAGE_SIDE, REPLACED_SIDE, TABLE_SIDE, deep_verif
 from khpl_migrate.plan import build_plan
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
-from tests.helpers import damage_five_ways, image_key, put_source
+from tests.helpers import app_puts_over, app_sets, damage_five_ways, image_key, put_source
 
 pytestmark = pytest.mark.integration
 
@@ -156,3 +156,29 @@ def test_diff_names_the_field_and_never_the_value(
     expected: Any, actual: Any, found: list[str]
 ) -> None:
     assert diff_values(expected, actual) == found
+
+
+def test_every_kind_of_app_edit_is_named_as_what_allow_table_edits_accepts(
+    store: Store, settings: Settings, migrated: list[dict[str, Any]]
+) -> None:
+    """A field changed, a photo replaced in place and an item deleted, all by the app: the
+    plain check fails and knows the flag would pass it; with the flag it passes, counting
+    them. One damaged object besides, and neither says so."""
+    bucket = settings.bucket or ""
+    app_sets(store, settings, migrated[0]["id"], "village", "Edited by the app")
+    photo = store.get_bytes(bucket, image_key(migrated[4], "userPhoto")) or b""
+    app_puts_over(store, bucket, image_key(migrated[1], "userPhoto"), photo, "image/jpeg")
+    store.ddb.delete_item(TableName=settings.table, Key={"id": {"S": migrated[2]["id"]}})
+
+    summary, plain = deep_verify(store, settings)
+    assert not plain.passes(summary) and plain.only_table_edits(summary)
+    assert len(plain.table_edits()) == 3 and plain.accepted() == 0
+    assert set(plain.of_deleted_items) <= set(plain.orphans)  # orphans without the flag
+    summary, allowed = deep_verify(store, settings, allow_table_edits=True)
+    assert allowed.passes(summary) and allowed.accepted() == 3 and allowed.orphans == []
+
+    store.s3.delete_object(Bucket=bucket, Key=image_key(migrated[3], "aadhaar"))
+    summary, damaged = deep_verify(store, settings)
+    assert not damaged.only_table_edits(summary)
+    summary, still = deep_verify(store, settings, allow_table_edits=True)
+    assert not still.passes(summary) and [e.id for e in still.failing()] == [migrated[3]["id"]]

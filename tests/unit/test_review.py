@@ -29,6 +29,8 @@ def _checks(
     backups: list[Backup] | None = None,
     runs: list[Manifest] | None = None,
     archives: dict[str, bool] | None = None,
+    allow_table_edits: bool = False,
+    frozen: bool = False,
 ) -> Checks:
     entries = entries if entries is not None else [_entry(i) for i in range(4)]
     present = sum(1 for e in entries if e.status != "-")
@@ -49,12 +51,15 @@ def _checks(
         source_uri="s3://b/registrations.json",
         source_sha256="ab",
         summary=summary,
-        deep=DeepReport(entries=entries, orphans=orphans or []),
+        deep=DeepReport(
+            entries=entries, orphans=orphans or [], allow_table_edits=allow_table_edits
+        ),
         rows=[],
         backups=[backup] if backups is None else backups,
         runs=[run] if runs is None else runs,
         archives=archives or {},
         table="T",
+        frozen=frozen,
     )
 
 
@@ -111,6 +116,52 @@ def test_orphans_backups_runs_and_archive_are_each_judged() -> None:
     assert _states(archived)["archive"] == "pass"
     stale = _checks(archives={"archive/registrations-2026-11-01.json": False})
     assert _states(stale)["archive"] == "todo"
+
+
+def _app_edits() -> list[DeepEntry]:
+    """Two records the app edited in DynamoDB since the migration: a field, and a photo it
+    replaced in S3; the others identical."""
+    field = _entry(1, "*", fields_ok=False, details=("field village",), sides=("table",))
+    photo = _entry(2, "*", images_ok=2, details=("image userPhoto",), sides=("table",))
+    return [_entry(0), field, photo, _entry(3)]
+
+
+def test_without_the_flag_the_apps_edits_cross_lines_that_name_the_flag() -> None:
+    lines = {line.key: line for line in checklist(_checks(_app_edits()))}
+    for key in ("verify", "data", "images"):
+        assert lines[key].state == "fail"
+        assert "`khpl-migrate review --allow-table-edits` accepts" in lines[key].figure
+        assert "every difference (2 records) is an edit made in DynamoDB" in lines[key].figure
+
+
+def test_allow_table_edits_ticks_every_line_and_says_how_many_it_accepted() -> None:
+    checks = _checks(
+        _app_edits(),
+        allow_table_edits=True,
+        frozen=True,
+        archives={"archive/registrations-2026-11-28.json": True},
+    )
+    lines = {line.key: line for line in checklist(checks)}
+    assert {line.state for line in lines.values()} == {"pass"}
+    for key in ("verify", "data", "images"):
+        assert "the app's edits accepted: 2 records edited in DynamoDB" in lines[key].figure
+    assert "2 of 4 identical" in lines["verify"].figure  # the figures stay true
+    assert "registrations.json is frozen (freeze-source)" in lines["app"].figure
+
+
+def test_allow_table_edits_never_accepts_damage_a_source_change_or_a_lost_record() -> None:
+    for other in (
+        _entry(3, "*", images_ok=2, sides=("damage",)),
+        _entry(3, "*", fields_ok=False, sides=("source",)),
+        _entry(3, "*", fields_ok=False, sides=("table", "source")),
+        _entry(3, "*", fields_ok=False),  # its side could not be named
+        _entry(3, "-", images=0, images_ok=0),  # never migrated
+    ):
+        entries = [*_app_edits()[:3], other]
+        states = _states(_checks(entries, allow_table_edits=True))
+        assert states["verify"] == "fail", other
+        lines = checklist(_checks(entries))
+        assert not any("--allow-table-edits" in line.figure for line in lines), other
 
 
 def _rows(count: int) -> list[RecordRow]:

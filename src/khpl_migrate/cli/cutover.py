@@ -39,17 +39,29 @@ from khpl_migrate.sync_plan import plan_sync
     is_flag=True,
     help="then remove registrations.json, only if verify --deep finds every record identical",
 )
+@click.option(
+    "--allow-table-edits",
+    is_flag=True,
+    help="with --remove-original: records that differ only by edits made in DynamoDB since "
+    "the migration (the app's) do not stop the removal; anything else still does",
+)
 @click.option("--yes", is_flag=True, help="with --remove-original: do not ask first")
 @common_options
-def archive_source_cmd(remove_original: bool, yes: bool, **kwargs: Any) -> None:
+def archive_source_cmd(
+    remove_original: bool, allow_table_edits: bool, yes: bool, **kwargs: Any
+) -> None:
     """Copy registrations.json to archive/registrations-{date}.json, checked.
 
     The guide's last step. The copy is server-side and proven by SHA-256; an
     archive holding other bytes is never replaced. The original stays unless
     --remove-original, which first runs verify --deep and removes nothing
-    unless every record is identical. Switch the app to DynamoDB-only mode
-    before removing the original.
+    unless it passes (with --allow-table-edits, as verify --deep
+    --allow-table-edits). A source frozen by freeze-source stays frozen: the
+    original is removed and the statement is left in place. Switch the app to
+    DynamoDB-only mode before removing the original.
     """
+    if allow_table_edits and not remove_original:
+        raise click.UsageError("--allow-table-edits goes with --remove-original")
     run = setup(kwargs)
     settings = run.settings
     if remove_original and not yes:
@@ -67,6 +79,7 @@ def archive_source_cmd(remove_original: bool, yes: bool, **kwargs: Any) -> None:
         Store(settings),
         settings,
         remove_original=remove_original,
+        allow_table_edits=allow_table_edits,
         runner=make_runner(settings.workers),
     )
     if run.as_json:
@@ -83,8 +96,14 @@ def archive_source_cmd(remove_original: bool, yes: bool, **kwargs: Any) -> None:
     help="port on 127.0.0.1  [default: a free one]",
 )
 @click.option("--open", "open_browser", is_flag=True, help="open the page in the web browser")
+@click.option(
+    "--allow-table-edits",
+    is_flag=True,
+    help="after the cut-over: the app's edits made in DynamoDB since the migration count as "
+    "checked (as verify --deep --allow-table-edits); damage and source changes do not",
+)
 @common_options
-def review_cmd(port: int, open_browser: bool, **kwargs: Any) -> None:
+def review_cmd(port: int, open_browser: bool, allow_table_edits: bool, **kwargs: Any) -> None:
     """Serve the post-migration checklist as a web page on 127.0.0.1.
 
     Runs verify --deep and the backup and run checks, then serves one local
@@ -93,6 +112,8 @@ def review_cmd(port: int, open_browser: bool, **kwargs: Any) -> None:
     images beside the originals from the backup, and the archive and rollback
     actions. Prints the page's address (with this session's token) on stdout;
     with --json, one object with the address and the checklist. Ctrl-C stops it.
+    After the cut-over, --allow-table-edits accepts the app's edits made in
+    DynamoDB, and the page says how many.
     """
     sys.exit(serve_review(setup(kwargs), port, open_browser))
 
@@ -119,7 +140,12 @@ def serve_review(
         if not run.quiet and sys.stderr.isatty()
         else contextlib.nullcontext()
     ):
-        checks = run_checks(store, settings, runner=make_runner(settings.workers))
+        checks = run_checks(
+            store,
+            settings,
+            runner=make_runner(settings.workers),
+            allow_table_edits=allow_table_edits,
+        )
     lines = checklist(checks)
     render_checks_summary(console, lines, checks.seconds)
 
@@ -132,7 +158,14 @@ def serve_review(
         if not url_on_stdout:
             return
         if run.as_json:
-            emit_json({"url": url, "checklist": [line.to_json() for line in lines]})
+            emit_json(
+                {
+                    "url": url,
+                    "checklist": [line.to_json() for line in lines],
+                    "allowTableEdits": allow_table_edits,
+                    "acceptedTableEdits": checks.deep.accepted(),
+                }
+            )
         else:
             click.echo(url)
 

@@ -134,11 +134,11 @@ def run_verify(
     if run.as_json:
         emit_json({**report.to_json(), "deep": checked.to_json()})
     render_verify(run.console, report)
-    render_deep(run.console, checked)
+    render_deep(run.console, checked, report)
     for path, what in ((report_file, "reconciliation report"), (failed_ids, "ids to re-run")):
         if path:
             run.console.print(f"📝 {what}: {path}", highlight=False, markup=False)
-    return EXIT_OK if checked.complete(report) and checked.ok else EXIT_PROBLEMS
+    return EXIT_OK if checked.passes(report) else EXIT_PROBLEMS
 
 
 @click.command("migrate")

@@ -24,6 +24,19 @@ def render_archive(console: Console, result: ArchiveResult) -> None:
     if result.removed_original:
         kept = "; the bucket keeps its old version" if result.versioned else ""
         line(console, f"   • The original was removed{kept}")
+        if result.accepted_table_edits:
+            count = result.accepted_table_edits
+            line(
+                console,
+                f"   • The app's edits accepted (--allow-table-edits): {count:,} "
+                f"record{'' if count == 1 else 's'} edited in DynamoDB since the migration",
+            )
+        if result.frozen:
+            line(
+                console,
+                f"   • Still frozen (statement {result.frozen}): nothing can write "
+                "registrations.json again; `khpl-migrate freeze-source --undo --apply` lifts it",
+            )
     else:
         line(console, "   • The original stays in place")
 

@@ -96,8 +96,9 @@ def _numbered(console: Console, records: Sequence[tuple[str, str | None]]) -> No
     more(console, len(records))
 
 
-def render_deep(console: Console, deep: DeepReport) -> None:
-    """The deep section after the guide's report: every field and image byte."""
+def render_deep(console: Console, deep: DeepReport, summary: VerifyReport | None = None) -> None:
+    """The deep section after the guide's report: every field and image byte (with the
+    guide's report as `summary`, the verdict names --allow-table-edits where it would pass)."""
     line(console)
     line(console, "🔬 Deep Check (every field and every image byte):")
     line(console, f"   • Identical (=): {deep.count('=')}")
@@ -133,9 +134,27 @@ def render_deep(console: Console, deep: DeepReport) -> None:
             )
         else:
             line(console, "✅ Deep check passed - every field and image matches the source")
-            line(console, hint("verify --deep"))
+        if deep.allow_table_edits and (deep.accepted() or deep.of_deleted_items):
+            line(console, f"   • The app's edits accepted: {_accepted(deep)}")
+        line(console, hint("verify --deep"))
     else:
         line(console, "❌ Deep check found differences - see above")
+        if summary is not None and deep.only_table_edits(summary):
+            line(
+                console,
+                "💡 Every difference is an edit made in DynamoDB since the migration (the "
+                f"app's, after the cut-over: {_accepted(deep.accepting_table_edits())}); "
+                "to accept them: khpl-migrate verify --deep --allow-table-edits",
+            )
+
+
+def _accepted(deep: DeepReport) -> str:
+    """How many of the app's edits --allow-table-edits accepts, in words."""
+    count = deep.accepted()
+    text = f"{count:,} record{'' if count == 1 else 's'} edited in DynamoDB"
+    if deep.of_deleted_items:
+        text += f", {len(deep.of_deleted_items):,} image objects of items it deleted"
+    return text
 
 
 def render_plan(console: Console, entries: Sequence[PlanEntry], *, per_record: bool) -> None:

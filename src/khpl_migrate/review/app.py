@@ -60,7 +60,9 @@ class ReviewState:
         self.originals: Lru[str, records.Originals] = Lru(16)
 
     def recheck(self) -> None:
-        checks = checks_mod.run_checks(self.store, self.settings)
+        checks = checks_mod.run_checks(
+            self.store, self.settings, allow_table_edits=self.checks.accepting
+        )
         with self._lock:
             self.checks = checks
             self.notice = None
@@ -254,7 +256,12 @@ def create_app(state: ReviewState) -> Starlette:
 
 def _archive(request: Request, remove: bool) -> Response:
     state = _state(request)
-    result: ArchiveResult = archive_source(state.store, state.settings, remove_original=remove)
+    result: ArchiveResult = archive_source(
+        state.store,
+        state.settings,
+        remove_original=remove,
+        allow_table_edits=state.checks.accepting,  # review --allow-table-edits
+    )
     state.checks.archives[result.key] = True
     if result.removed_original:
         state.notice = (

@@ -4,6 +4,11 @@
 `checklist` turns what they found into the guide's post-migration checklist,
 each line ticked, crossed or left to do by hand, with its figures. The
 checklist is a pure function of the checks, unit-tested without AWS.
+
+With `allow_table_edits` (`review --allow-table-edits`, after the cut-over) the
+app's edits made in DynamoDB since the migration count as checked, judged as
+`verify --deep --allow-table-edits` judges them (`DeepReport.table_edits`);
+without it, a line they alone cross says so and names the flag.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from khpl_migrate.archive import list_archives
 from khpl_migrate.aws import Store
 from khpl_migrate.backups import Backup, list_backups, object_sha256
 from khpl_migrate.deep import DeepEntry, DeepReport, Status, deep_verify
+from khpl_migrate.freeze import is_frozen
 from khpl_migrate.journal import Manifest, list_runs
 from khpl_migrate.runner import Runner
 from khpl_migrate.settings import Settings
@@ -53,6 +59,16 @@ class Checks:
     runs: list[Manifest]
     archives: dict[str, bool]  # archive key -> holds the same bytes as today's source
     table: str
+    frozen: bool = False  # freeze-source's statement denies writing the source
+
+    @property
+    def accepting(self) -> bool:
+        """The app's edits made in DynamoDB pass (review --allow-table-edits)."""
+        return self.deep.allow_table_edits
+
+    def only_table_edits(self) -> bool:
+        """The checks fail, and --allow-table-edits would accept every difference."""
+        return self.deep.only_table_edits(self.summary)
 
     def backup_of_run(self, run_id: str) -> str | None:
         for run in self.runs:
@@ -71,6 +87,7 @@ def run_checks(
     *,
     runner: Runner | None = None,
     on_entry: Callable[[DeepEntry], None] | None = None,
+    allow_table_edits: bool = False,
 ) -> Checks:
     """verify --deep, the backups, the runs and the archives: the page's evidence."""
     began = time.monotonic()
@@ -82,7 +99,12 @@ def run_checks(
             names[index] = display_name(record)
 
     summary, deep = deep_verify(
-        store, settings, runner=runner, on_entry=on_entry, on_record=keep_name
+        store,
+        settings,
+        runner=runner,
+        on_entry=on_entry,
+        on_record=keep_name,
+        allow_table_edits=allow_table_edits,
     )
     rows = [
         RecordRow(e.index, e.id, names.get(e.index), e.status, e.details, e.warnings)
@@ -106,6 +128,7 @@ def run_checks(
         runs=list_runs(store, source.bucket, settings.state_dir),  # as `runs` lists them
         archives=archives,
         table=settings.table,
+        frozen=is_frozen(store, source.bucket, source.info.key),
     )
 
 
@@ -133,6 +156,26 @@ def _migrated(checks: Checks) -> list[DeepEntry]:
     return [e for e in checks.deep.entries if e.status in {"=", "*"}]
 
 
+def _accepted(checks: Checks) -> set[int]:
+    """The indexes of the records whose differences are the app's edits, accepted."""
+    return {e.index for e in checks.deep.allowed()}
+
+
+def _app_edits(checks: Checks, passed: object, figure: str) -> tuple[State, str]:
+    """A line's state and figure, saying what happens to the app's edits: how many were
+    accepted, or, when they alone cross the line, the flag that accepts them."""
+    count = len(checks.deep.table_edits())
+    if checks.accepting and count:
+        figure += f"; the app's edits accepted: {plural(count, 'record')} edited in DynamoDB"
+    elif not passed and checks.only_table_edits():
+        figure += (
+            f"; every difference ({plural(count, 'record')}) is an edit made in DynamoDB "
+            "since the migration (the app, or damage): "
+            "`khpl-migrate review --allow-table-edits` accepts them as the app's"
+        )
+    return _state(passed), figure
+
+
 def _verify_line(checks: Checks) -> ChecklistLine:
     summary, deep = checks.summary, checks.deep
     total, identical = len(deep.entries), deep.count("=")
@@ -142,34 +185,38 @@ def _verify_line(checks: Checks) -> ChecklistLine:
     )
     if summary.unusable:
         figure += f"; {len(summary.unusable):,} cannot be migrated"
-    passed = summary.complete and total and identical == total
-    return ChecklistLine(
-        "verify", "Run verification script shows 100% success", _state(passed), figure
-    )
+    accepted = len(_accepted(checks))
+    passed = deep.complete(summary) and total and identical + accepted == total
+    state, figure = _app_edits(checks, passed, figure)
+    return ChecklistLine("verify", "Run verification script shows 100% success", state, figure)
 
 
 def _data_line(checks: Checks) -> ChecklistLine:
     migrated = _migrated(checks)
+    accepted = _accepted(checks)
     fields_ok = sum(1 for e in migrated if e.fields_ok)
-    return ChecklistLine(
-        "data",
-        "Test admin panel loads migrated data",
-        _state(migrated and fields_ok == len(migrated) == checks.summary.in_both),
+    passes = sum(1 for e in migrated if e.fields_ok or e.index in accepted)
+    state, figure = _app_edits(
+        checks,
+        migrated and passes == len(migrated) == checks.summary.in_both,
         f"{len(migrated):,} items read back from {checks.table}; "
         f"every field matches the source in {fields_ok:,}",
     )
+    return ChecklistLine("data", "Test admin panel loads migrated data", state, figure)
 
 
 def _images_line(checks: Checks) -> ChecklistLine:
     migrated = _migrated(checks)
+    accepted = _accepted(checks)
     images = sum(e.images for e in migrated)
     images_ok = sum(e.images_ok for e in migrated)
-    return ChecklistLine(
-        "images",
-        "Verify images display correctly",
-        _state(images and images_ok == images),
+    passes = sum(e.images if e.index in accepted else e.images_ok for e in migrated)
+    state, figure = _app_edits(
+        checks,
+        images and passes == images,
         f"{images_ok:,} of {images:,} images match the source's bytes and decode",
     )
+    return ChecklistLine("images", "Verify images display correctly", state, figure)
 
 
 def _backups_line(checks: Checks) -> ChecklistLine:
@@ -190,12 +237,26 @@ def _backups_line(checks: Checks) -> ChecklistLine:
 
 def _orphans_line(checks: Checks) -> ChecklistLine:
     deep = checks.deep
+    figure = (
+        f"{plural(len(deep.orphans), 'image object')} without an item; "
+        f"{plural(len(deep.unexplained), 'migrated item')} without a source record"
+    )
+    if checks.accepting and deep.of_deleted_items:
+        figure += (
+            f"; the app's deletions accepted: {plural(len(deep.of_deleted_items), 'image object')}"
+            " of items deleted in DynamoDB"
+        )
+    passed = not (deep.orphans or deep.unexplained)
+    if not passed and checks.only_table_edits():
+        figure += (
+            "; the image objects are those of items the app deleted: "
+            "`khpl-migrate review --allow-table-edits` accepts the app's deletions"
+        )
     return ChecklistLine(
         "orphans",
         "No orphans: every image object has its item, every item its source record",
-        _state(not (deep.orphans or deep.unexplained)),
-        f"{plural(len(deep.orphans), 'image object')} without an item; "
-        f"{plural(len(deep.unexplained), 'migrated item')} without a source record",
+        _state(passed),
+        figure,
     )
 
 
@@ -230,11 +291,22 @@ def _sync_line(checks: Checks) -> ChecklistLine:
 
 
 def _app_line(checks: Checks) -> ChecklistLine:
+    # The switch itself is in the app's settings; what this page can see is the
+    # cut-over's guard that follows it: nothing can write registrations.json any more.
+    if checks.frozen:
+        return ChecklistLine(
+            "app",
+            "Update application to use DynamoDB-only mode",
+            "pass",
+            "registrations.json is frozen (freeze-source): nothing can write it any more, "
+            "so the app's writes go to DynamoDB only",
+        )
     return ChecklistLine(
         "app",
         "Update application to use DynamoDB-only mode",
         "todo",
-        "by hand, in the app's settings: this page cannot check it",
+        "by hand, in the app's settings: this page cannot check it; "
+        "then `khpl-migrate freeze-source --apply` (ticked once the source is frozen)",
     )
 
 
