@@ -22,7 +22,7 @@ from rich.console import Console
 from khpl_migrate import errors
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.console import MaskingFilter, human_console, render_error
-from khpl_migrate.progress import NullProgress, Progress, RichProgress
+from khpl_migrate.progress import LineProgress, Progress, RichProgress
 from khpl_migrate.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -110,9 +110,10 @@ class Invocation:
     quiet: bool  # drops the per-record table and the progress bars, never the summary
 
     def progress(self) -> Progress:
-        """Bars on a terminal; nothing when quiet or when stderr is not a terminal."""
+        """Bars on a terminal; no bars when quiet or when stderr is not a terminal, only
+        the lines that must be said at once (Ctrl-C's acknowledgement)."""
         if self.quiet or not sys.stderr.isatty():
-            return NullProgress()
+            return LineProgress(self.console)
         return RichProgress(self.console)
 
 
