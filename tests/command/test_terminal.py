@@ -321,3 +321,38 @@ def test_ctrl_c_twice_leaves_a_recorded_sync(
     assert all(item["village"].startswith("Moved") for item in items(store, settings).values())
     deep = run(["verify", "--deep"], env)
     assert deep.returncode == 0, deep.stderr[-2000:]
+
+
+def test_sigterm_without_a_terminal_is_acknowledged_on_stderr(
+    store: Store,
+    settings: Settings,
+    env: dict[str, str],
+    many: list[dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    put_source(store, settings, many)
+    create_table(store, settings)
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as err:
+        proc = subprocess.Popen(
+            [SCRIPT, "migrate", "--apply"],
+            env={"PATH": os.environ["PATH"], "HOME": "/nonexistent", **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        # The apply pass has begun once the local manifest holds a record's line.
+        runs = Path(env["KHPL_STATE_DIR"]) / "runs"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            lines = [p.read_text().count("\n") for p in runs.glob("*/manifest.jsonl")]
+            if lines and lines[0] >= 2:
+                proc.send_signal(signal.SIGTERM)
+                break
+            time.sleep(0.01)
+        code = proc.wait(timeout=120)
+    said = errors.read_text()
+    assert code == 130, said
+    assert ACK.search(said) is not None, said
+    assert "Interrupted:" in said and "Migrating" not in said
+    assert unnamed_images(store, settings) == set()
