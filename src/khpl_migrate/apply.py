@@ -295,15 +295,17 @@ def carry_out(
     run_id = plan.stamp.run_id
     writer = ItemWriter(store, plan.table, run_id, tally.written, pace.batch, pace.rate)
     runner, stop = pace.runner, tally.stop
-    tally.progress.start("Migrating", plan.count(Action.CREATE))
     # Ctrl-C or SIGTERM: the first takes no new record and lets those in flight finish,
     # the second stops them at their next step; either way the manifest is closed and
     # uploaded, naming every object written, before the bar stops and the counts print.
     with stop.handling():
         try:
+            # The first frame, once Ctrl-C is handled: an operator who sees the bar can stop.
+            tally.progress.start("Migrating", plan.count(Action.CREATE))
             _feed(store, plan, runner, writer, tally)
         except KeyboardInterrupt:
             stop.signal()  # raised where no handler could be set (not the main thread)
+            stop.cut = True
         finally:
             runner.drain()
             if not tally.fatal:
@@ -317,7 +319,7 @@ def carry_out(
             result = tally.close(_why_stopped(tally, plan), time.monotonic() - began)
     if tally.fatal:
         raise tally.fatal[0]
-    if stop.requested:
+    if stop.early:
         raise errors.Interrupted(_interrupted(result, plan), again)
     return result
 
@@ -365,7 +367,10 @@ def _feed(store: Store, plan: Plan, runner: Runner, writer: ItemWriter, tally: T
     """The apply pass: read the source again (the same pinned version) and hand each
     record to be created to the runner; the plan's skips and failures are counted."""
     for index, record in iter_records(store, plan.source):
-        if tally.fatal or tally.stop.requested:
+        if tally.stop.requested:
+            tally.stop.cut = True
+            return
+        if tally.fatal:
             return
         entry = plan.entry(index)
         if entry is None:
@@ -403,7 +408,7 @@ def _why_stopped(tally: Tally, plan: Plan) -> str | None:
         return str(tally.fatal[0])
     if tally.stop.now:
         return "interrupted (Ctrl-C or SIGTERM twice: the records in flight were stopped)"
-    if tally.stop.requested:
+    if tally.stop.cut:
         return "interrupted (Ctrl-C or SIGTERM)"
     if tally.read != plan.total:
         return f"read {tally.read} records, the plan has {plan.total}"

@@ -242,11 +242,12 @@ def _deep_verify(
     runner = runner or make_runner(settings.workers)
     seen: dict[str, int] = {}
     stop = Stop(flight.count, progress.say)
-    progress.start("Checking", summary.s3_records)
     with stop.handling():
         try:
+            progress.start("Checking", summary.s3_records)  # once Ctrl-C is handled
             for index, record in source_mod.iter_records(store, source):
                 if stop.requested:
+                    stop.cut = True
                     break
                 if on_record is not None:
                     on_record(index, record)
@@ -259,9 +260,10 @@ def _deep_verify(
                     runner.submit(task, entries.done(index, found))
         except KeyboardInterrupt:
             stop.signal()  # raised where no handler could be set (not the main thread)
+            stop.cut = True
         finally:
             runner.drain()
-    if stop.requested:
+    if stop.early:
         raise errors.Interrupted(
             f"Interrupted: verify --deep checked {len(entries.found)} of {summary.s3_records} "
             "records before the stop; nothing was changed",

@@ -120,6 +120,7 @@ class Stop:
         self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()  # put: reentrant
         self.requested = False
         self.now = False
+        self.cut = False  # the feed stopped before the end of its records
 
     def signal(self) -> None:
         if not self.requested:
@@ -134,6 +135,12 @@ class Stop:
                 f"Stopping now: the {self._in_flight()} records in flight stop at their next "
                 "step; what was written is recorded"
             )
+
+    @property
+    def early(self) -> bool:
+        """The run did not do all it set out to: a Ctrl-C that came after the last record
+        was handed only waited for the records in flight, and the run is whole."""
+        return self.cut or self.now
 
     def _announce(self) -> None:
         while (line := self._lines.get()) is not None:

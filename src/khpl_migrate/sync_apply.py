@@ -60,23 +60,24 @@ def apply_sync(
     result.manifest_path = str(journal.path)
     executor = RecordWriter(store, plan, journal, result, rate)
     progress = progress or NullProgress()
-    progress.start("Syncing", len(work))
     runner = runner or make_runner(settings.workers)
     flight = Flight()
     stop = Stop(flight.count, progress.say)
     pool = _Pool(runner, executor, progress, flight, stop)
     with stop.handling():  # the manifest is closed and uploaded whatever Ctrl-C does
         try:
+            progress.start("Syncing", len(work))  # once Ctrl-C is handled
             _feed(store, plan, list(work.values()), pool)
         except KeyboardInterrupt:
             stop.signal()  # raised where no handler could be set (not the main thread)
+            stop.cut = True
         finally:
             runner.drain()
             progress.finish()
             result.seconds = time.monotonic() - began
             if executor.fatal:
                 result.stopped = str(executor.fatal[0])
-            elif stop.requested:
+            elif stop.early:
                 twice = " twice: the records not started were left" if stop.now else ""
                 result.stopped = f"interrupted (Ctrl-C or SIGTERM{twice})"
             journal.close(
@@ -88,7 +89,7 @@ def apply_sync(
             )
     if executor.fatal:
         raise executor.fatal[0]
-    if stop.requested:
+    if stop.early:
         raise errors.Interrupted(
             f"Interrupted: {len(result.outcomes)} records synced, {len(result.failed)} failed, "
             f"{len(work) - flight.handed + flight.left} not reached; the "
@@ -126,23 +127,29 @@ class _Pool:
         self.flight.hand()
         self.runner.submit(task, ended)
 
-    @property
     def stopping(self) -> bool:
+        """Take no more records: a fatal error, or Ctrl-C (then the run is cut short)."""
+        if self.stop.requested:
+            self.stop.cut = True
         return bool(self.executor.fatal) or self.stop.requested
 
 
 def _feed(store: Store, plan: SyncPlan, work: list[SyncEntry], pool: _Pool) -> None:
     """Read the source again (the same pinned version) and hand each record to write to the
-    runner; then the items whose record left the source."""
+    runner; then the items whose record left the source. A Ctrl-C after the last record
+    was handed cuts nothing short."""
     at_index = {e.index: e for e in work if e.index is not None}
     for index, record in iter_records(store, plan.source):
-        if pool.stopping:
+        if pool.executor.fatal:
             return
         if index in at_index:
+            if pool.stopping():
+                return
             pool.submit(at_index[index], record)
-    for entry in work:
-        if entry.index is None and not pool.stopping:
-            pool.submit(entry, None)
+    for entry in (e for e in work if e.index is None):
+        if pool.stopping():
+            return
+        pool.submit(entry, None)
 
 
 def _header(plan: SyncPlan, backup: str) -> dict[str, Any]:

@@ -134,12 +134,12 @@ def interrupted(
     args: list[str], env: dict[str, str], phase: str, fraction: float, signals: int = 2
 ) -> tuple[int, str, int]:
     """Run the console script on a pty; once `phase`'s bar shows `fraction` of its records
-    done, send SIGINT (`signals` times, 0.15 s apart). The exit code, the screen, and where
-    on it the first SIGINT was sent."""
+    done (and at least one), send SIGINT (`signals` times, 0.15 s apart). The exit code,
+    the screen, and where on it the first SIGINT was sent."""
 
     def due(screen: str) -> bool:
         frames = [f for f in FRAME.findall(screen) if f[0] == phase]
-        return bool(frames) and int(frames[-1][1]) >= fraction * int(frames[-1][2])
+        return bool(frames) and int(frames[-1][1]) >= max(1, fraction * int(frames[-1][2]))
 
     return watch_terminal([SCRIPT, *args], env, due, signals)
 

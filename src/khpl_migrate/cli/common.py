@@ -10,6 +10,7 @@ become a message and its fix, never a traceback.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,10 @@ class KhplGroup(click.Group):
         try:
             return super().invoke(ctx)
         except errors.KhplError as exc:
+            if isinstance(exc, errors.Interrupted):
+                # The run has stopped and recorded itself: one more Ctrl-C must not cut
+                # its last lines, the counts, in half.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
             render_error(human_console(), exc.message, exc.fix)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
