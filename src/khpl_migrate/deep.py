@@ -191,6 +191,10 @@ class DeepReport:
         }
 
 
+# What to do after Ctrl-C stopped the check.
+AGAIN = "run `khpl-migrate verify --deep` again: it checks every record from the start"
+
+
 def deep_verify(
     store: Store,
     settings: Settings,
@@ -216,6 +220,10 @@ def deep_verify(
         return _deep_verify(
             store, settings, runner, on_entry, on_record, name_sides, allow_table_edits, progress
         )
+    except KeyboardInterrupt:  # before or after the records are compared: it stops at once
+        raise errors.Interrupted(
+            "Interrupted: verify --deep stopped before it was done; nothing was changed", AGAIN
+        ) from None
     finally:
         progress.finish()  # however it ends: nothing redraws after the report
 
@@ -267,7 +275,7 @@ def _deep_verify(
         raise errors.Interrupted(
             f"Interrupted: verify --deep checked {len(entries.found)} of {summary.s3_records} "
             "records before the stop; nothing was changed",
-            "run `khpl-migrate verify --deep` again: it checks every record from the start",
+            AGAIN,
         )
     progress.start("Looking for orphans", None)
     past = history(store, source.bucket, settings.state_dir)
