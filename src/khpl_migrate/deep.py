@@ -249,7 +249,7 @@ def _deep_verify(
     source = source_mod.open_source(store, settings)
     runner = runner or make_runner(settings.workers)
     seen: dict[str, int] = {}
-    stop = Stop(flight.count, progress.say)
+    stop = Stop(flight.count, progress.say, writes=False)
     with stop.handling():
         try:
             progress.start("Checking", summary.s3_records)  # once Ctrl-C is handled

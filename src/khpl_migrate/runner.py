@@ -114,9 +114,13 @@ class Stop:
     thread holds the other lock the print needs.)
     """
 
-    def __init__(self, in_flight: Callable[[], int], say: Callable[[str], None]) -> None:
+    def __init__(
+        self, in_flight: Callable[[], int], say: Callable[[str], None], *, writes: bool = True
+    ) -> None:
+        """`writes`: a run that writes (it records what it wrote), not a check."""
         self._in_flight = in_flight
         self._say = say
+        self._then = "what was written is recorded" if writes else "nothing is reported"
         self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()  # put: reentrant
         self.requested = False
         self.now = False
@@ -133,7 +137,7 @@ class Stop:
             self.now = True
             self._lines.put(
                 f"Stopping now: the {self._in_flight()} records in flight stop at their next "
-                "step; what was written is recorded"
+                f"step; {self._then}"
             )
 
     @property
