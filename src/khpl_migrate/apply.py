@@ -33,10 +33,10 @@ from khpl_migrate.journal import (
 from khpl_migrate.plan import Action, Plan, PlanEntry
 from khpl_migrate.progress import NullProgress, Progress
 from khpl_migrate.ratelimit import UNLIMITED, WriteRate
-from khpl_migrate.runner import Runner, make_runner
+from khpl_migrate.runner import Flight, Runner, Stop, make_runner
 from khpl_migrate.settings import Settings
 from khpl_migrate.source import iter_records
-from khpl_migrate.staging import ItemWriter, Staged, reason_of, stage_record
+from khpl_migrate.staging import STOPPED, ItemWriter, Staged, reason_of, stage_record
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,8 @@ def result_of_manifest(manifest: Manifest, seconds: float) -> RunResult:
 
 class Tally:
     """Counts every record's outcome exactly once, records it in the manifest, and moves
-    the progress bar. It also keeps the error that stops the run, if one does."""
+    the progress bar. It also keeps the error that stops the run, if one does, and how
+    many records are in flight (handed to the pool, not yet settled) for Ctrl-C."""
 
     def __init__(self, result: RunResult, journal: Journal, progress: Progress) -> None:
         self.result = result
@@ -142,6 +143,8 @@ class Tally:
         self.progress = progress
         self.read = 0  # records read from the source
         self.fatal: list[errors.KhplError] = []
+        self.flight = Flight()
+        self.stop = Stop(self.flight.count, progress.say)
         self._lock = threading.Lock()
 
     def planned(self, entry: PlanEntry) -> None:
@@ -156,17 +159,25 @@ class Tally:
     def written(self, outcome: RecordOutcome) -> None:
         """The item writer's verdict on a staged record: only a failure is news to the bar."""
         self._count(outcome)
+        self.flight.end()
         if outcome.outcome == "failed":
             self.progress.advance(records=0, failed=True)
 
     def settled(self, outcome: RecordOutcome) -> None:
         """A record that ended before its item was staged (failed, or skipped)."""
         self._count(outcome)
+        self.flight.end()
         self.progress.advance(
             images=len(outcome.images),
             nbytes=sum(i.size for i in outcome.images),
             failed=outcome.outcome == "failed",
         )
+
+    def left(self) -> None:
+        """A record handed to the pool that a second Ctrl-C stopped before it started:
+        nothing written, no line; the next run does it."""
+        self.flight.leave()
+        self.flight.end()
 
     def _count(self, outcome: RecordOutcome) -> None:
         self.journal.record(outcome)
@@ -283,31 +294,48 @@ def carry_out(
     tally = Tally(result, journal, pace.progress)
     run_id = plan.stamp.run_id
     writer = ItemWriter(store, plan.table, run_id, tally.written, pace.batch, pace.rate)
-    runner = pace.runner
-    interrupted = False
-    tally.progress.start("Migrating", plan.count(Action.CREATE))
-    try:
-        _feed(store, plan, runner, writer, tally)
-    except KeyboardInterrupt:
-        interrupted = True  # Ctrl-C or SIGTERM: take no new record; those in flight finish
-    finally:
-        runner.drain()
-        if not tally.fatal:
-            try:
-                writer.flush()
-            except errors.FATAL as exc:
-                tally.fatal.append(exc)
-        result = tally.close(_why_stopped(tally, interrupted, plan), time.monotonic() - began)
+    runner, stop = pace.runner, tally.stop
+    # Ctrl-C or SIGTERM: the first takes no new record and lets those in flight finish,
+    # the second stops them at their next step; either way the manifest is closed and
+    # uploaded, naming every object written, before the bar stops and the counts print.
+    with stop.handling():
+        try:
+            # The first frame, once Ctrl-C is handled: an operator who sees the bar can stop.
+            tally.progress.start("Migrating", plan.count(Action.CREATE))
+            _feed(store, plan, runner, writer, tally)
+        except KeyboardInterrupt:
+            stop.signal()  # raised where no handler could be set (not the main thread)
+            stop.cut = True
+        finally:
+            runner.drain()
+            if not tally.fatal:
+                try:
+                    if stop.now:
+                        writer.abandon(STOPPED)
+                    else:
+                        writer.flush()
+                except errors.FATAL as exc:
+                    tally.fatal.append(exc)
+            result = tally.close(_why_stopped(tally, plan), time.monotonic() - began)
     if tally.fatal:
         raise tally.fatal[0]
-    if interrupted:
-        raise errors.Interrupted(
-            f"Interrupted: {result.migrated} records migrated, {result.skipped} skipped, "
-            f"{len(result.failed)} failed before the stop; the manifest is "
-            f"s3://{plan.source.bucket}/{result.manifest_key}",
-            again,
-        )
+    if stop.early:
+        raise errors.Interrupted(_interrupted(result, plan), again)
     return result
+
+
+def _interrupted(result: RunResult, plan: Plan) -> str:
+    """The counts of a run stopped by Ctrl-C: each record is in exactly one of them."""
+    halted = sum(1 for f in result.failed if f.reason == STOPPED)
+    failed = f"{len(result.failed)} failed" + (
+        f" ({halted} of them stopped before their item was written)" if halted else ""
+    )
+    counted = result.migrated + result.skipped + len(result.failed)
+    return (
+        f"Interrupted: {result.migrated} records migrated, {result.skipped} skipped, {failed}, "
+        f"{plan.total - counted} not reached; the manifest is "
+        f"s3://{plan.source.bucket}/{result.manifest_key}"
+    )
 
 
 def run_header(plan: Plan, backup: str) -> dict[str, Any]:
@@ -339,6 +367,9 @@ def _feed(store: Store, plan: Plan, runner: Runner, writer: ItemWriter, tally: T
     """The apply pass: read the source again (the same pinned version) and hand each
     record to be created to the runner; the plan's skips and failures are counted."""
     for index, record in iter_records(store, plan.source):
+        if tally.stop.requested:
+            tally.stop.cut = True
+            return
         if tally.fatal:
             return
         entry = plan.entry(index)
@@ -346,6 +377,7 @@ def _feed(store: Store, plan: Plan, runner: Runner, writer: ItemWriter, tally: T
             continue  # another shard's record
         tally.read += 1
         if entry.action is Action.CREATE:
+            tally.flight.hand()
             runner.submit(_task(store, plan, entry, record, writer, tally), tally.on_done(entry))
         else:
             tally.planned(entry)
@@ -355,9 +387,15 @@ def _task(
     store: Store, plan: Plan, entry: PlanEntry, record: Any, writer: ItemWriter, tally: Tally
 ) -> Callable[[], RecordOutcome | None]:
     def task() -> RecordOutcome | None:
-        staged = stage_record(store, plan, entry, record)
+        stop = tally.stop
+        if stop.now:
+            tally.left()  # not started: nothing written, left for the next run
+            return None
+        staged = stage_record(store, plan, entry, record, halt=lambda: stop.now)
         if isinstance(staged, RecordOutcome):
             return staged
+        if stop.now:
+            return staged.outcome("failed", STOPPED)  # its images are named, not its item
         tally.staged(staged)
         writer.add(staged)  # the writer settles it once its item is written
         return None
@@ -365,10 +403,12 @@ def _task(
     return task
 
 
-def _why_stopped(tally: Tally, interrupted: bool, plan: Plan) -> str | None:
+def _why_stopped(tally: Tally, plan: Plan) -> str | None:
     if tally.fatal:
         return str(tally.fatal[0])
-    if interrupted:
+    if tally.stop.now:
+        return "interrupted (Ctrl-C or SIGTERM twice: the records in flight were stopped)"
+    if tally.stop.cut:
         return "interrupted (Ctrl-C or SIGTERM)"
     if tally.read != plan.total:
         return f"read {tally.read} records, the plan has {plan.total}"

@@ -27,13 +27,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from khpl_migrate import errors
 from khpl_migrate import source as source_mod
 from khpl_migrate.aws import Store
 from khpl_migrate.baseline import Baselines, History, history, read_baselines
 from khpl_migrate.compare import Comparison, Difference, compare_record
 from khpl_migrate.errors import RecordError
 from khpl_migrate.layout import IMAGE_PREFIX, record_of_image_key
-from khpl_migrate.runner import Runner, make_runner
+from khpl_migrate.progress import NullProgress, Progress
+from khpl_migrate.runner import Flight, Runner, Stop, make_runner
 from khpl_migrate.settings import Settings
 from khpl_migrate.threeway import Side, side
 from khpl_migrate.transform import MIGRATED_FROM, RunStamp, record_id, transform
@@ -226,6 +228,10 @@ class DeepReport:
         }
 
 
+# What to do after Ctrl-C stopped the check.
+AGAIN = "run `khpl-migrate verify --deep` again: it checks every record from the start"
+
+
 def deep_verify(
     store: Store,
     settings: Settings,
@@ -235,33 +241,80 @@ def deep_verify(
     on_record: Callable[[int, Any], None] | None = None,
     name_sides: bool = True,
     allow_table_edits: bool = False,
+    progress: Progress | None = None,
 ) -> tuple[VerifyReport, DeepReport]:
     """The guide's report plus every field and image byte checked, each difference's side
     named (unless `name_sides` is False: then no baseline is read).
 
     `on_record` sees every source record as it is read (the review page keeps
     each record's name from it, so the source is read once, not twice).
-    `on_entry` sees every record's entry once its side is named.
+    `on_entry` sees every record's entry once its side is named. `progress`
+    shows the records, images and bytes checked; Ctrl-C stops the check
+    (`runner.Stop`) and raises `errors.Interrupted`.
     """
+    progress = progress or NullProgress()
+    try:
+        return _deep_verify(
+            store, settings, runner, on_entry, on_record, name_sides, allow_table_edits, progress
+        )
+    except KeyboardInterrupt:  # before or after the records are compared: it stops at once
+        raise errors.Interrupted(
+            "Interrupted: verify --deep stopped before it was done; nothing was changed", AGAIN
+        ) from None
+    finally:
+        progress.finish()  # however it ends: nothing redraws after the report
+
+
+def _deep_verify(
+    store: Store,
+    settings: Settings,
+    runner: Runner | None,
+    on_entry: Callable[[DeepEntry], None] | None,
+    on_record: Callable[[int, Any], None] | None,
+    name_sides: bool,
+    allow_table_edits: bool,
+    progress: Progress,
+) -> tuple[VerifyReport, DeepReport]:
     began = time.monotonic()
+    # The first line at once: the guide's counts alone read the whole source and scan
+    # the table before the first record is compared.
+    progress.start("Counting", None)
     summary = verify(store, settings)
     deep = DeepReport(allow_table_edits=allow_table_edits)
-    entries = _Entries()
+    flight = Flight()
+    entries = _Entries(progress, flight)
     source = source_mod.open_source(store, settings)
     runner = runner or make_runner(settings.workers)
     seen: dict[str, int] = {}
-    try:
-        for index, record in source_mod.iter_records(store, source):
-            if on_record is not None:
-                on_record(index, record)
-            found = _comparable(index, record, seen, summary.table_exists)
-            if isinstance(found, DeepEntry):
-                entries.add(found, None)
-            else:
-                task = _checker(store, settings, index, record, entries)
-                runner.submit(task, entries.done(index, found))
-    finally:
-        runner.drain()
+    stop = Stop(flight.count, progress.say, writes=False)
+    with stop.handling():
+        try:
+            progress.start("Checking", summary.s3_records)  # once Ctrl-C is handled
+            for index, record in source_mod.iter_records(store, source):
+                if stop.requested:
+                    stop.cut = True
+                    break
+                if on_record is not None:
+                    on_record(index, record)
+                found = _comparable(index, record, seen, summary.table_exists)
+                if isinstance(found, DeepEntry):
+                    entries.add(found, None)
+                else:
+                    task = _checker(store, settings, index, record, entries, stop)
+                    flight.hand()
+                    runner.submit(task, entries.done(index, found))
+        except KeyboardInterrupt:
+            stop.signal()  # raised where no handler could be set (not the main thread)
+            stop.cut = True
+        finally:
+            runner.drain()
+    if stop.early:
+        raise errors.Interrupted(
+            f"Interrupted: verify --deep checked {len(entries.found)} of {summary.s3_records} "
+            "records before the stop; nothing was changed",
+            AGAIN,
+        )
+    progress.start("Looking for orphans", None)
     past = history(store, source.bucket, settings.state_dir)
     if name_sides:
         deep.entries = _name_sides(store, settings, entries, past)
@@ -277,28 +330,37 @@ def deep_verify(
 
 
 class _Entries:
-    """Collects the entries the pool's threads produce, and what naming a side needs."""
+    """Collects the entries the pool's threads produce, and what naming a side needs;
+    moves the bar and counts the records in flight (for Ctrl-C)."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: Progress, flight: Flight) -> None:
         self.found: list[tuple[DeepEntry, Comparison | None]] = []
         # The source's units of records whose item is missing: did the source change
         # since the app deleted it?
         self.gone: dict[str, Units] = {}
         self.lock = threading.Lock()
+        self.progress = progress
+        self.flight = flight
 
     def add(self, entry: DeepEntry, compared: Comparison | None) -> None:
         with self.lock:
             self.found.append((entry, compared))
+            self.progress.advance(
+                images=entry.images, nbytes=entry.image_bytes, failed=entry.status != "="
+            )
 
     def done(
         self, index: int, rid: str
-    ) -> Callable[[Future[tuple[DeepEntry, Comparison | None]]], None]:
-        def done(future: Future[tuple[DeepEntry, Comparison | None]]) -> None:
+    ) -> Callable[[Future[tuple[DeepEntry, Comparison | None] | None]], None]:
+        def done(future: Future[tuple[DeepEntry, Comparison | None] | None]) -> None:
             exc = future.exception()
             if exc is None:
-                self.add(*future.result())
+                found = future.result()
+                if found is not None:  # None: left unchecked by a second Ctrl-C
+                    self.add(*found)
             else:
                 self.add(DeepEntry(index, rid, "!", (f"{type(exc).__name__}: {exc}",)), None)
+            self.flight.end()
 
         return done
 
@@ -322,9 +384,12 @@ def _comparable(
 
 
 def _checker(
-    store: Store, settings: Settings, index: int, record: Any, entries: _Entries
-) -> Callable[[], tuple[DeepEntry, Comparison | None]]:
-    def task() -> tuple[DeepEntry, Comparison | None]:
+    store: Store, settings: Settings, index: int, record: Any, entries: _Entries, stop: Stop
+) -> Callable[[], tuple[DeepEntry, Comparison | None] | None]:
+    def task() -> tuple[DeepEntry, Comparison | None] | None:
+        if stop.now:
+            entries.flight.leave()
+            return None
         entry, compared = check_record(store, settings, index, record)
         if entry.status == "-" and entry.id is not None:
             try:

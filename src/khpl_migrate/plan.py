@@ -184,28 +184,30 @@ def build_plan(
                 )
         pending.unchecked.clear()
 
-    for index, record in source_mod.iter_records(store, source, digest):
-        if shard is not None and shard_of(describe_id(record), shard.of) != shard.index:
-            progress.advance(records=0, position=digest.read)
-            continue
-        if only_ids is not None and describe_id(record) not in only_ids:
-            entry = PlanEntry(index, describe_id(record), Action.SKIP, NOT_SELECTED)
-        else:
-            entry = _plan_one(index, record, run_stamp, first_seen)
-        pending.entries.append(entry)
-        if entry.action is Action.CREATE:
-            pending.unchecked.append(len(pending.entries) - 1)
-            if len(pending.unchecked) == BATCH_GET_KEYS:
-                check_existing()
-        progress.advance(
-            images=entry.images,
-            nbytes=entry.image_bytes,
-            failed=entry.action is Action.FAIL,
-            position=digest.read,
-        )
-    if pending.unchecked:
-        check_existing()
-    progress.finish()
+    try:  # the bar stops however the pass ends (Ctrl-C too): nothing redraws after
+        for index, record in source_mod.iter_records(store, source, digest):
+            if shard is not None and shard_of(describe_id(record), shard.of) != shard.index:
+                progress.advance(records=0, position=digest.read)
+                continue
+            if only_ids is not None and describe_id(record) not in only_ids:
+                entry = PlanEntry(index, describe_id(record), Action.SKIP, NOT_SELECTED)
+            else:
+                entry = _plan_one(index, record, run_stamp, first_seen)
+            pending.entries.append(entry)
+            if entry.action is Action.CREATE:
+                pending.unchecked.append(len(pending.entries) - 1)
+                if len(pending.unchecked) == BATCH_GET_KEYS:
+                    check_existing()
+            progress.advance(
+                images=entry.images,
+                nbytes=entry.image_bytes,
+                failed=entry.action is Action.FAIL,
+                position=digest.read,
+            )
+        if pending.unchecked:
+            check_existing()
+    finally:
+        progress.finish()
     entries = tuple(pending.entries)
     return Plan(run_stamp, started, source, digest, settings.table, entries, shard)
 

@@ -1,8 +1,10 @@
 """What the library reports while it works: the command line draws it, tests ignore it.
 
 The library never prints; it calls a `Progress`. The command line
-passes `RichProgress` (bars on stderr) on a terminal and `NullProgress`
-otherwise (no terminal, `--quiet`, `--json`).
+passes `RichProgress` (bars on stderr) on a terminal and `LineProgress`
+otherwise (no terminal, `--quiet`): no bars, only the lines a person must see
+at once, such as Ctrl-C's acknowledgement. `NullProgress` says nothing at all
+(the library's default, and the tests').
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ class Progress(Protocol):
 
     def finish(self) -> None: ...
 
+    def say(self, text: str) -> None:
+        """A line for the person watching, now (above the bars while they are drawn)."""
+
 
 class NullProgress:
     def start(self, phase: str, total: int | None, *, by_bytes: bool = False) -> None:
@@ -51,6 +56,19 @@ class NullProgress:
 
     def finish(self) -> None:
         pass
+
+    def say(self, text: str) -> None:
+        pass
+
+
+class LineProgress(NullProgress):
+    """No bars (stderr is not a terminal, or --quiet): only what `say` says, on stderr."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+
+    def say(self, text: str) -> None:
+        self._console.print(text, highlight=False, markup=False)
 
 
 class RichProgress:
@@ -84,11 +102,16 @@ class RichProgress:
         self._began = 0.0
 
     def start(self, phase: str, total: int | None, *, by_bytes: bool = False) -> None:
+        """Draws the first frame at once (a bar with no total pulses until it has one);
+        a later phase replaces the earlier one's bar."""
         self._records = self._images = self._bytes = self._failed = 0
         self._total, self._by_bytes, self._began = total, by_bytes, time.monotonic()
+        if self._task is not None:
+            self._progress.remove_task(self._task)
         self._progress.start()
+        done = "0 records" if by_bytes or total is None else f"0/{total}"
         self._task = self._progress.add_task(
-            phase, total=total, done="", images=0, mb=0.0, rate="", failed=0
+            phase, total=total, done=done, images=0, mb=0.0, rate="", failed=0
         )
 
     def advance(
@@ -100,6 +123,8 @@ class RichProgress:
         failed: bool = False,
         position: int | None = None,
     ) -> None:
+        if self._task is None:
+            return  # finished: a late record must not draw the bar again
         self._records += records
         self._images += images
         self._bytes += nbytes
@@ -124,4 +149,11 @@ class RichProgress:
         )
 
     def finish(self) -> None:
+        """Stops the bars for good: nothing redraws after the lines that follow."""
         self._progress.stop()
+        if self._task is not None:
+            self._progress.remove_task(self._task)
+            self._task = None
+
+    def say(self, text: str) -> None:
+        self._progress.console.print(text, highlight=False, markup=False)

@@ -25,6 +25,9 @@ from khpl_migrate.source import Source
 from khpl_migrate.transform import RunStamp, extension, transform
 
 Settle = Callable[[RecordOutcome], None]
+# A record a second Ctrl-C stopped after some of its images were stored: its line names
+# them (so rollback and the next run know them); the next run migrates it.
+STOPPED = "stopped by Ctrl-C before its item was written; the next run migrates it"
 
 
 def reason_of(exc: BaseException) -> str:
@@ -72,9 +75,14 @@ class Target(Protocol):
 
 
 def stage_record(
-    store: Store, plan: Target, entry: PlanEntry, record: Any
+    store: Store,
+    plan: Target,
+    entry: PlanEntry,
+    record: Any,
+    halt: Callable[[], bool] = lambda: False,
 ) -> Staged | RecordOutcome:
-    """Transform and upload the images, each without replacing anything."""
+    """Transform and upload the images, each without replacing anything. When `halt`
+    says so between two images, the record stops there, failed, naming those stored."""
     try:
         result = transform(record, plan.stamp)
     except RecordError as exc:  # the plan said create; only a changed source gets here
@@ -83,6 +91,8 @@ def stage_record(
     writes: list[ImageWrite] = []
     item = result.item
     for image in result.images:
+        if writes and halt():
+            return RecordOutcome(entry.index, result.id, "failed", STOPPED, images=tuple(writes))
         key = image.key
         outcome = store.put_object_if_absent(bucket, key, image.data, image.mime, plan.stamp.run_id)
         if outcome == "conflict":
@@ -168,6 +178,14 @@ class ItemWriter:
             ready = self._take()
         if ready:
             self._write(ready)
+
+    def abandon(self, reason: str) -> None:
+        """Settle the waiting records as failed without writing their items (a second
+        Ctrl-C): their lines still name the images they stored."""
+        with self._lock:
+            waiting = self._take()
+        for staged in waiting:
+            self._settle(staged.outcome("failed", reason))
 
     def _take(self) -> list[Staged]:
         ready, self._pending, self._bytes = self._pending, [], 0

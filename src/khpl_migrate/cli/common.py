@@ -10,6 +10,7 @@ become a message and its fix, never a traceback.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from khpl_migrate import errors
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.aws import Store
 from khpl_migrate.console import MaskingFilter, human_console, render_error
-from khpl_migrate.progress import NullProgress, Progress, RichProgress
+from khpl_migrate.progress import LineProgress, Progress, RichProgress
 from khpl_migrate.restore import with_last_backup
 from khpl_migrate.settings import Settings
 
@@ -39,6 +40,10 @@ class KhplGroup(click.Group):
         try:
             return super().invoke(ctx)
         except errors.KhplError as exc:
+            if isinstance(exc, errors.Interrupted):
+                # The run has stopped and recorded itself: one more Ctrl-C must not cut
+                # its last lines, the counts, in half.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
             exc = _with_backup_hint(ctx, exc)
             render_error(human_console(), exc.message, exc.fix)
             ctx.exit(exc.exit_code)
@@ -128,9 +133,10 @@ class Invocation:
     quiet: bool  # drops the per-record table and the progress bars, never the summary
 
     def progress(self) -> Progress:
-        """Bars on a terminal; nothing when quiet or when stderr is not a terminal."""
+        """Bars on a terminal; no bars when quiet or when stderr is not a terminal, only
+        the lines that must be said at once (Ctrl-C's acknowledgement)."""
         if self.quiet or not sys.stderr.isatty():
-            return NullProgress()
+            return LineProgress(self.console)
         return RichProgress(self.console)
 
 

@@ -115,7 +115,7 @@ def review_cmd(port: int, open_browser: bool, allow_table_edits: bool, **kwargs:
     After the cut-over, --allow-table-edits accepts the app's edits made in
     DynamoDB, and the page says how many.
     """
-    sys.exit(serve_review(setup(kwargs), port, open_browser))
+    sys.exit(serve_review(setup(kwargs), port, open_browser, allow_table_edits=allow_table_edits))
 
 
 def serve_review(
@@ -125,6 +125,7 @@ def serve_review(
     *,
     store: Store | None = None,
     url_on_stdout: bool = True,
+    allow_table_edits: bool = False,
 ) -> int:
     """The checks, then the page until Ctrl-C (review's, and rehearse --review's on its
     own stack: `store`; `url_on_stdout` False when stdout already has its JSON)."""

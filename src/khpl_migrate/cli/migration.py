@@ -126,7 +126,9 @@ def run_verify(
             emit_json(report.to_json())
         render_verify(run.console, report)
         return EXIT_OK if report.complete else EXIT_PROBLEMS
-    report, checked = deep_verify(store, run.settings, allow_table_edits=allow_table_edits)
+    report, checked = deep_verify(
+        store, run.settings, allow_table_edits=allow_table_edits, progress=run.progress()
+    )
     if report_file:
         write_lines(report_file, checked.lines())
     if failed_ids:

@@ -8,8 +8,8 @@ from rich.console import Console
 
 from khpl_migrate.console import capped, line, size
 from khpl_migrate.doctor import Finding
-from khpl_migrate.rehearse import ROUND_TRIP_SECONDS, Rehearsal
 from khpl_migrate.order import hint
+from khpl_migrate.rehearse import ROUND_TRIP_SECONDS, Rehearsal
 from khpl_migrate.table import TableResult
 
 
