@@ -11,18 +11,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from khpl_migrate import sample
+from khpl_migrate import local, sample
 from khpl_migrate.aws import Store
 from khpl_migrate.journal import list_runs, parse_manifest
 from khpl_migrate.layout import IMAGE_PREFIX
 from khpl_migrate.settings import Settings
 from khpl_migrate.table import create_table
+from tests.faults.proxy import FaultProxy, Rule
 from tests.helpers import items, migrate, put_source, run
 
 pytestmark = pytest.mark.command
@@ -191,6 +193,23 @@ def unnamed_images(store: Store, settings: Settings) -> set[str]:
     return {info.key for info in store.list_objects(bucket, IMAGE_PREFIX)} - named
 
 
+@contextmanager
+def slowed(
+    stack: local.Stack, env: dict[str, str], service: str, operation: str
+) -> Iterator[dict[str, str]]:
+    """`env` with `service` reached through a proxy that answers each `operation` 0.25 s
+    late: the records in flight at the first Ctrl-C are still in flight at the second,
+    0.15 s later, however fast this machine writes (else the second finds a run that has
+    already ended, and there is nothing left for it to stop)."""
+    upstream = stack.s3 if service == "s3" else stack.dynamodb
+    proxy = FaultProxy(upstream.port, [Rule("slow", operation=operation, rate=1.0, delay=0.25)])
+    proxy.start()
+    try:
+        yield {**env, f"AWS_ENDPOINT_URL_{service.upper()}": proxy.url}
+    finally:
+        proxy.stop()
+
+
 def after_the_counts(screen: str) -> str:
     """What the screen shows from the line with the final counts on."""
     return screen[screen.rindex("Interrupted:") :]
@@ -199,6 +218,7 @@ def after_the_counts(screen: str) -> str:
 @pytest.mark.parametrize("fraction", [0.0, 0.5, 0.9], ids=["early", "mid-way", "near-the-end"])
 def test_ctrl_c_twice_leaves_a_recorded_run(
     fraction: float,
+    stack: local.Stack,
     store: Store,
     settings: Settings,
     env: dict[str, str],
@@ -206,7 +226,8 @@ def test_ctrl_c_twice_leaves_a_recorded_run(
 ) -> None:
     put_source(store, settings, many)
     create_table(store, settings)
-    code, screen, mark = interrupted(["migrate", "--apply"], env, "Migrating", fraction)
+    with slowed(stack, env, "s3", "PutObject") as through:
+        code, screen, mark = interrupted(["migrate", "--apply"], through, "Migrating", fraction)
     assert mark >= 0, screen
     # Acknowledged at once, before anything else the run says, with the count in flight.
     ack = ACK.search(screen, mark)
@@ -300,14 +321,19 @@ def test_ctrl_c_stops_verify_deep(
 
 
 def test_ctrl_c_twice_leaves_a_recorded_sync(
-    store: Store, settings: Settings, env: dict[str, str], many: list[dict[str, Any]]
+    stack: local.Stack,
+    store: Store,
+    settings: Settings,
+    env: dict[str, str],
+    many: list[dict[str, Any]],
 ) -> None:
     put_source(store, settings, many)
     create_table(store, settings)
     migrate(store, settings)
     edited = [{**record, "village": f"Moved {index}"} for index, record in enumerate(many)]
     put_source(store, settings, edited)
-    code, screen, mark = interrupted(["sync", "--apply"], env, "Syncing", 0.3)
+    with slowed(stack, env, "dynamodb", "UpdateItem") as through:
+        code, screen, mark = interrupted(["sync", "--apply"], through, "Syncing", 0.3)
     ack = ACK.search(screen, mark)
     assert ack is not None and "Stopping now:" in screen[ack.end() :], screen[mark:]
     assert code == 130, screen[mark:]
