@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 from proxy import DelayProxy
 
-from khpl_migrate import local
+from khpl_migrate.setup import local
 
 
 def client(service: str, url: str) -> Any:

@@ -16,9 +16,9 @@ from typing import Any
 
 from PIL import Image
 
-from khpl_migrate.dataurls import data_url
-from khpl_migrate.sample import registration
-from khpl_migrate.transform import dumps
+from khpl_migrate.core.dataurls import data_url
+from khpl_migrate.core.transform import dumps
+from khpl_migrate.setup.sample import registration
 
 
 def _noise_jpeg(width: int, height: int, quality: int) -> bytes:

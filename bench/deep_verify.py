@@ -15,13 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from khpl_migrate import local, sample
 from khpl_migrate import settings as settings_mod
-from khpl_migrate.apply import apply_plan
 from khpl_migrate.aws import Store
-from khpl_migrate.deep import deep_verify
-from khpl_migrate.plan import build_plan
-from khpl_migrate.table import create_table
+from khpl_migrate.migrate.apply import apply_plan
+from khpl_migrate.migrate.plan import build_plan
+from khpl_migrate.setup import local, sample
+from khpl_migrate.setup.table import create_table
+from khpl_migrate.verify.deep import deep_verify
 
 
 def main() -> None:

@@ -31,12 +31,12 @@ sys.path.insert(0, str(HERE))
 
 from data import write_source  # noqa: E402
 
-from khpl_migrate import local  # noqa: E402
 from khpl_migrate import settings as settings_mod  # noqa: E402
-from khpl_migrate.apply import apply_plan  # noqa: E402
 from khpl_migrate.aws import Store  # noqa: E402
-from khpl_migrate.plan import build_plan  # noqa: E402
-from khpl_migrate.table import create_table  # noqa: E402
+from khpl_migrate.migrate.apply import apply_plan  # noqa: E402
+from khpl_migrate.migrate.plan import build_plan  # noqa: E402
+from khpl_migrate.setup import local  # noqa: E402
+from khpl_migrate.setup.table import create_table  # noqa: E402
 
 BUCKET = "khpl-bench-review"
 

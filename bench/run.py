@@ -39,7 +39,7 @@ from clients import client  # noqa: E402
 from data import write_source  # noqa: E402
 from proxy import DelayProxy  # noqa: E402
 
-from khpl_migrate import local  # noqa: E402
+from khpl_migrate.setup import local  # noqa: E402
 
 MB = 1024 * 1024
 

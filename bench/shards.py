@@ -28,7 +28,7 @@ from clients import client, proxied_stack  # noqa: E402
 from data import write_source  # noqa: E402
 from proxy import DelayProxy  # noqa: E402
 
-from khpl_migrate import local  # noqa: E402
+from khpl_migrate.setup import local  # noqa: E402
 
 
 def _timed(argv: list[str], env: dict[str, str], proxies: list[DelayProxy]) -> dict[str, Any]:

@@ -30,8 +30,8 @@ from clients import client, proxied_stack  # noqa: E402
 from data import records as bench_records  # noqa: E402
 from proxy import DelayProxy  # noqa: E402
 
-from khpl_migrate import local  # noqa: E402
-from khpl_migrate.transform import dumps  # noqa: E402
+from khpl_migrate.core.transform import dumps  # noqa: E402
+from khpl_migrate.setup import local  # noqa: E402
 
 
 def _write(path: Path, rows: Iterator[dict[str, Any]]) -> None:

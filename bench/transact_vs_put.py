@@ -23,7 +23,7 @@ from botocore.config import Config
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from proxy import DelayProxy
 
-from khpl_migrate import local
+from khpl_migrate.setup import local
 
 
 def item(i: int) -> dict[str, dict[str, str]]:

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from khpl_migrate import local, sample
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
-from khpl_migrate.table import create_table
+from khpl_migrate.setup import local, sample
+from khpl_migrate.setup.table import create_table
 from tests.helpers import migrate, put_source
 
 # The fault properties run a real migration per example: few by default, many with --slow.

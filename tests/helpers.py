@@ -17,14 +17,14 @@ from typing import Any
 
 import click
 
-from khpl_migrate import sample
-from khpl_migrate.apply import RunResult, apply_plan
 from khpl_migrate.aws import Store, to_attribute_values
-from khpl_migrate.layout import IMAGE_PREFIX
-from khpl_migrate.plan import build_plan
+from khpl_migrate.core.layout import IMAGE_PREFIX
+from khpl_migrate.core.transform import restore
+from khpl_migrate.migrate.apply import RunResult, apply_plan
+from khpl_migrate.migrate.plan import build_plan
 from khpl_migrate.settings import Settings
-from khpl_migrate.table import create_table
-from khpl_migrate.transform import restore
+from khpl_migrate.setup import sample
+from khpl_migrate.setup.table import create_table
 
 # What differs between two clean runs of the same records: each run's own id and date.
 RUN_FIELDS = ("migrationRunId", "migrationDate")

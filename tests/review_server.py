@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from khpl_migrate import sample
+from khpl_migrate.setup import sample
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from khpl_migrate.masking import mask_pii
+from khpl_migrate.core.masking import mask_pii
 
 LIST_LIMIT = 50  # longer lists end with "... and N more (all of them with --json)"
 

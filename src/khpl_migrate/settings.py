@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
-from khpl_migrate import errors
+from khpl_migrate.core import errors
 
 DEFAULT_TABLE = "KHPL-Registrations"
 DEFAULT_SOURCE_KEY = "registrations.json"

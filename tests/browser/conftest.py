@@ -16,7 +16,7 @@ import boto3
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from khpl_migrate import sample
+from khpl_migrate.setup import sample
 from tests.helpers import exports, run
 from tests.review_server import DEMO_RECORDS, Demo, start_review
 

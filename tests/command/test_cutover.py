@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from khpl_migrate.aws import Store
-from khpl_migrate.freeze import sid
+from khpl_migrate.cutover.freeze import sid
 from khpl_migrate.settings import Settings
 from tests.helpers import app_sets, assert_clean_error, image_key, put_source, run
 

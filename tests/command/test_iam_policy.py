@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from khpl_migrate import policy
 from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
+from khpl_migrate.setup import policy
 from tests.helpers import app_puts_over, put_source, run
 from tests.review_server import start_review
 

@@ -10,7 +10,7 @@ import pytest
 from khpl_migrate.aws import Store
 from khpl_migrate.order import ORDER, next_after
 from khpl_migrate.settings import Settings
-from khpl_migrate.table import create_table
+from khpl_migrate.setup.table import create_table
 from tests.helpers import put_source, run
 
 pytestmark = pytest.mark.command

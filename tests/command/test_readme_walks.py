@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from khpl_migrate.aws import Store
-from khpl_migrate.freeze import statement
+from khpl_migrate.cutover.freeze import statement
 from khpl_migrate.settings import Settings
 from tests.helpers import app_puts_over, app_sets, image_key, put_source, run
 from tests.review_server import start_review

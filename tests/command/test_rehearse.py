@@ -11,9 +11,9 @@ from typing import Any
 import boto3
 import pytest
 
-from khpl_migrate import local, sample
 from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
+from khpl_migrate.setup import local, sample
 from tests.faults.proxy import FaultProxy
 from tests.helpers import exports, objects, put_source, run
 from tests.review_server import start_review

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from khpl_migrate import errors
 from khpl_migrate.aws import Store
-from khpl_migrate.restore import apply_restore, plan_restore
+from khpl_migrate.core import errors
+from khpl_migrate.cutover.restore import apply_restore, plan_restore
 from khpl_migrate.settings import Settings
 from tests.helpers import assert_clean_error, put_source, run
 

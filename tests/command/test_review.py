@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from khpl_migrate.aws import Store
-from khpl_migrate.dataurls import data_url
+from khpl_migrate.core.dataurls import data_url
 from khpl_migrate.settings import Settings
 from tests.helpers import items, put_source, run
 from tests.review_server import ReviewServer, other_addresses, start_review

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from khpl_migrate import sample
 from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
-from khpl_migrate.table import create_table
+from khpl_migrate.setup import sample
+from khpl_migrate.setup.table import create_table
 from tests.helpers import put_source, run
 
 pytestmark = pytest.mark.command

@@ -19,10 +19,10 @@ import pytest
 
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.aws import Store
-from khpl_migrate.layout import shard_part_key
+from khpl_migrate.core.layout import shard_part_key
+from khpl_migrate.core.shards import BATCH_INDEX, K8S_INDEX, shard_of
 from khpl_migrate.settings import Settings
-from khpl_migrate.shards import BATCH_INDEX, K8S_INDEX, shard_of
-from khpl_migrate.table import create_table
+from khpl_migrate.setup.table import create_table
 from tests.helpers import assert_clean_error, command_env, copies, end_state, put_source, run
 
 pytestmark = pytest.mark.command

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from khpl_migrate import local, sample
 from khpl_migrate.aws import Store
-from khpl_migrate.journal import list_runs, parse_manifest
-from khpl_migrate.layout import IMAGE_PREFIX
+from khpl_migrate.core.layout import IMAGE_PREFIX
+from khpl_migrate.kernel.manifest import list_runs, parse_manifest
 from khpl_migrate.settings import Settings
-from khpl_migrate.table import create_table
+from khpl_migrate.setup import local, sample
+from khpl_migrate.setup.table import create_table
 from tests.faults.proxy import FaultProxy, Rule
 from tests.helpers import items, migrate, put_source, run
 

@@ -10,7 +10,7 @@ import pytest
 
 from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
-from khpl_migrate.table import create_table
+from khpl_migrate.setup.table import create_table
 from tests.helpers import damage_five_ways, items, migrate, put_source, run, two_runs
 
 pytestmark = pytest.mark.command

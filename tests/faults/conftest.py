@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from khpl_migrate import local
+from khpl_migrate.setup import local
 from tests.faults.proxy import FaultProxy, ProxyPair, Rule
 
 

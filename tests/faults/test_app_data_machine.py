@@ -31,20 +31,20 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from khpl_migrate import local, sample
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.aws import Store, to_attribute_values
-from khpl_migrate.deep import deep_verify
-from khpl_migrate.journal import list_runs
-from khpl_migrate.layout import IMAGE_PREFIX
-from khpl_migrate.ownership import strings_in
-from khpl_migrate.rollback import apply_rollback, plan_rollback
-from khpl_migrate.sync import SyncOptions
-from khpl_migrate.sync_apply import apply_sync
-from khpl_migrate.sync_plan import plan_sync
-from khpl_migrate.table import create_table
-from khpl_migrate.threeway import CONFLICTS, Kind
-from khpl_migrate.units import digest, is_tool_key, references
+from khpl_migrate.core.layout import IMAGE_PREFIX
+from khpl_migrate.core.ownership import strings_in
+from khpl_migrate.core.threeway import CONFLICTS, Kind
+from khpl_migrate.core.units import digest, is_tool_key, references
+from khpl_migrate.kernel.manifest import list_runs
+from khpl_migrate.rollback.plan import apply_rollback, plan_rollback
+from khpl_migrate.setup import local, sample
+from khpl_migrate.setup.table import create_table
+from khpl_migrate.sync.apply import apply_sync
+from khpl_migrate.sync.model import SyncOptions
+from khpl_migrate.sync.plan import plan_sync
+from khpl_migrate.verify.deep import deep_verify
 from tests.faults.proxy import ProxyPair, Request, Rule
 from tests.helpers import migrate, put_source
 

@@ -14,7 +14,7 @@ import pytest
 
 from khpl_migrate.aws import Store
 from khpl_migrate.settings import Settings
-from khpl_migrate.table import create_table
+from khpl_migrate.setup.table import create_table
 from tests.faults.proxy import ProxyPair, Rule
 from tests.helpers import copies, items, objects, put_source, run
 
@@ -127,7 +127,7 @@ def test_a_source_stream_dropped_mid_response_is_resumed(
     sample_records: list[dict[str, Any]],
 ) -> None:
     from khpl_migrate import settings as settings_mod
-    from khpl_migrate.plan import build_plan
+    from khpl_migrate.migrate.plan import build_plan
 
     body = put_source(store, settings, sample_records)
     create_table(store, settings)

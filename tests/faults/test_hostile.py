@@ -17,15 +17,15 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from khpl_migrate import errors
 from khpl_migrate import settings as settings_mod
-from khpl_migrate.apply import apply_plan
 from khpl_migrate.aws import Store
-from khpl_migrate.plan import build_plan
-from khpl_migrate.runner import SerialRunner
+from khpl_migrate.core import errors
+from khpl_migrate.core.transform import dumps
+from khpl_migrate.kernel.runner import SerialRunner
+from khpl_migrate.migrate.apply import apply_plan
+from khpl_migrate.migrate.plan import build_plan
 from khpl_migrate.settings import Settings
-from khpl_migrate.table import create_table
-from khpl_migrate.transform import dumps
+from khpl_migrate.setup.table import create_table
 from tests.helpers import items, objects, put_source
 
 pytestmark = pytest.mark.faults

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from khpl_migrate import settings as settings_mod
-from khpl_migrate.apply import apply_plan
 from khpl_migrate.aws import Store
-from khpl_migrate.plan import Action, build_plan
+from khpl_migrate.migrate.apply import apply_plan
+from khpl_migrate.migrate.plan import Action, build_plan
 from khpl_migrate.settings import Settings
-from khpl_migrate.table import create_table
-from khpl_migrate.verify import verify
+from khpl_migrate.setup.table import create_table
+from khpl_migrate.verify.status import verify
 from tests.faults.proxy import ProxyPair, Rule
 from tests.helpers import copies, put_source
 

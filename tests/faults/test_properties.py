@@ -12,13 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from khpl_migrate import errors, local
 from khpl_migrate import settings as settings_mod
-from khpl_migrate.apply import apply_plan
 from khpl_migrate.aws import Store
-from khpl_migrate.dataurls import looks_like_data_url
-from khpl_migrate.plan import build_plan
-from khpl_migrate.table import create_table
+from khpl_migrate.core import errors
+from khpl_migrate.core.dataurls import looks_like_data_url
+from khpl_migrate.migrate.apply import apply_plan
+from khpl_migrate.migrate.plan import build_plan
+from khpl_migrate.setup import local
+from khpl_migrate.setup.table import create_table
 from tests.faults.proxy import FaultProxy, Rule
 from tests.helpers import put_source, restored
 

@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from khpl_migrate import errors
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.aws import Store
 from khpl_migrate.aws.items import BATCH_GET_ROUNDS
 from khpl_migrate.aws.stream import ResumingStream
-from khpl_migrate.plan import Action, build_plan
+from khpl_migrate.core import errors
+from khpl_migrate.migrate.plan import Action, build_plan
 from khpl_migrate.settings import Settings
-from khpl_migrate.table import create_table
+from khpl_migrate.setup.table import create_table
 from tests.faults.proxy import ProxyPair, Rule
 from tests.helpers import copies, items, put_source
 

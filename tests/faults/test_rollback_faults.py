@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from khpl_migrate.aws import Store
-from khpl_migrate.baseline import history
-from khpl_migrate.sample import registrations
+from khpl_migrate.kernel.baseline import history
 from khpl_migrate.settings import Settings
-from khpl_migrate.table import create_table
+from khpl_migrate.setup.sample import registrations
+from khpl_migrate.setup.table import create_table
 from tests.faults.proxy import ProxyPair, Rule, killed_run
 from tests.helpers import app_sets, copies, items, migrate, objects, put_source, run
 

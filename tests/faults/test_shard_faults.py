@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from khpl_migrate.aws import Store
+from khpl_migrate.core.shards import K8S_INDEX, shard_of
 from khpl_migrate.settings import Settings
-from khpl_migrate.shards import K8S_INDEX, shard_of
-from khpl_migrate.table import create_table
+from khpl_migrate.setup.table import create_table
 from tests.faults.proxy import ProxyPair, Rule
 from tests.helpers import command_env, copies, end_state, put_source, run
 

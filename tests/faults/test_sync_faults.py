@@ -13,16 +13,16 @@ import pytest
 
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.aws import Store
-from khpl_migrate.journal import read_manifest
-from khpl_migrate.rollback import apply_rollback, plan_rollback
-from khpl_migrate.sample import registrations
+from khpl_migrate.core.threeway import Side
+from khpl_migrate.core.transform import FIELD_RUNS, IMAGE_RUNS
+from khpl_migrate.kernel.manifest import read_manifest
+from khpl_migrate.rollback.plan import apply_rollback, plan_rollback
 from khpl_migrate.settings import Settings
-from khpl_migrate.sync import SyncOptions
-from khpl_migrate.sync_apply import apply_sync
-from khpl_migrate.sync_plan import plan_sync
-from khpl_migrate.table import create_table
-from khpl_migrate.threeway import Side
-from khpl_migrate.transform import FIELD_RUNS, IMAGE_RUNS
+from khpl_migrate.setup.sample import registrations
+from khpl_migrate.setup.table import create_table
+from khpl_migrate.sync.apply import apply_sync
+from khpl_migrate.sync.model import SyncOptions
+from khpl_migrate.sync.plan import plan_sync
 from tests.faults.proxy import ProxyPair, Rule, killed_run
 from tests.helpers import app_sets, copies, items, migrate, put_source, run
 

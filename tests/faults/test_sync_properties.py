@@ -17,15 +17,15 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from khpl_migrate import local, sample
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.aws import Store
-from khpl_migrate.deep import deep_verify
-from khpl_migrate.sync import SyncOptions
-from khpl_migrate.sync_apply import apply_sync
-from khpl_migrate.sync_plan import plan_sync
-from khpl_migrate.table import create_table
-from khpl_migrate.threeway import Kind
+from khpl_migrate.core.threeway import Kind
+from khpl_migrate.setup import local, sample
+from khpl_migrate.setup.table import create_table
+from khpl_migrate.sync.apply import apply_sync
+from khpl_migrate.sync.model import SyncOptions
+from khpl_migrate.sync.plan import plan_sync
+from khpl_migrate.verify.deep import deep_verify
 from tests.helpers import app_sets, migrate, put_source
 
 pytestmark = pytest.mark.faults

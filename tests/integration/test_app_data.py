@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 
 from khpl_migrate.aws import Store, to_attribute_values
-from khpl_migrate.deep import deep_verify
-from khpl_migrate.rollback import apply_rollback, plan_rollback
-from khpl_migrate.sample import registrations
+from khpl_migrate.rollback.plan import apply_rollback, plan_rollback
 from khpl_migrate.settings import Settings
-from khpl_migrate.sync import SyncOptions
-from khpl_migrate.sync_apply import apply_sync
-from khpl_migrate.sync_plan import plan_sync
-from khpl_migrate.table import create_table
+from khpl_migrate.setup.sample import registrations
+from khpl_migrate.setup.table import create_table
+from khpl_migrate.sync.apply import apply_sync
+from khpl_migrate.sync.model import SyncOptions
+from khpl_migrate.sync.plan import plan_sync
+from khpl_migrate.verify.deep import deep_verify
 from tests.helpers import app_sets, image_key, items, migrate, objects, put_source
 
 pytestmark = pytest.mark.integration

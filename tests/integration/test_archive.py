@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from khpl_migrate import errors
-from khpl_migrate.archive import ArchiveRefused, archive_source
 from khpl_migrate.aws import Store
-from khpl_migrate.freeze import FreezeAltered, freeze, sid, statement
+from khpl_migrate.core import errors
+from khpl_migrate.cutover.archive import ArchiveRefused, archive_source
+from khpl_migrate.cutover.freeze import FreezeAltered, freeze, sid, statement
 from khpl_migrate.settings import Settings
-from khpl_migrate.verify import verify
+from khpl_migrate.verify.status import verify
 from tests.helpers import app_sets, image_key, put_source
 
 pytestmark = pytest.mark.integration

@@ -10,13 +10,13 @@ from typing import Any, TypeVar
 import pytest
 
 from khpl_migrate import settings as settings_mod
-from khpl_migrate.apply import apply_plan
 from khpl_migrate.aws import Store
-from khpl_migrate.plan import build_plan
-from khpl_migrate.ratelimit import WriteRate
-from khpl_migrate.runner import BoundedRunner, SerialRunner
+from khpl_migrate.core.ratelimit import WriteRate
+from khpl_migrate.kernel.runner import BoundedRunner, SerialRunner
+from khpl_migrate.migrate.apply import apply_plan
+from khpl_migrate.migrate.plan import build_plan
 from khpl_migrate.settings import Settings
-from khpl_migrate.table import create_table
+from khpl_migrate.setup.table import create_table
 from tests.helpers import Timeline, copies, end_state, put_source
 
 pytestmark = pytest.mark.integration

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from khpl_migrate.apply import apply_plan
 from khpl_migrate.aws import Store
-from khpl_migrate.compare import diff_values
-from khpl_migrate.dataurls import data_url
-from khpl_migrate.deep import DAMAGE_SIDE, REPLACED_SIDE, TABLE_SIDE, deep_verify
-from khpl_migrate.plan import build_plan
+from khpl_migrate.core.dataurls import data_url
+from khpl_migrate.migrate.apply import apply_plan
+from khpl_migrate.migrate.plan import build_plan
 from khpl_migrate.settings import Settings
-from khpl_migrate.table import create_table
+from khpl_migrate.setup.table import create_table
+from khpl_migrate.verify.compare import diff_values
+from khpl_migrate.verify.deep import DAMAGE_SIDE, REPLACED_SIDE, TABLE_SIDE, deep_verify
 from tests.helpers import app_puts_over, app_sets, damage_five_ways, image_key, put_source
 
 pytestmark = pytest.mark.integration

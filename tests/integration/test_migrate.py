@@ -11,17 +11,18 @@ from typing import Any
 
 import pytest
 
-from khpl_migrate import errors, sample
-from khpl_migrate.apply import apply_plan
 from khpl_migrate.aws import Store
-from khpl_migrate.deep import deep_verify
-from khpl_migrate.limits import MAX_ITEM_BYTES, item_size
-from khpl_migrate.plan import Action, build_plan
-from khpl_migrate.runner import SerialRunner
+from khpl_migrate.core import errors
+from khpl_migrate.core.limits import MAX_ITEM_BYTES, item_size
+from khpl_migrate.core.transform import RunStamp, transform
+from khpl_migrate.kernel.runner import SerialRunner
+from khpl_migrate.migrate.apply import apply_plan
+from khpl_migrate.migrate.plan import Action, build_plan
 from khpl_migrate.settings import Settings
-from khpl_migrate.table import create_table
-from khpl_migrate.transform import RunStamp, transform
-from khpl_migrate.verify import verify
+from khpl_migrate.setup import sample
+from khpl_migrate.setup.table import create_table
+from khpl_migrate.verify.deep import deep_verify
+from khpl_migrate.verify.status import verify
 from tests.helpers import items, objects, put_source, restored
 
 pytestmark = pytest.mark.integration
@@ -391,8 +392,8 @@ def test_an_item_the_app_writes_after_the_plan_is_not_overwritten(
 def test_a_backup_that_does_not_match_the_source_stops_the_run(
     store: Store, settings: Settings, sample_records: list[dict[str, Any]]
 ) -> None:
-    from khpl_migrate.backups import make_backup
-    from khpl_migrate.source import Digest, open_source
+    from khpl_migrate.kernel.backups import make_backup
+    from khpl_migrate.kernel.source import Digest, open_source
 
     body = put_source(store, settings, sample_records[:2])
     source = open_source(store, settings)

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from khpl_migrate.aws import Store
+from khpl_migrate.core.transform import RunStamp, transform
 from khpl_migrate.review.checks import checklist, run_checks
 from khpl_migrate.review.records import original_images
 from khpl_migrate.settings import Settings
-from khpl_migrate.transform import RunStamp, transform
 
 pytestmark = pytest.mark.integration
 

@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 
 from khpl_migrate.aws import Store
-from khpl_migrate.backups import list_backups
-from khpl_migrate.deep import deep_verify
-from khpl_migrate.journal import list_runs
-from khpl_migrate.rollback import apply_rollback, plan_rollback, show_rollback
+from khpl_migrate.kernel.backups import list_backups
+from khpl_migrate.kernel.manifest import list_runs
+from khpl_migrate.rollback.plan import apply_rollback, plan_rollback, show_rollback
 from khpl_migrate.settings import Settings
-from khpl_migrate.table import create_table
-from khpl_migrate.verify import verify
+from khpl_migrate.setup.table import create_table
+from khpl_migrate.verify.deep import deep_verify
+from khpl_migrate.verify.status import verify
 from tests.helpers import items, migrate, objects, put_source, two_runs
 
 pytestmark = pytest.mark.integration

@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 
 from khpl_migrate.aws import Store
-from khpl_migrate.deep import SOURCE_SIDE, deep_verify
-from khpl_migrate.ratelimit import WriteRate
-from khpl_migrate.rollback import apply_rollback, plan_rollback
-from khpl_migrate.sample import registrations
+from khpl_migrate.core.ratelimit import WriteRate
+from khpl_migrate.core.threeway import Kind, Side
+from khpl_migrate.rollback.plan import apply_rollback, plan_rollback
 from khpl_migrate.settings import Settings
-from khpl_migrate.sync import Deletion, SyncOptions, SyncPlan
-from khpl_migrate.sync_apply import SyncResult, apply_sync
-from khpl_migrate.sync_plan import plan_sync
-from khpl_migrate.table import create_table
-from khpl_migrate.threeway import Kind, Side
+from khpl_migrate.setup.sample import registrations
+from khpl_migrate.setup.table import create_table
+from khpl_migrate.sync.apply import SyncResult, apply_sync
+from khpl_migrate.sync.model import Deletion, SyncOptions, SyncPlan
+from khpl_migrate.sync.plan import plan_sync
+from khpl_migrate.verify.deep import SOURCE_SIDE, deep_verify
 from tests.helpers import Timeline, app_sets, image_key, items, migrate, objects, put_source
 
 pytestmark = pytest.mark.integration

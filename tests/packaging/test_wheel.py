@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from khpl_migrate.local import find_jar
+from khpl_migrate.setup.local import find_jar
 from tests.helpers import exports
 
 pytestmark = pytest.mark.packaging

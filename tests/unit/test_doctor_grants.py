@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from khpl_migrate import policy
 from khpl_migrate import settings as settings_mod
-from khpl_migrate.doctor import simulated_grants
+from khpl_migrate.setup import policy
+from khpl_migrate.setup.doctor import simulated_grants
 
 SCOPED_TABLE = "arn:aws:dynamodb:ap-south-1:123456789012:table/KHPL-Registrations"
 

@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 from cfnlint.api import lint
 
-from khpl_migrate.launch import K8S_VERSION, Shape, batch, k8s
+from khpl_migrate.migrate.launch import K8S_VERSION, Shape, batch, k8s
 
 RUN = "20261130T035453007Z-28e195"
 SHAPE = Shape(

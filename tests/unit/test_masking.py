@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from khpl_migrate.masking import (
+from khpl_migrate.core.masking import (
     is_aadhaar_field,
     mask_field,
     mask_pii,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from khpl_migrate import errors
 from khpl_migrate.aws import TRANSACT_BYTES
-from khpl_migrate.rehearse import (
+from khpl_migrate.core import errors
+from khpl_migrate.rehearse.run import (
     DEFAULT_LINK,
     WRU_USD_PER_MILLION,
     Link,

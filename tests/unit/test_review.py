@@ -8,13 +8,13 @@ from typing import Any
 
 from PIL import Image
 
-from khpl_migrate.backups import Backup
-from khpl_migrate.deep import DeepEntry, DeepReport
-from khpl_migrate.journal import Manifest
-from khpl_migrate.layout import archive_key
+from khpl_migrate.core.layout import archive_key
+from khpl_migrate.kernel.backups import Backup
+from khpl_migrate.kernel.manifest import Manifest
 from khpl_migrate.review.checks import Checks, RecordRow, checklist
 from khpl_migrate.review.records import find, image_refs, shown_fields, thumbnail
-from khpl_migrate.verify import VerifyReport
+from khpl_migrate.verify.deep import DeepEntry, DeepReport
+from khpl_migrate.verify.status import VerifyReport
 
 
 def _entry(index: int, status: str = "=", **kw: Any) -> DeepEntry:

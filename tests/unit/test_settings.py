@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from khpl_migrate import errors
 from khpl_migrate import settings as settings_mod
+from khpl_migrate.core import errors
 from khpl_migrate.settings import Secret
 
 GUIDE_ENV = {

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from khpl_migrate.apply import Pace
-from khpl_migrate.errors import ConfigError
-from khpl_migrate.journal import Manifest, merge_shards
-from khpl_migrate.progress import NullProgress
-from khpl_migrate.ratelimit import WriteRate
-from khpl_migrate.runner import SerialRunner
-from khpl_migrate.shards import BATCH_INDEX, K8S_INDEX, pick_index, shard_of
+from khpl_migrate.core.errors import ConfigError
+from khpl_migrate.core.ratelimit import WriteRate
+from khpl_migrate.core.shards import BATCH_INDEX, K8S_INDEX, pick_index, shard_of
+from khpl_migrate.kernel.manifest import Manifest, merge_shards
+from khpl_migrate.kernel.progress import NullProgress
+from khpl_migrate.kernel.runner import SerialRunner
+from khpl_migrate.migrate.apply import Pace
 
 
 def test_the_hash_is_sha256_of_the_ids_utf8_mod_n() -> None:

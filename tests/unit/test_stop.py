@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from khpl_migrate.runner import Flight, Stop
+from khpl_migrate.kernel.runner import Flight, Stop
 
 
 def soon(condition: Callable[[], bool]) -> bool:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from khpl_migrate.threeway import CONFLICTS, Kind, Side, judge, side
-from khpl_migrate.units import Unit, digest
+from khpl_migrate.core.threeway import CONFLICTS, Kind, Side, judge, side
+from khpl_migrate.core.units import Unit, digest
 
 A, B, C = digest("a"), digest("b"), digest("c")
 F: Unit = ("field", "paymentStatus")

@@ -11,10 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from khpl_migrate.dataurls import looks_like_data_url, parse_data_url
-from khpl_migrate.errors import RecordError
-from khpl_migrate.limits import MAX_ITEM_BYTES, item_size
-from khpl_migrate.transform import METADATA_FIELDS, RunStamp, dumps, extension, restore, transform
+from khpl_migrate.core.dataurls import looks_like_data_url, parse_data_url
+from khpl_migrate.core.errors import RecordError
+from khpl_migrate.core.limits import MAX_ITEM_BYTES, item_size
+from khpl_migrate.core.transform import (
+    METADATA_FIELDS,
+    RunStamp,
+    dumps,
+    extension,
+    restore,
+    transform,
+)
 
 STAMP = RunStamp(run_id="20251219T103000000Z-abc123", migration_date="2025-12-19T10:30:00.000Z")
 PNG = bytes.fromhex("89504e470d0a1a0a") + b"\x00" * 20 + b"png-body"

@@ -10,7 +10,7 @@ from boto3.dynamodb.types import Binary
 from hypothesis import given
 from hypothesis import strategies as st
 
-from khpl_migrate.units import digest, reference_unit
+from khpl_migrate.core.units import digest, reference_unit
 
 
 def numbers() -> st.SearchStrategy[Decimal]:

@@ -16,7 +16,7 @@ import botocore.exceptions
 import botocore.utils
 from botocore.config import Config
 
-from khpl_migrate import errors
+from khpl_migrate.core import errors
 from khpl_migrate.settings import Secret, Settings
 
 if TYPE_CHECKING:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from khpl_migrate import errors
 from khpl_migrate.aws.translate import ClientError, code, message, translate
+from khpl_migrate.core import errors
 from khpl_migrate.settings import Settings
 
 if TYPE_CHECKING:

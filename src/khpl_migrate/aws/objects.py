@@ -20,7 +20,6 @@ import urllib3
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError
 
-from khpl_migrate import errors
 from khpl_migrate.aws.clients import Clients
 from khpl_migrate.aws.translate import (
     NOT_FOUND_CODES,
@@ -30,6 +29,7 @@ from khpl_migrate.aws.translate import (
     status,
     translate,
 )
+from khpl_migrate.core import errors
 from khpl_migrate.settings import Settings
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from typing import BinaryIO, Protocol
 import botocore.exceptions
 import urllib3.exceptions
 
-from khpl_migrate import errors
 from khpl_migrate.aws.objects import ObjectInfo
+from khpl_migrate.core import errors
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import botocore.exceptions
 
-from khpl_migrate import errors
+from khpl_migrate.core import errors
 
 CREDENTIAL_CODES = frozenset(
     {

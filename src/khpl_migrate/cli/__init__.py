@@ -18,8 +18,8 @@ from khpl_migrate import __version__
 from khpl_migrate.aws import sdk_versions
 from khpl_migrate.cli import cutover, environment, migration
 from khpl_migrate.cli.common import KhplGroup
+from khpl_migrate.kernel.source import PARSER
 from khpl_migrate.order import usual_order
-from khpl_migrate.source import PARSER
 
 
 def versions() -> str:

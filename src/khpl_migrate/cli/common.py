@@ -21,12 +21,13 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from khpl_migrate import errors
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.aws import Store
+from khpl_migrate.cli.bars import LineProgress, RichProgress
 from khpl_migrate.console import MaskingFilter, human_console, render_error
-from khpl_migrate.progress import LineProgress, Progress, RichProgress
-from khpl_migrate.restore import with_last_backup
+from khpl_migrate.core import errors
+from khpl_migrate.cutover.restore import with_last_backup
+from khpl_migrate.kernel.progress import Progress
 from khpl_migrate.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])

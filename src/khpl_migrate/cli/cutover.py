@@ -11,7 +11,6 @@ from typing import Any
 
 import click
 
-from khpl_migrate.archive import archive_source
 from khpl_migrate.aws import Store
 from khpl_migrate.cli.common import (
     EXIT_OK,
@@ -24,13 +23,14 @@ from khpl_migrate.cli.common import (
     setup,
 )
 from khpl_migrate.console import emit_json
-from khpl_migrate.freeze import freeze
+from khpl_migrate.cutover.archive import archive_source
+from khpl_migrate.cutover.freeze import freeze
+from khpl_migrate.kernel.runner import make_runner
 from khpl_migrate.report import render_archive, render_checks_summary, render_freeze, render_sync
 from khpl_migrate.review.checks import checklist, run_checks
-from khpl_migrate.runner import make_runner
-from khpl_migrate.sync import SyncOptions, Take
-from khpl_migrate.sync_apply import apply_sync, show_sync
-from khpl_migrate.sync_plan import plan_sync
+from khpl_migrate.sync.apply import apply_sync, show_sync
+from khpl_migrate.sync.model import SyncOptions, Take
+from khpl_migrate.sync.plan import plan_sync
 
 
 @click.command("archive-source")

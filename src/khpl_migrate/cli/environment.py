@@ -11,9 +11,6 @@ from typing import Any
 
 import click
 
-from khpl_migrate import demo, errors, local
-from khpl_migrate import policy as policy_mod
-from khpl_migrate import rehearse as rehearse_mod
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.aws import Store
 from khpl_migrate.cli.common import (
@@ -28,8 +25,9 @@ from khpl_migrate.cli.common import (
 from khpl_migrate.cli.cutover import serve_review
 from khpl_migrate.cli.migration import run_create_table, run_migrate, run_verify
 from khpl_migrate.console import emit_json, human_console, size
-from khpl_migrate.doctor import doctor
-from khpl_migrate.rehearse import Link, Rehearsal, Step
+from khpl_migrate.core import errors
+from khpl_migrate.rehearse import run as rehearse_mod
+from khpl_migrate.rehearse.run import Link, Rehearsal, Step
 from khpl_migrate.report import (
     render_deep,
     render_doctor,
@@ -39,6 +37,9 @@ from khpl_migrate.report import (
     render_table_result,
     render_verify,
 )
+from khpl_migrate.setup import demo, local
+from khpl_migrate.setup import policy as policy_mod
+from khpl_migrate.setup.doctor import doctor
 
 
 @click.command("doctor")

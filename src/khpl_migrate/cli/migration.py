@@ -12,9 +12,7 @@ from typing import Any
 
 import click
 
-from khpl_migrate.apply import apply_plan, result_of_plan
 from khpl_migrate.aws import Store
-from khpl_migrate.backups import list_backups
 from khpl_migrate.cli.common import (
     EXIT_OK,
     EXIT_PROBLEMS,
@@ -28,12 +26,16 @@ from khpl_migrate.cli.common import (
 )
 from khpl_migrate.cli.sharding import Sharding, run_one_shard, run_prepare
 from khpl_migrate.console import emit_json
-from khpl_migrate.deep import deep_verify
-from khpl_migrate.journal import list_runs
-from khpl_migrate.launch import ENGINES, Engine
+from khpl_migrate.core.ratelimit import WriteRate
+from khpl_migrate.core.shards import MAX_SHARDS
+from khpl_migrate.cutover.restore import apply_restore, plan_restore, show_restore
+from khpl_migrate.kernel.backups import list_backups
+from khpl_migrate.kernel.manifest import list_runs
+from khpl_migrate.kernel.runner import make_runner
+from khpl_migrate.migrate.apply import apply_plan, result_of_plan
+from khpl_migrate.migrate.launch import ENGINES, Engine
+from khpl_migrate.migrate.plan import build_plan
 from khpl_migrate.order import hint, next_after
-from khpl_migrate.plan import build_plan
-from khpl_migrate.ratelimit import WriteRate
 from khpl_migrate.report import (
     render_backups,
     render_deep,
@@ -46,12 +48,10 @@ from khpl_migrate.report import (
     render_table_result,
     render_verify,
 )
-from khpl_migrate.restore import apply_restore, plan_restore, show_restore
-from khpl_migrate.rollback import apply_rollback, plan_rollback, show_rollback
-from khpl_migrate.runner import make_runner
-from khpl_migrate.shards import MAX_SHARDS
-from khpl_migrate.table import create_table
-from khpl_migrate.verify import verify
+from khpl_migrate.rollback.plan import apply_rollback, plan_rollback, show_rollback
+from khpl_migrate.setup.table import create_table
+from khpl_migrate.verify.deep import deep_verify
+from khpl_migrate.verify.status import verify
 
 
 @click.command("create-table")

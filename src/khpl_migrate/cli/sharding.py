@@ -14,17 +14,17 @@ import click
 from khpl_migrate.aws import Store
 from khpl_migrate.cli.common import EXIT_OK, EXIT_PROBLEMS, Invocation
 from khpl_migrate.console import emit_json, line
-from khpl_migrate.launch import Engine, Shape, launch_for
+from khpl_migrate.kernel.runner import make_runner
+from khpl_migrate.migrate.launch import Engine, Shape, launch_for
+from khpl_migrate.migrate.plan import Plan
+from khpl_migrate.migrate.sharded import prepare_shards, run_local, run_shard
 from khpl_migrate.order import hint
-from khpl_migrate.plan import Plan
 from khpl_migrate.report.shards import (
     render_launch,
     render_local_shards,
     render_prepared,
     render_shard,
 )
-from khpl_migrate.runner import make_runner
-from khpl_migrate.sharded import prepare_shards, run_local, run_shard
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from khpl_migrate.archive import ArchiveResult
 from khpl_migrate.console import capped, line, size
-from khpl_migrate.freeze import FreezeResult
+from khpl_migrate.core.threeway import Kind, Side
+from khpl_migrate.core.units import label
+from khpl_migrate.cutover.archive import ArchiveResult
+from khpl_migrate.cutover.freeze import FreezeResult
 from khpl_migrate.order import hint
 from khpl_migrate.review.checks import ChecklistLine
-from khpl_migrate.sync import DELETE_CONFLICTS, Deletion, SyncEntry, SyncResult
-from khpl_migrate.threeway import Kind, Side
-from khpl_migrate.units import label
+from khpl_migrate.sync.model import DELETE_CONFLICTS, Deletion, SyncEntry, SyncResult
 
 
 def render_archive(console: Console, result: ArchiveResult) -> None:

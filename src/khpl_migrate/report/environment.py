@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from rich.console import Console
 
 from khpl_migrate.console import capped, line, size
-from khpl_migrate.doctor import Finding
 from khpl_migrate.order import hint
-from khpl_migrate.rehearse import ROUND_TRIP_SECONDS, Rehearsal
-from khpl_migrate.table import TableResult
+from khpl_migrate.rehearse.run import ROUND_TRIP_SECONDS, Rehearsal
+from khpl_migrate.setup.doctor import Finding
+from khpl_migrate.setup.table import TableResult
 
 
 def render_table_result(console: Console, result: TableResult) -> None:

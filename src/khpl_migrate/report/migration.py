@@ -8,18 +8,18 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from khpl_migrate.apply import RunResult
-from khpl_migrate.backups import Backup
 from khpl_migrate.console import LIST_LIMIT, capped, line, more, size
-from khpl_migrate.deep import DeepReport
-from khpl_migrate.journal import Manifest, Rollback
-from khpl_migrate.layout import manifest_key
-from khpl_migrate.masking import mask_pii
+from khpl_migrate.core.layout import manifest_key
+from khpl_migrate.core.masking import mask_pii
+from khpl_migrate.cutover.restore import RestoreResult
+from khpl_migrate.kernel.backups import Backup
+from khpl_migrate.kernel.manifest import Manifest, Rollback
+from khpl_migrate.migrate.apply import RunResult
+from khpl_migrate.migrate.plan import PlanEntry
 from khpl_migrate.order import hint, next_after
-from khpl_migrate.plan import PlanEntry
-from khpl_migrate.restore import RestoreResult
-from khpl_migrate.rollback import ALREADY_UNDONE, RollbackResult
-from khpl_migrate.verify import VerifyReport
+from khpl_migrate.rollback.plan import ALREADY_UNDONE, RollbackResult
+from khpl_migrate.verify.deep import DeepReport
+from khpl_migrate.verify.status import VerifyReport
 
 
 def _label(rid: str, name: str | None) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 
 from khpl_migrate.console import line
-from khpl_migrate.launch import Launch
+from khpl_migrate.migrate.launch import Launch
+from khpl_migrate.migrate.sharded import LocalShards, Prepared, ShardRun
 from khpl_migrate.report.migration import render_result
-from khpl_migrate.sharded import LocalShards, Prepared, ShardRun
 
 
 def render_prepared(console: Console, prepared: Prepared) -> None:

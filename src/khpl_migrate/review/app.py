@@ -25,19 +25,19 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from khpl_migrate import errors
-from khpl_migrate.archive import ArchiveResult, archive_source
 from khpl_migrate.aws import Store
-from khpl_migrate.dataurls import sniff
-from khpl_migrate.layout import archive_key, is_image_key
-from khpl_migrate.masking import is_identity_field
+from khpl_migrate.core import errors
+from khpl_migrate.core.dataurls import sniff
+from khpl_migrate.core.layout import archive_key, is_image_key
+from khpl_migrate.core.masking import is_identity_field
+from khpl_migrate.core.units import provenance
+from khpl_migrate.cutover.archive import ArchiveResult, archive_source
 from khpl_migrate.review import checks as checks_mod
 from khpl_migrate.review import records
 from khpl_migrate.review.cache import Lru
 from khpl_migrate.review.guard import Guard
-from khpl_migrate.rollback import plan_rollback, show_rollback
+from khpl_migrate.rollback.plan import plan_rollback, show_rollback
 from khpl_migrate.settings import Settings
-from khpl_migrate.units import provenance
 
 HERE = Path(__file__).parent
 # The types a browser shows as an image without running anything in it.

@@ -20,16 +20,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from khpl_migrate import source as source_mod
-from khpl_migrate.archive import list_archives
 from khpl_migrate.aws import Store
-from khpl_migrate.backups import Backup, list_backups, object_sha256
-from khpl_migrate.deep import DeepEntry, DeepReport, Status, deep_verify
-from khpl_migrate.freeze import is_frozen
-from khpl_migrate.journal import Manifest, list_runs
-from khpl_migrate.runner import Runner
+from khpl_migrate.cutover.archive import list_archives
+from khpl_migrate.cutover.freeze import is_frozen
+from khpl_migrate.kernel import source as source_mod
+from khpl_migrate.kernel.backups import Backup, list_backups, object_sha256
+from khpl_migrate.kernel.manifest import Manifest, list_runs
+from khpl_migrate.kernel.runner import Runner
 from khpl_migrate.settings import Settings
-from khpl_migrate.verify import VerifyReport, display_name
+from khpl_migrate.verify.deep import DeepEntry, DeepReport, Status, deep_verify
+from khpl_migrate.verify.status import VerifyReport, display_name
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from khpl_migrate import source as source_mod
 from khpl_migrate.aws import Store
-from khpl_migrate.errors import RecordError
-from khpl_migrate.masking import is_aadhaar_field, mask_field, mask_pii
+from khpl_migrate.core.errors import RecordError
+from khpl_migrate.core.masking import is_aadhaar_field, mask_field, mask_pii
+from khpl_migrate.core.transform import (
+    METADATA_FIELDS,
+    Image,
+    RunStamp,
+    dumps,
+    record_id,
+    transform,
+)
+from khpl_migrate.kernel import source as source_mod
 from khpl_migrate.review.checks import RecordRow
 from khpl_migrate.settings import Settings
-from khpl_migrate.transform import METADATA_FIELDS, Image, RunStamp, dumps, record_id, transform
 
 PER_PAGE = 50
 # Longest field value shown; the record page is for looking, not for exporting.

@@ -8,7 +8,7 @@ import threading
 import webbrowser
 from collections.abc import Callable
 
-from khpl_migrate import errors
+from khpl_migrate.core import errors
 from khpl_migrate.review.app import ReviewState, create_app
 from khpl_migrate.review.guard import HOST
 
