@@ -20,7 +20,8 @@ import pytest
 
 from khpl_migrate.aws import Store
 from khpl_migrate.core.layout import IMAGE_PREFIX
-from khpl_migrate.kernel.manifest import list_runs, parse_manifest
+from khpl_migrate.kernel.manifest import parse_manifest
+from khpl_migrate.kernel.runs import list_runs
 from khpl_migrate.settings import Settings
 from khpl_migrate.setup import local, sample
 from khpl_migrate.setup.table import create_table
@@ -185,10 +186,10 @@ def unnamed_images(store: Store, settings: Settings) -> set[str]:
     """Image objects that no run's manifest in the bucket names."""
     bucket = settings.require_bucket()
     named = {
-        str(image["key"])
+        image.key
         for manifest in list_runs(store, bucket)
         for line in manifest.records
-        for image in line.get("images", [])
+        for image in line.images
     }
     return {info.key for info in store.list_objects(bucket, IMAGE_PREFIX)} - named
 
@@ -340,7 +341,9 @@ def test_ctrl_c_twice_leaves_a_recorded_sync(
     found = re.search(r"Interrupted: \d+ records synced.*manifest is s3://[^/]+/(\S+)", screen)
     assert found is not None, screen[mark:]
     body = store.get_bytes(settings.require_bucket(), found.group(1))
-    assert body is not None and b'"stopped": "interrupted' in body
+    assert body is not None
+    manifest = parse_manifest(found.group(1).split("/")[1], found.group(1), body)
+    assert str(manifest.stopped).startswith("interrupted")
     assert "Syncing" not in after_the_counts(screen)
     again = run(["sync", "--apply"], env)
     assert again.returncode == 0, again.stderr[-2000:]

@@ -9,7 +9,8 @@ request is sent (nothing reached the service) or while the response comes back
 (the service did the work; the client does not know), slow answers, and a
 BatchGetItem answered with every key "unprocessed" (a throttled read), and
 refusals: `403 AccessDenied` (credentials without the permission) and `501
-NotImplemented` (an S3-compatible server without conditional deletes). A `hook`
+NotImplemented` (an S3-compatible server without conditional deletes), and a
+`rewrite` of an answer's body (a read that returns other bytes than were stored). A `hook`
 rule runs the test's code just before it forwards a request (another writer
 acting between the tool's read and its write). A
 `kill` rule calls back the test (which SIGKILLs the tool) at the Nth matching
@@ -39,7 +40,7 @@ from urllib.parse import unquote, urlsplit
 
 from tests.helpers import command_env
 
-Kind = Literal[
+FaultKind = Literal[
     "throttle",
     "internal",
     "reset_request",
@@ -50,15 +51,17 @@ Kind = Literal[
     "hook",
     "denied",
     "not_implemented",
+    "rewrite",
 ]
 
 
 @dataclass
 class Rule:
-    kind: Kind
+    kind: FaultKind
     service: Literal["s3", "dynamodb", "any"] = "any"
     operation: str | None = None  # "PutObject", "TransactWriteItems", ...
     key_contains: str | None = None  # S3: only keys containing this
+    key: str | None = None  # S3: only this key
     header: str | None = None  # only requests carrying this header ("if-match")
     rate: float = 0.0  # chance per matching request
     nth: int | None = None  # or exactly the nth matching request (1-based)
@@ -66,6 +69,7 @@ class Rule:
     after: bool = False  # for "kill": after the service has done the work
     hook: Callable[[], None] | None = None  # for "hook": run before the request goes on
     on_request: Callable[[Request], None] | None = None  # for "hook": the same, told the request
+    body: Callable[[bytes], bytes] | None = None  # for "rewrite": the answer's new body
     seen: int = 0
     fired: int = 0
 
@@ -160,6 +164,20 @@ def _unprocessed(request: Request, response: bytes) -> bytes:
         "Connection: close\r\n\r\n"
     )
     return head.encode("latin-1") + body
+
+
+def _rewritten(response: bytes, body: Callable[[bytes], bytes]) -> bytes:
+    """The same answer with another body: its length said, and no checksum header (as an
+    object the app uploaded without one: botocore would otherwise catch the change)."""
+    head, _, old = response.partition(b"\r\n\r\n")
+    new = body(old)
+    length = f"Content-Length: {len(new)}".encode()
+    lines = [
+        length if line.lower().startswith(b"content-length:") else line
+        for line in head.split(b"\r\n")
+        if not line.lower().startswith(b"x-amz-checksum")
+    ]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + new
 
 
 def _error(request: Request, kind: str) -> bytes:
@@ -266,6 +284,8 @@ class FaultProxy:
                     continue
                 if rule.key_contains and rule.key_contains not in request.key:
                     continue
+                if rule.key is not None and rule.key != request.key:
+                    continue
                 if rule.header and rule.header not in request.headers:
                     continue
                 rule.seen += 1
@@ -321,6 +341,8 @@ class FaultProxy:
                 return
             if kind == "unprocessed":
                 response = _unprocessed(request, response)
+            if kind == "rewrite" and rule and rule.body:
+                response = _rewritten(response, rule.body)
             if kind == "slow" and rule:
                 time.sleep(rule.delay)
             conn.sendall(response)
@@ -358,3 +380,16 @@ def killed_run(faulty: ProxyPair, args: list[str], service: str, rule: Rule) -> 
         stderr=subprocess.DEVNULL,
     )
     return victim["proc"].wait(timeout=120)
+
+
+def fewer_records(keep: int) -> Callable[[bytes], bytes]:
+    """A source's bytes with only its first `keep` records, padded with spaces to the same
+    length: valid JSON of the size S3 announced, so only the count of records tells."""
+
+    def body(old: bytes) -> bytes:
+        records = json.loads(old)[:keep]
+        new = json.dumps(records).encode()
+        assert len(new) <= len(old)
+        return new + b" " * (len(old) - len(new))
+
+    return body

@@ -35,10 +35,10 @@ from khpl_migrate import settings as settings_mod
 from khpl_migrate.aws import Store, to_attribute_values
 from khpl_migrate.core.layout import IMAGE_PREFIX
 from khpl_migrate.core.ownership import strings_in
-from khpl_migrate.core.threeway import CONFLICTS, Kind
+from khpl_migrate.core.threeway import CONFLICTS, RecordState
 from khpl_migrate.core.units import digest, is_tool_key, references
-from khpl_migrate.kernel.manifest import list_runs
-from khpl_migrate.rollback.plan import apply_rollback, plan_rollback
+from khpl_migrate.kernel.runs import list_runs
+from khpl_migrate.rollback import apply_rollback, plan_rollback
 from khpl_migrate.setup import local, sample
 from khpl_migrate.setup.table import create_table
 from khpl_migrate.sync.apply import apply_sync
@@ -62,7 +62,7 @@ VALUES = st.one_of(
 )
 ABSENT = object()
 # What ends a record's protection: the operator took the source for it.
-SETTLED = (Kind.DELETE_CONFLICT, Kind.TABLE_DELETE_CONFLICT, Kind.APP_CONFLICT)
+SETTLED = (RecordState.DELETE_CONFLICT, RecordState.TABLE_DELETE_CONFLICT, RecordState.APP_CONFLICT)
 
 
 def _at(item: Any, path: tuple[str, ...]) -> Any:

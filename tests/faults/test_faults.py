@@ -13,7 +13,7 @@ from khpl_migrate.migrate.plan import build_plan
 from khpl_migrate.settings import Settings
 from khpl_migrate.setup.table import create_table
 from khpl_migrate.verify.deep import deep_verify
-from tests.faults.proxy import ProxyPair, Rule
+from tests.faults.proxy import ProxyPair, Rule, fewer_records
 from tests.helpers import copies, end_state, put_source
 
 pytestmark = pytest.mark.faults
@@ -82,3 +82,25 @@ def test_the_schedule_that_once_failed_a_record_of_the_every_fault_run(
 
     assert [rule.fired for rule in rules] == [1, 1]
     assert (result.migrated, result.failed) == (len(records), [])
+
+
+def test_a_short_read_of_the_source_during_a_migration_is_not_a_finished_run(
+    faulty: ProxyPair, store: Store, settings: Settings, sample_records: list[dict[str, Any]]
+) -> None:
+    """The apply pass ends records early (the same length, fewer records): the records
+    not read are not migrated, and the run says so; the next run migrates them."""
+    put_source(store, settings, sample_records)
+    create_table(store, settings)
+    rule = Rule("rewrite", operation="GetObject", key=settings.source_key, nth=2)
+    rule.body = fewer_records(2)
+    _, _, through = faulty(s3_rules=[rule])
+    faulted = settings_mod.load(env=through)
+    slow = Store(faulted)
+
+    result = apply_plan(slow, faulted, build_plan(slow, faulted))
+
+    assert rule.fired == 1 and not result.ok
+    assert result.stopped == f"read 2 records, the plan has {len(sample_records)}"
+    assert result.migrated == 2
+    again = apply_plan(store, settings, build_plan(store, settings))
+    assert again.ok and again.migrated == len(sample_records) - 2

@@ -15,15 +15,15 @@ from khpl_migrate import settings as settings_mod
 from khpl_migrate.aws import Store
 from khpl_migrate.core.threeway import Side
 from khpl_migrate.core.transform import FIELD_RUNS, IMAGE_RUNS
-from khpl_migrate.kernel.manifest import read_manifest
-from khpl_migrate.rollback.plan import apply_rollback, plan_rollback
+from khpl_migrate.kernel.runs import read_manifest
+from khpl_migrate.rollback import apply_rollback, plan_rollback
 from khpl_migrate.settings import Settings
 from khpl_migrate.setup.sample import registrations
 from khpl_migrate.setup.table import create_table
 from khpl_migrate.sync.apply import apply_sync
 from khpl_migrate.sync.model import SyncOptions
 from khpl_migrate.sync.plan import plan_sync
-from tests.faults.proxy import ProxyPair, Rule, killed_run
+from tests.faults.proxy import ProxyPair, Rule, fewer_records, killed_run
 from tests.helpers import app_sets, copies, items, migrate, put_source, run
 
 pytestmark = pytest.mark.faults
@@ -204,8 +204,72 @@ def test_a_new_record_whose_putitem_answer_is_lost_is_the_syncs_own_write(
     assert result.outcomes[newcomer["id"]] == "migrated", result.outcomes
     manifest = read_manifest(store, settings.require_bucket(), result.run_id, settings.state_dir)
     assert manifest is not None
-    assert any(
-        line.get("id") == newcomer["id"] and line.get("itemWritten") for line in manifest.records
-    )
+    assert any(line.id == newcomer["id"] and line.item_written for line in manifest.records)
     apply_rollback(store, plan_rollback(store, settings, result.run_id))
     assert newcomer["id"] not in items(store, settings)
+
+
+def test_a_short_read_of_the_source_during_a_sync_is_not_a_finished_sync(
+    faulty: ProxyPair,
+    store: Store,
+    settings: Settings,
+    migrated: list[dict[str, Any]],
+) -> None:
+    """The apply pass reads the pinned source again; if it ends records early (the same
+    length, fewer records), the records not read are not written and the run says so,
+    instead of reporting a sync that did everything."""
+    source = copy.deepcopy(migrated)
+    for record in source:
+        record["village"] = "Moved"
+    put_source(store, settings, source)
+    # The plan reads the source once (GET 1); the apply pass reads it again (GET 2).
+    rule = Rule("rewrite", operation="GetObject", key=settings.source_key, nth=2)
+    rule.body = fewer_records(2)
+    _, _, through = faulty(s3_rules=[rule])
+    faulted = settings_mod.load(env=through)
+    slow = Store(faulted)
+    plan = plan_sync(slow, faulted, SyncOptions())
+    assert len(plan.to_write()) == len(source)
+
+    result = apply_sync(slow, faulted, plan)
+
+    assert rule.fired == 1
+    assert not result.ok
+    assert result.stopped == f"read 2 records, the plan has {len(source)}"
+    moved = {rid for rid, item in items(store, settings).items() if item["village"] == "Moved"}
+    assert moved == {r["id"] for r in source[:2]}
+    manifest = read_manifest(store, settings.require_bucket(), result.run_id, settings.state_dir)
+    assert manifest is not None and manifest.stopped == result.stopped
+    again = apply_sync(store, settings, plan_sync(store, settings, SyncOptions()))
+    assert again.ok and set(again.outcomes) == {r["id"] for r in source[2:]}
+
+
+def test_new_records_whose_transaction_answer_is_lost_are_the_syncs_own_writes(
+    faulty: ProxyPair,
+    store: Store,
+    settings: Settings,
+    migrated: list[dict[str, Any]],
+) -> None:
+    """Records new in the source go through the same item writer as a migration's: in a
+    conditional transaction whose answer can be lost and retried; the retry finds the
+    run's own items, and each is counted migrated, named in the manifest, and undone by a
+    rollback of the sync."""
+    newcomers = [
+        {**copy.deepcopy(migrated[0]), "id": f"KHPL_1701234567_late{n:02d}"} for n in range(3)
+    ]
+    put_source(store, settings, [*migrated, *newcomers])
+    rule = Rule("reset_response", operation="TransactWriteItems", nth=1)
+    _, _, through = faulty(ddb_rules=[rule])
+    faulted = settings_mod.load(env=through, workers=1)
+    slow = Store(faulted)
+
+    result = apply_sync(slow, faulted, plan_sync(slow, faulted, SyncOptions()))
+
+    assert rule.fired == 1
+    new = {r["id"] for r in newcomers}
+    assert {rid: result.outcomes[rid] for rid in new} == dict.fromkeys(new, "migrated")
+    manifest = read_manifest(store, settings.require_bucket(), result.run_id, settings.state_dir)
+    assert manifest is not None
+    assert {line.id for line in manifest.records if line.item_written} == new
+    apply_rollback(store, plan_rollback(store, settings, result.run_id))
+    assert not new & set(items(store, settings))

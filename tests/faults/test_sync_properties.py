@@ -19,7 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from khpl_migrate import settings as settings_mod
 from khpl_migrate.aws import Store
-from khpl_migrate.core.threeway import Kind
+from khpl_migrate.core.threeway import RecordState
 from khpl_migrate.setup import local, sample
 from khpl_migrate.setup.table import create_table
 from khpl_migrate.sync.apply import apply_sync
@@ -127,7 +127,9 @@ def test_sync_keeps_every_edit_or_reports_it(stack: local.Stack, env: dict[str, 
             conflicts = self.model_sync(delete)
             reported = {(e.id, unit[1]) for e in result.entries for unit in e.conflicts}
             assert reported == conflicts, (reported, conflicts)
-            edited_gone = {e.id for e in result.entries if e.kind is Kind.TABLE_DELETE_CONFLICT}
+            edited_gone = {
+                e.id for e in result.entries if e.kind is RecordState.TABLE_DELETE_CONFLICT
+            }
             assert edited_gone == self.edited_gone(), (edited_gone, self.edited_gone())
             again = plan_sync(self.store, self.settings, options)
             assert again.to_write() == [], [e.id for e in again.to_write()]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from khpl_migrate.aws import Store, to_attribute_values
-from khpl_migrate.rollback.plan import apply_rollback, plan_rollback
+from khpl_migrate.rollback import apply_rollback, plan_rollback
 from khpl_migrate.settings import Settings
 from khpl_migrate.setup.sample import registrations
 from khpl_migrate.setup.table import create_table

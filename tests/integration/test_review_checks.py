@@ -33,7 +33,7 @@ def test_checks_name_every_record_and_find_the_damaged_one(
     assert states["verify"] == states["images"] == "fail"
     assert states["data"] == states["backups"] == states["runs"] == "pass"
     (run,) = checks.runs
-    assert checks.backup_of_run(run.run_id) == run.header["backupKey"]
+    assert checks.backup_of_run(run.run_id) == run.header.backup_key
 
 
 def test_originals_come_from_the_backup_with_the_source_bytes(

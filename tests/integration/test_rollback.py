@@ -8,8 +8,8 @@ import pytest
 
 from khpl_migrate.aws import Store
 from khpl_migrate.kernel.backups import list_backups
-from khpl_migrate.kernel.manifest import list_runs
-from khpl_migrate.rollback.plan import apply_rollback, plan_rollback, show_rollback
+from khpl_migrate.kernel.runs import list_runs
+from khpl_migrate.rollback import apply_rollback, plan_rollback, show_rollback
 from khpl_migrate.settings import Settings
 from khpl_migrate.setup.table import create_table
 from khpl_migrate.verify.deep import deep_verify

@@ -11,13 +11,13 @@ import pytest
 
 from khpl_migrate.aws import Store
 from khpl_migrate.core.ratelimit import WriteRate
-from khpl_migrate.core.threeway import Kind, Side
-from khpl_migrate.rollback.plan import apply_rollback, plan_rollback
+from khpl_migrate.core.threeway import RecordState, Side
+from khpl_migrate.rollback import apply_rollback, plan_rollback
 from khpl_migrate.settings import Settings
 from khpl_migrate.setup.sample import registrations
 from khpl_migrate.setup.table import create_table
-from khpl_migrate.sync.apply import SyncResult, apply_sync
-from khpl_migrate.sync.model import Deletion, SyncOptions, SyncPlan
+from khpl_migrate.sync.apply import apply_sync
+from khpl_migrate.sync.model import Deletion, SyncOptions, SyncPlan, SyncResult
 from khpl_migrate.sync.plan import plan_sync
 from khpl_migrate.verify.deep import SOURCE_SIDE, deep_verify
 from tests.helpers import Timeline, app_sets, image_key, items, migrate, objects, put_source
@@ -63,9 +63,11 @@ def test_each_row_of_the_table(
     plan, result = sync(store, settings)
 
     entries = by_id(plan)
-    assert entries[same].kind is Kind.IN_STEP and not entries[same].sides
+    assert entries[same].kind is RecordState.IN_STEP and not entries[same].sides
     assert entries[source_only].sides == {F: Side.SOURCE}
-    assert entries[app_only].sides == {V: Side.TABLE} and entries[app_only].kind is Kind.IN_STEP
+    assert (
+        entries[app_only].sides == {V: Side.TABLE} and entries[app_only].kind is RecordState.IN_STEP
+    )
     assert entries[agreed].sides == {V: Side.AGREED}
     assert entries[conflict].sides == {V: Side.CONFLICT}
     table = items(store, settings)
@@ -96,7 +98,7 @@ def test_a_conflict_stays_reported_until_settled_and_a_newer_baseline_does_not_h
     assert result.outcomes == {rid: "settled"} and result.ok
     assert items(store, settings)[rid]["village"] == "Source town"
     after, _ = sync(store, settings)
-    assert by_id(after)[rid].kind is Kind.IN_STEP
+    assert by_id(after)[rid].kind is RecordState.IN_STEP
 
 
 def test_taking_the_tables_value_settles_the_conflict_for_good(
@@ -175,7 +177,7 @@ def test_a_record_new_in_the_source_is_migrated_by_the_sync(
     newcomer = registrations(1, seed=77)[0]
     source_now(store, settings, [*migrated, newcomer])
     plan, result = sync(store, settings)
-    assert by_id(plan)[newcomer["id"]].kind is Kind.NEW
+    assert by_id(plan)[newcomer["id"]].kind is RecordState.NEW
     assert result.outcomes == {newcomer["id"]: "migrated"}
     item = items(store, settings)[newcomer["id"]]
     assert item["migrationRunId"] == plan.stamp.run_id
@@ -196,8 +198,8 @@ def test_the_apps_own_registration_is_reported_equal_or_a_conflict(
     source_now(store, settings, [*migrated, equal, other])
     plan, result = sync(store, settings)
     entries = by_id(plan)
-    assert entries[equal["id"]].kind is Kind.APP_EQUAL and entries[equal["id"]].in_step
-    assert entries[other["id"]].kind is Kind.APP_CONFLICT
+    assert entries[equal["id"]].kind is RecordState.APP_EQUAL and entries[equal["id"]].in_step
+    assert entries[other["id"]].kind is RecordState.APP_CONFLICT
     assert entries[other["id"]].sides == {V: Side.NO_BASELINE}
     assert items(store, settings)[other["id"]]["village"] == "Somewhere"  # nothing adopted
     assert not result.ok and equal["id"] not in result.outcomes
@@ -212,7 +214,7 @@ def test_a_record_deleted_in_the_source_waits_for_delete_and_goes_only_while_unc
     before = objects(store, settings)
     plan, result = sync(store, settings)
     assert by_id(plan)[gone].deletion is Deletion.WAITING and not result.ok
-    assert by_id(plan)[touched].kind is Kind.DELETE_CONFLICT
+    assert by_id(plan)[touched].kind is RecordState.DELETE_CONFLICT
     assert set(items(store, settings)) >= {gone, touched}
 
     plan, result = sync(store, settings, delete=True, max_delete=50)
@@ -238,7 +240,7 @@ def test_a_record_the_app_deleted_is_not_written_again(
     rid = migrated[0]["id"]
     store.ddb.delete_item(TableName=settings.table, Key={"id": {"S": rid}})
     plan, result = sync(store, settings)
-    assert by_id(plan)[rid].kind is Kind.DELETED_IN_TABLE and result.ok
+    assert by_id(plan)[rid].kind is RecordState.DELETED_IN_TABLE and result.ok
     assert rid not in items(store, settings)
     # Its images are the app's deletion's leftovers, not orphans, when table edits are allowed.
     _, deep = deep_verify(store, settings, allow_table_edits=True)
@@ -260,7 +262,7 @@ def test_a_source_edit_to_a_record_the_app_deleted_is_reported_and_settled_eithe
     for _ in range(2):  # reported by every sync, not only the first
         plan, result = sync(store, settings)
         for rid in (back, accepted):
-            assert by_id(plan)[rid].kind is Kind.TABLE_DELETE_CONFLICT
+            assert by_id(plan)[rid].kind is RecordState.TABLE_DELETE_CONFLICT
             assert by_id(plan)[rid].sides == {F: Side.SOURCE}
         assert not result.ok and not ({back, accepted} & set(items(store, settings)))
     _, deep = deep_verify(store, settings, allow_table_edits=True)
@@ -272,7 +274,7 @@ def test_a_source_edit_to_a_record_the_app_deleted_is_reported_and_settled_eithe
     table = items(store, settings)
     assert table[back]["paymentStatus"] == "refunded" and accepted not in table
     plan, result = sync(store, settings)
-    assert by_id(plan)[accepted].kind is Kind.DELETED_IN_TABLE and result.ok
+    assert by_id(plan)[accepted].kind is RecordState.DELETED_IN_TABLE and result.ok
     _, deep = deep_verify(store, settings, allow_table_edits=True)
     assert deep.ok, deep.lines()
 
@@ -285,7 +287,9 @@ def test_a_record_that_cannot_be_read_now_is_not_taken_for_deleted(
     source[0]["image"] = "data:image/jpeg;base64,@@not base64@@"
     source_now(store, settings, source)
     plan, result = sync(store, settings, delete=True, max_delete=100)
-    assert [(e.kind, e.deletion) for e in plan.entries if e.id == rid] == [(Kind.UNUSABLE, None)]
+    assert [(e.kind, e.deletion) for e in plan.entries if e.id == rid] == [
+        (RecordState.UNUSABLE, None)
+    ]
     assert rid in items(store, settings) and not result.ok
 
 

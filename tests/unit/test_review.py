@@ -10,7 +10,7 @@ from PIL import Image
 
 from khpl_migrate.core.layout import archive_key
 from khpl_migrate.kernel.backups import Backup
-from khpl_migrate.kernel.manifest import Manifest
+from khpl_migrate.kernel.manifest import Manifest, RunHeader, SummaryLine
 from khpl_migrate.review.checks import Checks, RecordRow, checklist
 from khpl_migrate.review.records import find, image_refs, shown_fields, thumbnail
 from khpl_migrate.verify.deep import DeepEntry, DeepReport
@@ -43,7 +43,8 @@ def _checks(
         in_both=present,
         only_in_s3=[(str(e.id), None) for e in entries if e.status == "-"],
     )
-    run = Manifest("run1", "k", {"backupKey": "migration-backup-x"}, (), {"finishedAt": "t"})
+    header = RunHeader(run_id="run1", backup_key="migration-backup-x")
+    run = Manifest("run1", "k", header, (), SummaryLine(finished_at="t"))
     backup = Backup("migration-backup-x", 10, "run1", True, True)
     return Checks(
         checked_at=datetime.now(UTC),
@@ -109,7 +110,8 @@ def test_orphans_backups_runs_and_archive_are_each_judged() -> None:
     assert _states(_checks(backups=[]))["backups"] == "fail"
     bad = Backup("migration-backup-x", 10, "run1", False, False)
     assert _states(_checks(backups=[bad]))["backups"] == "fail"
-    cut_off = Manifest("run2", "k2", {"backupKey": "migration-backup-x"}, (), None)
+    header = RunHeader(run_id="run2", backup_key="migration-backup-x")
+    cut_off = Manifest("run2", "k2", header, (), None)
     assert _states(_checks(runs=[cut_off]))["runs"] == "fail"
     assert _states(_checks(runs=[]))["runs"] == "fail"
     archived = _checks(archives={"archive/registrations-2026-11-28.json": True})

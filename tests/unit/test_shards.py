@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 from khpl_migrate.core.errors import ConfigError
 from khpl_migrate.core.ratelimit import WriteRate
 from khpl_migrate.core.shards import BATCH_INDEX, K8S_INDEX, pick_index, shard_of
-from khpl_migrate.kernel.manifest import Manifest, merge_shards
+from khpl_migrate.kernel.engine import Pace
+from khpl_migrate.kernel.manifest import ImageLine, Manifest, RecordLine, RunHeader, SummaryLine
 from khpl_migrate.kernel.progress import NullProgress
 from khpl_migrate.kernel.runner import SerialRunner
-from khpl_migrate.migrate.apply import Pace
+from khpl_migrate.kernel.runs import merge_shards
 
 
 def test_the_hash_is_sha256_of_the_ids_utf8_mod_n() -> None:
@@ -128,27 +129,24 @@ def test_a_shared_rate_is_split_evenly_and_none_means_no_cap() -> None:
         WriteRate(0)
 
 
-def _part(
-    index: int, attempt: str, started: str, lines: list[dict[str, Any]], **end: Any
-) -> Manifest:
-    header = {"type": "run", "shard": index, "attempt": attempt, "startedAt": started}
-    summary = {"type": "summary", "finishedAt": started, **end} if end else None
+def _part(index: int, attempt: str, started: str, lines: list[RecordLine], **end: Any) -> Manifest:
+    header = RunHeader(run_id="R", shard=index, attempt=attempt, started_at=started)
+    summary = SummaryLine(finished_at=started, **end) if end else None
     return Manifest("R", f"shard-{index}.{attempt}.jsonl", header, tuple(lines), summary)
 
 
-def _line(index: int, outcome: str, images: list[tuple[str, bool]], item: bool) -> dict[str, Any]:
-    return {
-        "type": "record",
-        "index": index,
-        "id": f"id{index}",
-        "outcome": outcome,
-        "itemWritten": item,
-        "images": [{"key": k, "sha256": "h", "size": 1, "written": w} for k, w in images],
-    }
+def _line(index: int, outcome: str, images: list[tuple[str, bool]], item: bool) -> RecordLine:
+    return RecordLine(
+        id=f"id{index}",
+        index=index,
+        outcome=outcome,
+        item_written=item,
+        images=tuple(ImageLine(k, "h", 1, w) for k, w in images),
+    )
 
 
 def test_parts_merge_into_one_run_each_record_once_with_all_it_wrote() -> None:
-    header = Manifest("R", "manifest.jsonl", {"type": "run", "shards": 4}, (), None)
+    header = Manifest("R", "manifest.jsonl", RunHeader(run_id="R", shards=4), (), None)
     failed_first = _line(0, "failed", [("a.png", True)], False)  # wrote an image, then failed
     skipped_later = _line(0, "skipped", [], False)
     twin_a = _line(1, "migrated", [("b.png", True), ("c.png", False)], True)
@@ -159,16 +157,16 @@ def test_parts_merge_into_one_run_each_record_once_with_all_it_wrote() -> None:
         _part(1, "b1", "t1", [], stopped="AccessDenied"),
         _part(1, "b2", "t3", [], stopped="SourceChanged"),
     ]
-    started = {(0, "a1"), (0, "a2"), (1, "b1"), (1, "b2"), (2, "c1")}
+    started: set[tuple[int, str | None]] = {(0, "a1"), (0, "a2"), (1, "b1"), (1, "b2"), (2, "c1")}
 
     merged = merge_shards(header, 4, parts, started)
 
-    by_index = {line["index"]: line for line in merged.records}
+    by_index = {line.index: line for line in merged.records}
     assert len(merged.records) == 2  # each record once
-    assert by_index[0]["outcome"] == "skipped" and by_index[0]["images"] == [
-        {"key": "a.png", "sha256": "h", "size": 1, "written": True}
-    ]  # the image the failed attempt wrote is still named, for rollback
-    assert {i["key"]: i["written"] for i in by_index[1]["images"]} == {
+    assert by_index[0].outcome == "skipped" and by_index[0].images == (
+        ImageLine("a.png", "h", 1, True),
+    )  # the image the failed attempt wrote is still named, for rollback
+    assert {i.key: i.written for i in by_index[1].images} == {
         "b.png": True,
         "c.png": True,
     }
@@ -182,7 +180,7 @@ def test_parts_merge_into_one_run_each_record_once_with_all_it_wrote() -> None:
 
 
 def test_a_run_is_finished_only_when_every_shard_is_done() -> None:
-    header = Manifest("R", "manifest.jsonl", {"type": "run", "shards": 2}, (), None)
+    header = Manifest("R", "manifest.jsonl", RunHeader(run_id="R", shards=2), (), None)
     done = [_part(i, f"x{i}", f"t{i}", [], stopped=None) for i in range(2)]
     assert merge_shards(header, 2, done, set()).finished == "t1"
     one = merge_shards(header, 2, done[:1], set())

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from khpl_migrate.core.threeway import CONFLICTS, Kind, Side, judge, side
+from khpl_migrate.core.threeway import CONFLICTS, RecordState, Side, judge, side
 from khpl_migrate.core.units import Unit, digest
 
 A, B, C = digest("a"), digest("b"), digest("c")
@@ -63,20 +63,20 @@ def test_the_apps_sets_and_binary_values_have_digests() -> None:
 
 
 def test_records_new_deleted_and_the_apps_own() -> None:
-    assert judge({F: A}, None, {}, tool_item=False).kind is Kind.NEW
+    assert judge({F: A}, None, {}, tool_item=False).kind is RecordState.NEW
     # The app deleted the item: its deletion stands while the source is as the tool
     # last wrote it; an edit made in the source since is a conflict, not lost quietly.
     assert judge({F: A}, None, {F: A}, tool_item=False, written_before=True).kind is (
-        Kind.DELETED_IN_TABLE
+        RecordState.DELETED_IN_TABLE
     )
     edited = judge({F: B, G: A}, None, {F: A, G: A}, tool_item=False, written_before=True)
-    assert edited.kind is Kind.TABLE_DELETE_CONFLICT and edited.carry == [F]
-    assert judge(None, {F: A}, {F: A}, tool_item=True).kind is Kind.DELETED_IN_SOURCE
+    assert edited.kind is RecordState.TABLE_DELETE_CONFLICT and edited.carry == [F]
+    assert judge(None, {F: A}, {F: A}, tool_item=True).kind is RecordState.DELETED_IN_SOURCE
     gone = judge(None, {F: B}, {F: A}, tool_item=True)
-    assert gone.kind is Kind.DELETE_CONFLICT and gone.kept == [F]
-    assert judge({F: A}, {F: A}, {}, tool_item=False).kind is Kind.APP_EQUAL
+    assert gone.kind is RecordState.DELETE_CONFLICT and gone.kept == [F]
+    assert judge({F: A}, {F: A}, {}, tool_item=False).kind is RecordState.APP_EQUAL
     differs = judge({F: A}, {F: B}, {}, tool_item=False)
-    assert differs.kind is Kind.APP_CONFLICT and differs.conflicts == [F]
+    assert differs.kind is RecordState.APP_CONFLICT and differs.conflicts == [F]
 
 
 def test_a_record_both_sides_edited() -> None:
@@ -86,7 +86,7 @@ def test_a_record_both_sides_edited() -> None:
         {F: A, G: A, P: A},
         tool_item=True,
     )
-    assert verdict.kind is Kind.UPDATE
+    assert verdict.kind is RecordState.UPDATE
     assert (verdict.carry, verdict.kept, verdict.conflicts) == ([F], [G], [P])
 
 
@@ -136,7 +136,7 @@ def test_a_second_judgement_after_carrying_everything_over_is_in_step(
     assert first.conflicts == [] and first.kept == []
     after_item = dict(source)
     after_base = {u: source.get(u) for u in set(base) | set(source)}
-    assert judge(source, after_item, after_base, tool_item=True).kind is Kind.IN_STEP
+    assert judge(source, after_item, after_base, tool_item=True).kind is RecordState.IN_STEP
 
 
 def test_an_image_nested_in_a_field_the_app_changed_is_a_conflict() -> None:
@@ -148,7 +148,7 @@ def test_an_image_nested_in_a_field_the_app_changed_is_a_conflict() -> None:
         {field: A, photo: B}, {field: B, photo: A}, baseline, tool_item=True, groups=groups
     )
     assert verdict.sides == {field: Side.TABLE, photo: Side.CONFLICT}
-    assert verdict.kind is Kind.CONFLICT
+    assert verdict.kind is RecordState.CONFLICT
     # Ungrouped, the same edits would be carried: the grouping is what keeps it out.
     loose = judge({field: A, photo: B}, {field: B, photo: A}, baseline, tool_item=True)
     assert loose.sides[photo] is Side.SOURCE
@@ -156,4 +156,4 @@ def test_an_image_nested_in_a_field_the_app_changed_is_a_conflict() -> None:
     alone = judge(
         {field: A, photo: B}, {field: A, photo: A}, baseline, tool_item=True, groups=groups
     )
-    assert alone.sides == {photo: Side.SOURCE} and alone.kind is Kind.UPDATE
+    assert alone.sides == {photo: Side.SOURCE} and alone.kind is RecordState.UPDATE

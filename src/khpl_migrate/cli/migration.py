@@ -30,8 +30,8 @@ from khpl_migrate.core.ratelimit import WriteRate
 from khpl_migrate.core.shards import MAX_SHARDS
 from khpl_migrate.cutover.restore import apply_restore, plan_restore, show_restore
 from khpl_migrate.kernel.backups import list_backups
-from khpl_migrate.kernel.manifest import list_runs
 from khpl_migrate.kernel.runner import make_runner
+from khpl_migrate.kernel.runs import list_runs
 from khpl_migrate.migrate.apply import apply_plan, result_of_plan
 from khpl_migrate.migrate.launch import ENGINES, Engine
 from khpl_migrate.migrate.plan import build_plan
@@ -48,7 +48,7 @@ from khpl_migrate.report import (
     render_table_result,
     render_verify,
 )
-from khpl_migrate.rollback.plan import apply_rollback, plan_rollback, show_rollback
+from khpl_migrate.rollback import apply_rollback, plan_rollback, show_rollback
 from khpl_migrate.setup.table import create_table
 from khpl_migrate.verify.deep import deep_verify
 from khpl_migrate.verify.status import verify

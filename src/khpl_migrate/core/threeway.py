@@ -36,12 +36,15 @@ Baseline = Mapping[Unit, bytes | None]
 
 
 class Side(StrEnum):
+    """Which side changed one unit since its baseline (stable codes; the words are the
+    renderers')."""
+
     SAME = "same"
-    SOURCE = "changed in the source"
-    TABLE = "changed in DynamoDB"
-    AGREED = "changed on both sides, the same way"
-    CONFLICT = "changed on both sides, differently"
-    NO_BASELINE = "differs, and no run of the tool wrote it"
+    SOURCE = "source"  # changed in the source
+    TABLE = "table"  # changed in DynamoDB
+    AGREED = "agreed"  # changed on both sides, the same way
+    CONFLICT = "conflict"  # changed on both sides, differently
+    NO_BASELINE = "no_baseline"  # differs, and no run of the tool wrote it
 
 
 CONFLICTS = frozenset({Side.CONFLICT, Side.NO_BASELINE})
@@ -62,25 +65,28 @@ def side(base: bytes | None, source: bytes | None, item: bytes | None, *, known:
     return Side.CONFLICT
 
 
-class Kind(StrEnum):
-    IN_STEP = "in step"
-    UPDATE = "to update"  # source edits to carry over, or a baseline to move
+class RecordState(StrEnum):
+    """Where one record stands in a sync: stable codes (`sync --json`'s "kind", the
+    manifest's planned counts); `report/cutover.py` has the words."""
+
+    IN_STEP = "in_step"
+    UPDATE = "to_update"  # source edits to carry over, or a baseline to move
     CONFLICT = "conflict"  # nothing to write, but units changed on both sides
-    NEW = "new in the source"  # never written by the tool: migrate it
-    APP_EQUAL = "written by the app, equal to the source"
-    APP_CONFLICT = "written by the app, different from the source"
-    DELETED_IN_TABLE = "deleted in DynamoDB since the migration"  # the app's deletion stands
-    TABLE_DELETE_CONFLICT = "deleted in DynamoDB, changed in the source"
-    DELETED_IN_SOURCE = "deleted in the source"  # the item still equals its baseline
-    DELETE_CONFLICT = "deleted in the source, changed in DynamoDB"
+    NEW = "new"  # new in the source, never written by the tool: migrate it
+    APP_EQUAL = "app_equal"  # written by the app, equal to the source
+    APP_CONFLICT = "app_conflict"  # written by the app, different from the source
+    DELETED_IN_TABLE = "deleted_in_table"  # since the migration: the app's deletion stands
+    TABLE_DELETE_CONFLICT = "table_delete_conflict"  # deleted in DynamoDB, changed in the source
+    DELETED_IN_SOURCE = "deleted_in_source"  # the item still equals its baseline
+    DELETE_CONFLICT = "delete_conflict"  # deleted in the source, changed in DynamoDB
     # Not judgements: what keeps a record from being judged at all.
-    UNUSABLE = "cannot be migrated"  # the source record (its reason is given)
-    NO_BASELINE = "baseline unavailable"  # a backup it needs is gone or unreadable
+    UNUSABLE = "unusable"  # the source record cannot be migrated (its reason is given)
+    NO_BASELINE = "no_baseline"  # a backup it needs is gone or unreadable
 
 
 @dataclass(frozen=True)
 class Verdict:
-    kind: Kind
+    kind: RecordState
     sides: dict[Unit, Side] = field(default_factory=dict)  # every unit that is not SAME
 
     def units(self, *wanted: Side) -> list[Unit]:
@@ -126,20 +132,24 @@ def judge(
     """
     if item is None:
         if not written_before:
-            return Verdict(Kind.NEW)
+            return Verdict(RecordState.NEW)
         edited = {
             unit: Side.SOURCE
             for unit in set(source or {}) | set(baseline)
             if (source or {}).get(unit) != baseline.get(unit)
         }
-        return Verdict(Kind.TABLE_DELETE_CONFLICT if edited else Kind.DELETED_IN_TABLE, edited)
+        return Verdict(
+            RecordState.TABLE_DELETE_CONFLICT if edited else RecordState.DELETED_IN_TABLE, edited
+        )
     if source is None:
         changed = {
             unit: Side.TABLE
             for unit in set(item) | set(baseline)
             if unit not in baseline or item.get(unit) != baseline[unit]
         }
-        return Verdict(Kind.DELETE_CONFLICT if changed else Kind.DELETED_IN_SOURCE, changed)
+        return Verdict(
+            RecordState.DELETE_CONFLICT if changed else RecordState.DELETED_IN_SOURCE, changed
+        )
     sides: dict[Unit, Side] = {}
     for unit in set(source) | set(item) | set(baseline):
         found = side(baseline.get(unit), source.get(unit), item.get(unit), known=unit in baseline)
@@ -147,13 +157,13 @@ def judge(
             sides[unit] = found
     _group(sides, groups or {})
     if not tool_item and not any(s in (Side.SOURCE, Side.AGREED) for s in sides.values()):
-        kind = Kind.APP_CONFLICT if sides else Kind.APP_EQUAL
+        kind = RecordState.APP_CONFLICT if sides else RecordState.APP_EQUAL
     elif any(s in (Side.SOURCE, Side.AGREED) for s in sides.values()):
-        kind = Kind.UPDATE
+        kind = RecordState.UPDATE
     elif any(s in CONFLICTS for s in sides.values()):
-        kind = Kind.CONFLICT
+        kind = RecordState.CONFLICT
     else:
-        kind = Kind.IN_STEP
+        kind = RecordState.IN_STEP
     return Verdict(kind, sides)
 
 

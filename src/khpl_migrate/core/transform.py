@@ -88,6 +88,20 @@ class Image:
     def size(self) -> int:
         return len(self.data)
 
+    def reference(self, key: str | None = None) -> dict[str, Any]:
+        """The item's `imageUploadResults` entry for this image, stored at `key` (the
+        guide's key by default; a content-derived one where that holds other bytes)."""
+        entry: dict[str, Any] = {
+            "s3Key": key or self.key,
+            "mimeType": self.mime,
+            "size": self.size,
+            "sha256": self.sha256,
+            "field": list(self.path),
+        }
+        if self.header is not None:
+            entry["dataUrlHeader"] = self.header
+        return entry
+
 
 @dataclass(frozen=True)
 class Transformed:
@@ -185,17 +199,9 @@ def transform(record: object, stamp: RunStamp) -> Transformed:
             raise RecordError(f"image key for {_where(path)} is longer than 1,024 bytes")
         digest = hashlib.sha256(url.data).hexdigest()
         header = None if url.canonical else url.header
-        images.append(Image(name, path, key, url.mime, url.data, digest, header))
-        entry: dict[str, Any] = {
-            "s3Key": key,
-            "mimeType": url.mime,
-            "size": len(url.data),
-            "sha256": digest,
-            "field": list(path),
-        }
-        if header is not None:
-            entry["dataUrlHeader"] = header
-        results[name] = entry
+        image = Image(name, path, key, url.mime, url.data, digest, header)
+        images.append(image)
+        results[name] = image.reference()
     item = dict(body)
     masked = mask_stored_aadhaar(item) if stamp.mask_aadhaar else []
     item["imageUploadResults"] = results

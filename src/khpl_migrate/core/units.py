@@ -32,10 +32,10 @@ from khpl_migrate.core.transform import (
     extension,
 )
 
-Kind = Literal["field", "image"]
-Unit = tuple[Kind, str]  # ("field", "paymentStatus"), ("image", "userPhoto")
+UnitKind = Literal["field", "image"]
+Unit = tuple[UnitKind, str]  # ("field", "paymentStatus"), ("image", "userPhoto")
 Units = dict[Unit, bytes]
-RUNS_OF: dict[Kind, str] = {"field": FIELD_RUNS, "image": IMAGE_RUNS}
+RUNS_OF: dict[UnitKind, str] = {"field": FIELD_RUNS, "image": IMAGE_RUNS}
 _SKIP = frozenset({"id", *METADATA_FIELDS})
 
 

@@ -19,7 +19,8 @@ from khpl_migrate.aws import ObjectInfo, Store
 from khpl_migrate.core import errors
 from khpl_migrate.core.layout import BACKUP_PREFIX, backup_key
 from khpl_migrate.kernel import source as source_mod
-from khpl_migrate.kernel.manifest import Manifest, list_runs
+from khpl_migrate.kernel.manifest import Manifest
+from khpl_migrate.kernel.runs import list_runs
 from khpl_migrate.kernel.source import Digest, Source
 from khpl_migrate.settings import Settings
 
@@ -83,7 +84,7 @@ def list_backups(store: Store, settings: Settings, current: str | None = None) -
 
 
 def _runs_by_backup(store: Store, bucket: str) -> dict[str, Manifest]:
-    return {str(run.header.get("backupKey")): run for run in list_runs(store, bucket)}
+    return {str(run.header.backup_key): run for run in list_runs(store, bucket)}
 
 
 def _checked(
@@ -96,7 +97,7 @@ def _checked(
     """One backup, checked against the source version its run read; and its SHA-256."""
     digest = object_sha256(store, bucket, info.key)
     run = by_key.get(info.key)
-    expected = (run.header.get("source") or {}).get("sha256") if run else None
+    expected = run.header.source.sha256 if run and run.header.source else None
     backup = Backup(
         key=info.key,
         size=info.size,

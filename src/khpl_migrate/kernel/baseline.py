@@ -25,7 +25,8 @@ from khpl_migrate.core.layout import backup_key_of_run
 from khpl_migrate.core.threeway import Baseline
 from khpl_migrate.core.transform import RunStamp, Transformed, record_id, transform
 from khpl_migrate.core.units import Unit, Units, digest, item_units, provenance, record_units
-from khpl_migrate.kernel.manifest import Manifest, list_runs, rollback_records
+from khpl_migrate.kernel.manifest import Manifest, Outcome
+from khpl_migrate.kernel.runs import list_runs, rollback_records
 from khpl_migrate.kernel.source import Source, iter_records
 from khpl_migrate.settings import Settings
 
@@ -54,15 +55,15 @@ def history(store: Store, bucket: str, state_dir: Path | None = None) -> History
     for run in list_runs(store, bucket, state_dir):
         found.runs[run.run_id] = run
         for line in run.records:
-            rid = line.get("id")
+            rid = line.id
             if rid is None:
                 continue
-            if line.get("itemWritten"):
-                events.append((run.started, "add", str(rid)))
-            if line.get("itemWritten") or line.get("outcome") in _MOVES_BASELINE:
-                found.last_wrote[str(rid)] = run.run_id
-            if line.get("outcome") == "deleted":
-                events.append((run.started, "remove", str(rid)))
+            if line.item_written:
+                events.append((run.started, "add", rid))
+            if line.item_written or line.outcome in _MOVES_BASELINE:
+                found.last_wrote[rid] = run.run_id
+            if line.outcome == Outcome.DELETED:
+                events.append((run.started, "remove", rid))
     for when, rid in rollback_records(store, bucket, state_dir, found.runs):
         events.append((when, "remove", rid))
     for _, change, rid in sorted(events):
@@ -74,7 +75,7 @@ def history(store: Store, bucket: str, state_dir: Path | None = None) -> History
 
 
 # A sync's outcomes after which the record's baseline is that run's copy of it.
-_MOVES_BASELINE = frozenset({"updated", "adopted", "settled"})
+_MOVES_BASELINE = frozenset({Outcome.UPDATED, Outcome.ADOPTED, Outcome.SETTLED})
 
 
 @dataclass
@@ -172,7 +173,7 @@ def _stream(
     for run_id, ids in sorted(needs.items()):
         manifest = past.runs.get(run_id)
         # A run killed before its manifest was uploaded: its id names its backup.
-        key = str((manifest.header if manifest else {}).get("backupKey") or "")
+        key = (manifest.header.backup_key if manifest else None) or ""
         key = key or backup_key_of_run(settings.source_key, run_id) or ""
         if not key:
             _give_up(problems, ids, f"run {run_id} left no manifest naming its backup")
@@ -181,8 +182,7 @@ def _stream(
         if info is None:
             _give_up(problems, ids, f"the backup {key} of run {run_id} is gone")
             continue
-        header = manifest.header if manifest else {}
-        path = header.get("recordsPath", settings.records_path)
+        path = manifest.header.records_path if manifest else settings.records_path
         wanted = set(ids)
         try:
             for _, record in iter_records(store, Source(bucket, info, path)):

@@ -15,6 +15,7 @@ from typing import Any
 from khpl_migrate.aws import ABSENT, Update
 from khpl_migrate.aws.items import Path
 from khpl_migrate.core.units import RUNS_OF, Unit, references
+from khpl_migrate.kernel.manifest import ImageMove
 
 REFS = "imageUploadResults"
 
@@ -30,6 +31,10 @@ class Change:
         self.superseded: list[str] = []
         self._new_maps: dict[str, dict[str, Any]] = {}
         self._emptied: dict[str, dict[str, Any]] = {}  # maps whose entries are all removed
+
+    def moves(self) -> dict[str, ImageMove]:
+        """The references it moves, as the manifest's intent line keeps them."""
+        return {name: ImageMove(move["from"], move["to"]) for name, move in self.images.items()}
 
     @property
     def update(self) -> Update:

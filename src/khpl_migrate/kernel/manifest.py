@@ -1,133 +1,294 @@
-"""The run manifest: what one run did to every record, and the keys it wrote.
+"""The run manifest: one typed, versioned schema for every line, written and read here only.
 
-JSON Lines, one line per record outcome, appended (and flushed) locally as the
-run goes and uploaded to `migration-runs/{run_id}/manifest.jsonl` when the run
-ends, however it ends. Rollback and verify read it (docs/design.md, "Where
-things are stored"). It holds ids, keys, sizes and hashes: no personal data.
+A run writes JSON Lines, appended (and flushed) locally as it goes and uploaded
+to `migration-runs/{run_id}/manifest.jsonl` when it ends, however it ends
+(docs/design.md, "Where things are stored"): a `run` header, a `record` line
+per record outcome, a sync's `intent` line before each change and `repair`
+lines, and a `summary`. Rollback, verify, sync's baselines, `runs` and the
+review page read it back through `parse_manifest`. It holds ids, keys, sizes,
+hashes and run ids: no personal data.
+
+Every line is a msgspec `Struct`: one definition, checked as it is decoded.
+`SCHEMA` is the version a header carries; a manifest of the released 0.1.0
+(no `schema`, a sync's planned counts and "left untouched" in words) reads
+the same (`tests/fixtures/manifests-0.1.0`). A line that does not decode (cut
+short by a crash, or of a type this version does not know) is skipped: the
+lines before it still count.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-from collections import Counter
-from collections.abc import Collection
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
+import msgspec
+
 from khpl_migrate.aws import Store
 from khpl_migrate.core import layout
-from khpl_migrate.core.layout import manifest_key
+from khpl_migrate.core.transform import RunStamp
 from khpl_migrate.kernel.clock import now_iso
 from khpl_migrate.kernel.source import Digest, Source
 
-Outcome = Literal["migrated", "skipped", "failed"]
+SCHEMA = 2  # 1: khpl-migrate 0.1.0 (its headers carry no version)
 NDJSON = "application/x-ndjson"
 
+RunKind = Literal["migrate", "sync"]
 
-@dataclass(frozen=True)
-class ImageWrite:
+
+class Outcome(StrEnum):
+    """What a run did to a record: the codes its record lines carry (and `--json` shows)."""
+
+    MIGRATED = "migrated"  # its item (and images) written by this run
+    SKIPPED = "skipped"  # already in the table, or not selected
+    FAILED = "failed"
+    # A sync's:
+    UPDATED = "updated"  # the source's edits carried over
+    ADOPTED = "adopted"  # equal edits on both sides: only the baseline moved
+    SETTLED = "settled"  # a conflict settled with --take
+    DELETED = "deleted"  # deleted in the source, and in the table with --delete
+    RELEASED = "released"  # --take table on a record deleted in the source: the app's now
+    REPAIRED = "repaired"  # a damaged image object put back
+    UNCHANGED = "unchanged"  # judged again at the write, nothing left to write
+    LEFT_UNTOUCHED = "left_untouched"  # the app registered the id during the run
+
+
+# The outcomes of records a run wrote to (a sync's "adopted" moved only a baseline).
+WRITTEN = frozenset(
+    {
+        Outcome.MIGRATED,
+        Outcome.UPDATED,
+        Outcome.ADOPTED,
+        Outcome.SETTLED,
+        Outcome.DELETED,
+        Outcome.RELEASED,
+        Outcome.REPAIRED,
+    }
+)
+
+
+class _Line(msgspec.Struct, rename="camel", omit_defaults=True, tag_field="type", frozen=True):
+    """A manifest line: camelCase keys on the wire, defaults left out."""
+
+
+class SourceVersion(msgspec.Struct, rename="camel", omit_defaults=True):
+    """One exact version of an object the run read: the source, or a sharded run's snapshot."""
+
+    key: str
+    etag: str
+    version_id: str | None = None
+    size: int = 0
+    sha256: str = ""
+
+
+class RunHeader(_Line, tag="run", frozen=True):
+    """The first line: which run, of what, on which table, from which source version."""
+
+    run_id: str
+    kind: RunKind = "migrate"
+    started_at: str = ""
+    table: str | None = None
+    bucket: str | None = None
+    records_path: str | None = None
+    source: SourceVersion | None = None
+    backup_key: str | None = None
+    planned: dict[str, int] = msgspec.field(default_factory=dict)
+    schema: int = 1
+    # A sharded run's header (written once by the prepare).
+    shards: int | None = None
+    snapshot: SourceVersion | None = None
+    mask_aadhaar: bool = False
+    max_write_rate: float | None = None
+    kms_key_id: str | None = None
+    tool_version: str | None = None
+    # A shard's part: which shard, which attempt.
+    shard: int | None = None
+    attempt: str | None = None
+
+
+def run_header(
+    kind: RunKind,
+    stamp: RunStamp,
+    table: str,
+    source: Source,
+    digest: Digest,
+    planned: dict[str, int],
+) -> RunHeader:
+    """The first line of a run of `source`'s pinned version (the backup comes with the run)."""
+    version = SourceVersion(
+        source.info.key, source.info.etag, source.info.version_id, digest.size, digest.sha256
+    )
+    return RunHeader(
+        run_id=stamp.run_id,
+        kind=kind,
+        started_at=stamp.migration_date,
+        table=table,
+        bucket=source.bucket,
+        records_path=source.records_path,
+        source=version,
+        planned=planned,
+    )
+
+
+class ImageLine(msgspec.Struct, rename="camel", omit_defaults=False, frozen=True):
+    """An image object a record's run wrote, or found there with the same bytes."""
+
     key: str
     sha256: str
     size: int
     written: bool  # False: an identical object was there already
 
 
-@dataclass(frozen=True)
-class RecordOutcome:
-    index: int
+class RecordLine(_Line, tag="record", frozen=True):
+    """What a run did to one record. A migration's outcome is migrated, skipped or
+    failed; a sync's is one of `SYNC_OUTCOMES`."""
+
     id: str | None
-    outcome: Outcome
+    index: int | None = None
+    outcome: str = "failed"
     reason: str | None = None
     item_written: bool = False
-    images: tuple[ImageWrite, ...] = field(default_factory=tuple)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": "record",
-            "index": self.index,
-            "id": self.id,
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "itemWritten": self.item_written,
-            "images": [asdict(image) for image in self.images],
-        }
+    images: tuple[ImageLine, ...] = ()
+    # A sync's: the units it carried over, whose baseline it moved, the objects it kept.
+    carried: tuple[str, ...] = ()
+    adopted: tuple[str, ...] = ()
+    superseded: tuple[str, ...] = ()
+    deletion_accepted: bool = False
 
 
-def migration_header(
-    *,
-    started: str,
-    table: str,
-    source: Source,
-    digest: Digest,
-    backup_key: str,
-    planned: dict[str, int],
-    kind: str = "migrate",
-) -> dict[str, Any]:
-    """The manifest's first line for a run: which source version, which backup."""
-    return {
-        "kind": kind,
-        "startedAt": started,
-        "table": table,
-        "bucket": source.bucket,
-        "recordsPath": source.records_path,
-        "source": {
-            "key": source.info.key,
-            "etag": source.info.etag,
-            "versionId": source.info.version_id,
-            "size": digest.size,
-            "sha256": digest.sha256,
-        },
-        "backupKey": backup_key,
-        "planned": planned,
-    }
+class ImageMove(msgspec.Struct, omit_defaults=True):
+    """A reference a sync moved: from the one it read to its own (each whole, as `bare`)."""
+
+    from_: dict[str, Any] | None = msgspec.field(default=None, name="from")
+    to: dict[str, Any] | None = None
 
 
-class Journal:
-    """Appends outcomes to the local manifest; `close` uploads it to S3."""
+class IntentLine(_Line, tag="intent", frozen=True):
+    """What a sync is about to change in one item, written before the change (and before its
+    uploads): the units it sets, removes or re-baselines, each unit's run before, and the
+    references it moves; or the item it deletes (who wrote what, no values); or that it
+    releases the item to the app."""
+
+    id: str
+    set: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    adopted: tuple[str, ...] = ()
+    prev: dict[str, str | None] = msgspec.field(default_factory=dict)
+    images: dict[str, ImageMove] = msgspec.field(default_factory=dict)
+    delete: bool = False
+    item: dict[str, Any] | None = None
+    release: bool = False
+    owner: dict[str, Any] | None = None
+
+    def units(self) -> tuple[str, ...]:
+        """The labels of every unit the change touches."""
+        return (*self.set, *self.removed, *self.adopted)
+
+
+class RepairLine(_Line, tag="repair", frozen=True):
+    """A damaged image object a sync put back (`--repair-images`)."""
+
+    id: str
+    key: str
+    sha256: str
+
+
+class SummaryLine(_Line, tag="summary", frozen=True):
+    """The last line: when the run ended, why early if it did, and its counts."""
+
+    finished_at: str | None = None
+    stopped: str | None = None
+    migrated: int | None = None
+    skipped: int | None = None
+    failed: int | None = None
+    outcomes: dict[str, int] | None = None
+
+
+Line = RunHeader | RecordLine | IntentLine | RepairLine | SummaryLine
+
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+_DECODER = msgspec.json.Decoder(Line)
+
+
+def encode(line: msgspec.Struct) -> bytes:
+    return _ENCODER.encode(line)
+
+
+def decode(raw: bytes) -> Line | None:
+    """One line, or None when it cannot be read (cut short, or of an unknown type)."""
+    try:
+        return _upgrade(_DECODER.decode(raw))
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
+# 0.1.0 wrote a sync's outcomes and planned counts in words; these are their codes.
+_OLD_WORDS = {
+    "left untouched": "left_untouched",
+    "in step": "in_step",
+    "to update": "to_update",
+    "new in the source": "new",
+    "written by the app, equal to the source": "app_equal",
+    "written by the app, different from the source": "app_conflict",
+    "deleted in DynamoDB since the migration": "deleted_in_table",
+    "deleted in DynamoDB, changed in the source": "table_delete_conflict",
+    "deleted in the source": "deleted_in_source",
+    "deleted in the source, changed in DynamoDB": "delete_conflict",
+    "cannot be migrated": "unusable",
+    "baseline unavailable": "no_baseline",
+}
+
+
+def _upgrade(line: Line) -> Line:
+    if isinstance(line, RecordLine) and line.outcome in _OLD_WORDS:
+        return msgspec.structs.replace(line, outcome=_OLD_WORDS[line.outcome])
+    if isinstance(line, RunHeader) and line.schema < 2:
+        planned = {_OLD_WORDS.get(k, k): n for k, n in line.planned.items()}
+        return msgspec.structs.replace(line, planned=planned)
+    if isinstance(line, SummaryLine) and line.outcomes:
+        return msgspec.structs.replace(
+            line, outcomes={_OLD_WORDS.get(k, k): n for k, n in line.outcomes.items()}
+        )
+    return line
+
+
+class ManifestWriter:
+    """Appends a run's lines to its local manifest as they happen; `close` uploads it."""
 
     def __init__(
         self,
         store: Store,
-        bucket: str,
-        run_id: str,
+        header: RunHeader,
         state_dir: Path,
-        header: dict[str, Any],
         *,
         part: tuple[int, str] | None = None,
     ) -> None:
         """`part`: (index, attempt) of a shard, whose manifest is a part of its run's."""
         self._store = store
-        self._bucket = bucket
-        self.run_id = run_id
+        self._bucket = str(header.bucket)
+        self.run_id = header.run_id
         self.part = part
         if part is None:
-            self.key = manifest_key(run_id)
-            self.path = layout.local_manifest(state_dir, run_id)
+            self.key = layout.manifest_key(self.run_id)
+            self.path = layout.local_manifest(state_dir, self.run_id)
         else:
-            self.key = layout.shard_part_key(run_id, part[0])
-            self.path = layout.local_shard_part(state_dir, run_id, *part)
+            self.key = layout.shard_part_key(self.run_id, part[0])
+            self.path = layout.local_shard_part(state_dir, self.run_id, *part)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._file = self.path.open("a", encoding="utf-8")
-        self._write({"type": "run", "runId": run_id, **header})
+        self._file = self.path.open("ab")
+        self.write(msgspec.structs.replace(header, schema=SCHEMA))
 
-    def _write(self, line: dict[str, Any]) -> None:
+    def write(self, line: Line) -> None:
         with self._lock:
-            self._file.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+            self._file.write(encode(line) + b"\n")
             self._file.flush()
 
-    def record(self, outcome: RecordOutcome) -> None:
-        self._write(outcome.to_json())
-
-    def line(self, line: dict[str, Any]) -> None:
-        """Any other line (a sync's intents and outcomes): ids, names, keys, hashes only."""
-        self._write(line)
-
-    def close(self, summary: dict[str, Any]) -> None:
+    def close(self, summary: SummaryLine) -> None:
         """Write the summary line and upload the manifest (the run's record for rollback)."""
-        self._write({"type": "summary", "finishedAt": now_iso(), **summary})
+        self.write(msgspec.structs.replace(summary, finished_at=now_iso()))
         with self._lock:
             self._file.close()
         body = self.path.read_bytes()
@@ -139,6 +300,101 @@ class Journal:
         if self._store.put_object_if_absent(self._bucket, self.key, body, NDJSON) != "written":
             self.key = layout.shard_part_key(self.run_id, *self.part)
             self._store.put_object_if_absent(self._bucket, self.key, body, NDJSON)
+
+
+# -- a rollback's record and journal -----------------------------------------------------
+
+# A run's rollback state: stable codes for --json; the words are the renderers'.
+RollbackState = Literal["not_rolled_back", "rolled_back", "partly_rolled_back"]
+IN_PROGRESS = "in progress"  # a rollback's record before its end: `stopped` says so
+
+
+class StepLine(msgspec.Struct, rename="camel", frozen=True):
+    """One step of a rollback as its record keeps it: what, and why."""
+
+    kind: str  # item, object, restore, recreate
+    target: str  # an id, or a key
+    delete: bool = False
+    put_back: bool = False
+    reason: str = ""
+
+
+class RollbackRecord(msgspec.Struct, rename="camel", frozen=True):
+    """`migration-runs/{run}/rollback-{stamp}.json`: what one applied rollback did, and
+    `rollback --json`. Written first "in progress" (with the item deletions it plans), then
+    again at its end, however it ends."""
+
+    rolled_back_at: str
+    run_id: str
+    state: RollbackState = "partly_rolled_back"
+    stopped: str | None = IN_PROGRESS
+    planned: tuple[str, ...] = ()
+    dry_run: bool = False
+    table: str = ""
+    bucket: str = ""
+    already_rolled_back: dict[str, Any] | None = None
+    deleted_items: int = 0
+    deleted_objects: int = 0
+    restored_items: int = 0
+    recreated_items: int = 0
+    deleted: tuple[StepLine, ...] = ()
+    put_back: tuple[StepLine, ...] = ()
+    left: tuple[StepLine, ...] = ()
+    record_key: str | None = None
+    kept: int = 0  # what the run wrote that it left in place (the app's now)
+    schema: int = SCHEMA
+
+
+class StepIntent(_Line, tag="intent", frozen=True):
+    """A rollback's journal on this machine: a step about to be made..."""
+
+    kind: str
+    target: str
+
+
+class StepOutcome(_Line, tag="outcome", frozen=True):
+    """... and whether it was made."""
+
+    kind: str
+    target: str
+    done: bool
+
+
+class RollbackEnded(_Line, tag="summary", frozen=True):
+    """The journal's last line: the rollback recorded its end."""
+
+    state: str | None = None
+    stopped: str | None = None
+
+
+JournalLine = StepIntent | StepOutcome | RollbackEnded
+_RECORD = msgspec.json.Decoder(RollbackRecord)
+_JOURNAL = msgspec.json.Decoder(JournalLine)
+
+
+def encode_record(record: RollbackRecord) -> bytes:
+    return msgspec.json.format(_ENCODER.encode(record), indent=1)
+
+
+def decode_record(raw: bytes) -> RollbackRecord | None:
+    try:
+        return _RECORD.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
+def journal_lines(text: str) -> list[JournalLine]:
+    """A rollback journal's lines (the last one may be cut off mid-write: left out)."""
+    found = []
+    for raw in text.splitlines():
+        try:
+            found.append(_JOURNAL.decode(raw))
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            continue
+    return found
+
+
+# -- a run read back ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -157,10 +413,6 @@ class ShardState:
             "attempts": self.attempts,
             "why": self.why,
         }
-
-
-# A run's rollback state: stable codes for --json; the words are the renderers'.
-RollbackState = Literal["not_rolled_back", "rolled_back", "partly_rolled_back"]
 
 
 @dataclass(frozen=True)
@@ -185,72 +437,16 @@ class Rollback:
         }
 
 
-def read_rollbacks(
-    store: Store,
-    bucket: str,
-    run_id: str,
-    state_dir: Path | None = None,
-    keys: list[str] | None = None,
-) -> tuple[Rollback, ...]:
-    """The applied rollbacks of a run, oldest first, from their records in S3 and this
-    machine's journals (a rollback killed before its last record reached S3 is partly
-    done whatever its record said). `keys`: the run's keys, when the caller listed them."""
-    if keys is None:
-        keys = [info.key for info in store.list_objects(bucket, layout.run_prefix(run_id))]
-    found: dict[str, Rollback] = {}
-    for key in keys:
-        if not layout.is_rollback_key(key):
-            continue
-        try:
-            record = json.loads(store.get_bytes(bucket, key) or b"{}")
-        except ValueError:
-            record = {"stopped": "its record cannot be read"}
-        at = key.rsplit("/rollback-", 1)[1].removesuffix(".json")
-        stopped = record.get("stopped")
-        state: RollbackState = "partly_rolled_back" if stopped else "rolled_back"
-        if record.get("state") == "partly_rolled_back":  # it left some of the run in place
-            state = "partly_rolled_back"
-        deleted = {
-            (str(step.get("kind")), str(step.get("target"))) for step in record.get("deleted", [])
-        }
-        found[at] = Rollback(at, key, state, stopped, frozenset(deleted), record.get("kept", 0))
-    for path in layout.local_rollbacks(state_dir) if state_dir else []:
-        if path.parent.name != run_id:
-            continue
-        at = path.stem.removeprefix("rollback-")
-        done, ended = set(), False
-        for raw in path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(raw)
-            except ValueError:
-                continue  # the last line of a journal cut off mid-write
-            if entry.get("type") == "outcome" and entry.get("done"):
-                done.add((str(entry.get("kind")), str(entry.get("target"))))
-            ended = ended or entry.get("type") == "summary"
-        earlier = found.get(at)
-        if earlier is not None and (ended or earlier.stopped != "in progress"):
-            continue  # its record in S3 says how it ended
-        why = "cut off before it recorded its end"
-        found[at] = Rollback(
-            at,
-            earlier.key if earlier else str(path),
-            "partly_rolled_back",
-            why,
-            frozenset(done) | (earlier.deleted if earlier else frozenset()),
-        )
-    return tuple(found[at] for at in sorted(found))
-
-
 @dataclass(frozen=True)
 class Manifest:
     """A run's manifest, read back: its header, its record lines, its summary (if it ended)."""
 
     run_id: str
     key: str
-    header: dict[str, Any]
-    records: tuple[dict[str, Any], ...]
-    summary: dict[str, Any] | None
-    intents: tuple[dict[str, Any], ...] = ()  # a sync's, each written before its change
+    header: RunHeader
+    records: tuple[RecordLine, ...]
+    summary: SummaryLine | None
+    intents: tuple[IntentLine, ...] = ()  # a sync's, each written before its change
     local: bool = False  # read from this machine's copy: the run never uploaded it
     shards: tuple[ShardState, ...] = ()  # a sharded run's, each shard's state
     rollbacks: tuple[Rollback, ...] = ()  # its applied rollbacks, oldest first (`list_runs`)
@@ -265,29 +461,33 @@ class Manifest:
         return self.rollback.state if self.rollback else "not_rolled_back"
 
     @property
-    def kind(self) -> str:
-        return str(self.header.get("kind") or "migrate")
+    def kind(self) -> RunKind:
+        return self.header.kind
+
+    @property
+    def table(self) -> str | None:
+        return self.header.table
 
     @property
     def started(self) -> str:
-        return str(self.header.get("startedAt", ""))
+        return self.header.started_at
 
     @property
     def finished(self) -> str | None:
-        return (self.summary or {}).get("finishedAt")
+        return self.summary.finished_at if self.summary else None
 
     @property
     def stopped(self) -> str | None:
         """Why the run stopped early, if it did."""
-        return (self.summary or {}).get("stopped")
+        return self.summary.stopped if self.summary else None
 
     def count(self, outcome: str) -> int:
-        return sum(1 for r in self.records if r.get("outcome") == outcome)
+        return sum(1 for r in self.records if r.outcome == outcome)
 
     @property
     def written(self) -> int:
         """Records this run changed: migrated, or for a sync also updated and deleted."""
-        return sum(1 for r in self.records if r.get("outcome") in _WRITTEN)
+        return sum(1 for r in self.records if r.outcome in WRITTEN)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -295,22 +495,25 @@ class Manifest:
         records written to, left as they were (skipped, or a sync's unchanged), failed."""
         return {
             "written": self.written,
-            "skipped": self.count("skipped") + self.count("unchanged"),
-            "failed": self.count("failed"),
+            "skipped": self.count(Outcome.SKIPPED) + self.count(Outcome.UNCHANGED),
+            "failed": self.count(Outcome.FAILED),
         }
 
     def to_json(self) -> dict[str, Any]:
+        outcomes: dict[str, int] = {}
+        for line in self.records:
+            outcomes[line.outcome] = outcomes.get(line.outcome, 0) + 1
         return {
             "runId": self.run_id,
             "startedAt": self.started,
             "finishedAt": self.finished,
             "kind": self.kind,
-            "migrated": self.count("migrated"),
-            "skipped": self.count("skipped"),
-            "failed": self.count("failed"),
-            "outcomes": dict(Counter(str(r.get("outcome")) for r in self.records)),
+            "migrated": self.count(Outcome.MIGRATED),
+            "skipped": self.count(Outcome.SKIPPED),
+            "failed": self.count(Outcome.FAILED),
+            "outcomes": outcomes,
             "counts": self.counts,
-            "backupKey": self.header.get("backupKey"),
+            "backupKey": self.header.backup_key,
             "manifestKey": self.key,
             "stopped": self.stopped,
             "onlyOnThisMachine": self.local,
@@ -320,231 +523,21 @@ class Manifest:
         }
 
 
-# The outcomes of records a run wrote to (a sync's "adopted" moved only a baseline).
-_WRITTEN = frozenset(
-    {"migrated", "updated", "adopted", "settled", "deleted", "released", "repaired"}
-)
-
-
 def parse_manifest(run_id: str, key: str, body: bytes) -> Manifest:
-    header: dict[str, Any] = {}
-    records: list[dict[str, Any]] = []
-    intents: list[dict[str, Any]] = []
-    summary: dict[str, Any] | None = None
-    for raw in body.decode("utf-8").splitlines():
-        if not raw.strip():
-            continue
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            continue  # a line cut short by a crash: the lines before it still count
-        kind = line.get("type")
-        if kind == "run":
+    """A manifest's lines, typed. One that does not decode is skipped (cut short by a
+    crash, say): the lines before it still count."""
+    header = RunHeader(run_id=run_id)
+    records: list[RecordLine] = []
+    intents: list[IntentLine] = []
+    summary: SummaryLine | None = None
+    for raw in body.splitlines():
+        line = decode(raw) if raw.strip() else None
+        if isinstance(line, RunHeader):
             header = line
-        elif kind == "record":
+        elif isinstance(line, RecordLine):
             records.append(line)
-        elif kind == "intent":
+        elif isinstance(line, IntentLine):
             intents.append(line)
-        elif kind == "summary":
+        elif isinstance(line, SummaryLine):
             summary = line
     return Manifest(run_id, key, header, tuple(records), summary, tuple(intents))
-
-
-def read_manifest(store: Store, bucket: str, run_id: str, state_dir: Path) -> Manifest | None:
-    """The run's manifest from S3, or from the local copy when S3 has none (a crashed run);
-    a sharded run's with its shards' parts."""
-    key = manifest_key(run_id)
-    body = store.get_bytes(bucket, key)
-    if body is None:
-        local = layout.local_manifest(state_dir, run_id)
-        if not local.is_file():
-            return None
-        body = local.read_bytes()
-    return with_shards(store, bucket, parse_manifest(run_id, key, body))
-
-
-def with_shards(
-    store: Store, bucket: str, manifest: Manifest, keys: list[str] | None = None
-) -> Manifest:
-    """A sharded run seen as one: its header, and every shard's part, read from S3.
-    `keys`: the run's keys when the caller listed them already (one LIST for all runs)."""
-    shards = manifest.header.get("shards")
-    if not isinstance(shards, int):
-        return manifest
-    if keys is None:
-        keys = [info.key for info in store.list_objects(bucket, layout.run_prefix(manifest.run_id))]
-    parts: list[Manifest] = []
-    started: set[tuple[int, str | None]] = set()
-    for key in keys:
-        found = layout.parse_shard_key(key)
-        if found is None:
-            continue
-        _, index, attempt, is_part = found
-        body = store.get_bytes(bucket, key) if is_part else None
-        if body is not None:
-            parts.append(parse_manifest(manifest.run_id, key, body))
-        elif not is_part:
-            started.add((index, attempt))
-    return merge_shards(manifest, shards, parts, started)
-
-
-_RANK = {"migrated": 0, "skipped": 1, "failed": 2}
-
-
-def _rank(line: dict[str, Any]) -> int:
-    return _RANK.get(str(line.get("outcome")), 3)
-
-
-def _merged(kept: dict[str, Any], line: dict[str, Any]) -> dict[str, Any]:
-    """One record as two attempts told it: the better outcome, and everything either
-    wrote (an image one attempt wrote before it failed is still this run's to undo)."""
-    best, other = (line, kept) if _rank(line) < _rank(kept) else (kept, line)
-    images: dict[str, dict[str, Any]] = {}
-    for image in [*best.get("images", []), *other.get("images", [])]:
-        seen = images.setdefault(str(image.get("key")), dict(image))
-        seen["written"] = bool(seen.get("written")) or bool(image.get("written"))
-    written = bool(best.get("itemWritten")) or bool(other.get("itemWritten"))
-    return {**best, "itemWritten": written, "images": list(images.values())}
-
-
-def merge_shards(
-    header: Manifest, shards: int, parts: list[Manifest], started: set[tuple[int, str | None]]
-) -> Manifest:
-    """The run's records from its parts: one line per record (an index run twice counts
-    once, by its best outcome), and each shard's state. Pure."""
-    best: dict[int, dict[str, Any]] = {}
-    for part in parts:
-        for line in part.records:
-            index = int(line.get("index") or 0)
-            best[index] = _merged(best[index], line) if index in best else line
-    states = []
-    for index in range(shards):
-        mine = [p for p in parts if p.header.get("shard") == index]
-        ended = {p.header.get("attempt") for p in mine}
-        tries = {attempt for i, attempt in started if i == index} | ended
-        if any(p.summary is not None and not p.stopped for p in mine):
-            states.append(ShardState(index, "done", len(tries)))
-        elif tries - ended:
-            states.append(ShardState(index, "running", len(tries)))
-        elif mine:
-            last = max(mine, key=lambda p: p.started)
-            states.append(ShardState(index, "failed", len(tries), last.stopped))
-        else:
-            states.append(ShardState(index, "missing", 0))
-    summary = None
-    if all(state.state == "done" for state in states):
-        finished = max((str(p.finished) for p in parts if p.finished), default=None)
-        summary = {"type": "summary", "finishedAt": finished, "stopped": None}
-    elif not any(state.state == "running" for state in states):
-        left = [f"{s.index} {s.state}" for s in states if s.state != "done"]
-        summary = {"type": "summary", "finishedAt": None, "stopped": "shards " + ", ".join(left)}
-    records = tuple(best[index] for index in sorted(best))
-    return replace(header, records=records, summary=summary, shards=tuple(states))
-
-
-def list_runs(store: Store, bucket: str, state_dir: Path | None = None) -> list[Manifest]:
-    """Every run with a manifest in the bucket, oldest first; with `state_dir`, also the
-    runs of this bucket cut off before their manifest reached it (their local copy)."""
-    runs: dict[str, Manifest] = {}
-    by_run: dict[str, list[str]] = {}
-    for info in store.list_objects(bucket, layout.RUNS_PREFIX):
-        by_run.setdefault(info.key.split("/")[1], []).append(info.key)
-    for run_id, keys in by_run.items():
-        key = manifest_key(run_id)
-        body = store.get_bytes(bucket, key) if key in keys else None
-        if body is not None:
-            found = with_shards(store, bucket, parse_manifest(run_id, key, body), keys)
-            rollbacks = read_rollbacks(store, bucket, run_id, state_dir, keys)
-            runs[run_id] = replace(found, rollbacks=rollbacks)
-    for path in layout.local_manifests(state_dir) if state_dir else []:
-        run_id = path.parent.name
-        if run_id not in runs:
-            found = parse_manifest(run_id, manifest_key(run_id), path.read_bytes())
-            if found.header.get("bucket") == bucket:
-                rollbacks = read_rollbacks(store, bucket, run_id, state_dir, by_run.get(run_id, []))
-                runs[run_id] = replace(found, local=True, rollbacks=rollbacks)
-    return sorted(runs.values(), key=lambda m: m.started)
-
-
-def tables_written(store: Store, bucket: str) -> list[str]:
-    """The tables the runs recorded in this bucket wrote to, from their manifests."""
-    return sorted(
-        {str(m.header["table"]) for m in list_runs(store, bucket) if m.header.get("table")}
-    )
-
-
-def rollback_records(
-    store: Store, bucket: str, state_dir: Path | None = None, runs: Collection[str] = ()
-) -> list[tuple[str, str]]:
-    """(when, id) for every item an applied rollback deleted, from the records it left, and
-    from this machine's journals of rollbacks of `runs` (this bucket's: the state folder
-    may hold other buckets' too) that were killed before their record reached S3."""
-    found = []
-    for path in layout.local_rollbacks(state_dir) if state_dir else []:
-        if path.parent.name not in runs:
-            continue
-        when = path.stem.removeprefix("rollback-")
-        for raw in path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(raw)
-            except ValueError:
-                continue  # the last line of a journal cut off mid-write
-            if entry.get("type") == "outcome" and entry.get("kind") == "item" and entry["done"]:
-                found.append((when, str(entry.get("target"))))
-    for info in store.list_objects(bucket, layout.RUNS_PREFIX):
-        if not layout.is_rollback_key(info.key):
-            continue
-        body = store.get_bytes(bucket, info.key)
-        try:
-            record = json.loads(body or b"{}")
-        except ValueError:
-            continue
-        when = str(record.get("rolledBackAt", ""))
-        for step in record.get("deleted", []):
-            if step.get("kind") == "item":
-                found.append((when, str(step.get("target"))))
-    return found
-
-
-def unfinished_runs(store: Store, state_dir: Path, bucket: str, table: str) -> list[Manifest]:
-    """Runs of this bucket and table that were cut off: their local manifest has no
-    summary, or it never reached S3 (killed while uploading it)."""
-    found = []
-    for path in layout.local_manifests(state_dir):
-        run_id = path.parent.name
-        manifest = parse_manifest(run_id, manifest_key(run_id), path.read_bytes())
-        header = manifest.header
-        if header.get("bucket") != bucket or header.get("table") != table:
-            continue
-        if manifest.summary is None or store.head_object(bucket, manifest.key) is None:
-            found.append(manifest)
-    return found
-
-
-def keep_unfinished(store: Store, state_dir: Path, manifest: Manifest, resumed_by: str) -> None:
-    """Close a cut-off run's manifest with a summary and make sure S3 holds it (for rollback)."""
-    path = layout.local_manifest(state_dir, manifest.run_id)
-    if manifest.summary is None:
-        summary = {
-            "type": "summary",
-            "finishedAt": None,
-            "migrated": manifest.count("migrated"),
-            "skipped": manifest.count("skipped"),
-            "failed": manifest.count("failed"),
-            "stopped": f"cut off; resumed by run {resumed_by}",
-        }
-        with path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(summary) + "\n")
-    bucket = str(manifest.header.get("bucket"))
-    store.put_object(bucket, manifest.key, path.read_bytes(), "application/x-ndjson")
-
-
-def resume_cut_off(
-    store: Store, state_dir: Path, bucket: str, table: str, run_id: str
-) -> list[str]:
-    """Close and upload the manifests of runs of this bucket and table that were cut
-    off (so `rollback` finds them); the ids of those runs, which `run_id` resumes."""
-    earlier = unfinished_runs(store, state_dir, bucket, table)
-    for cut_off in earlier:
-        keep_unfinished(store, state_dir, cut_off, run_id)
-    return [m.run_id for m in earlier]

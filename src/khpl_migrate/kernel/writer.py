@@ -3,8 +3,10 @@
 `stage_record` stores a record's images with S3's conditional write and hands
 back a `Staged` record: only its item is left to write (safety contract 5: an
 item is written only after all its images are stored). `ItemWriter` writes
-staged items in conditional transactions of up to 100 and settles each record
-as migrated, skipped (an item appeared meanwhile) or failed.
+staged items in conditional transactions of up to 100 and ends each record as
+migrated, skipped (an item appeared meanwhile) or failed. Migrate writes every
+record this way; sync writes the records new in the source this way too, so
+both recognise their own write answered late and retried (`put_new_item`).
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from khpl_migrate.core.errors import RecordError, reason_of
 from khpl_migrate.core.layout import image_version_key
 from khpl_migrate.core.ratelimit import UNLIMITED, WriteRate
 from khpl_migrate.core.transform import RunStamp, describe_id, extension, transform
-from khpl_migrate.kernel.manifest import ImageWrite, Outcome, RecordOutcome
+from khpl_migrate.kernel.manifest import ImageLine, Outcome, RecordLine
 from khpl_migrate.kernel.source import Source
 
-Settle = Callable[[RecordOutcome], None]
+# The writer's verdict on a staged record: the record, and its line.
+Ended = Callable[["Staged", RecordLine], None]
 # A record a second Ctrl-C stopped after some of its images were stored: its line names
 # them (so rollback and the next run know them); the next run migrates it.
 STOPPED = "stopped by Ctrl-C before its item was written; the next run migrates it"
+APPEARED = "an item with this id appeared in the table during the run; left untouched"
 
 
 @dataclass(frozen=True)
@@ -40,15 +44,15 @@ class Staged:
     id: str
     item: dict[str, Any]
     item_size: int
-    writes: tuple[ImageWrite, ...]
+    writes: tuple[ImageLine, ...]
 
-    def outcome(self, outcome: Outcome = "migrated", reason: str | None = None) -> RecordOutcome:
-        return RecordOutcome(
-            self.index,
-            self.id,
-            outcome,
-            reason,
-            item_written=outcome == "migrated",
+    def line(self, outcome: Outcome = Outcome.MIGRATED, reason: str | None = None) -> RecordLine:
+        return RecordLine(
+            id=self.id,
+            index=self.index,
+            outcome=outcome,
+            reason=reason,
+            item_written=outcome == Outcome.MIGRATED,
             images=self.writes,
         )
 
@@ -72,29 +76,29 @@ def stage_record(
     index: int,
     record: Any,
     halt: Callable[[], bool] = lambda: False,
-) -> Staged | RecordOutcome:
+) -> Staged | RecordLine:
     """Transform and upload the images, each without replacing anything. When `halt`
     says so between two images, the record stops there, failed, naming those stored."""
     try:
         result = transform(record, plan.stamp)
     except RecordError as exc:  # the plan said create; only a changed source gets here
-        return RecordOutcome(index, describe_id(record), "failed", str(exc))
+        return RecordLine(id=describe_id(record), index=index, reason=str(exc))
     bucket = plan.source.bucket
-    writes: list[ImageWrite] = []
+    writes: list[ImageLine] = []
     item = result.item
     for image in result.images:
         if writes and halt():
-            return RecordOutcome(index, result.id, "failed", STOPPED, images=tuple(writes))
+            return RecordLine(id=result.id, index=index, reason=STOPPED, images=tuple(writes))
         key = image.key
         outcome = store.put_object_if_absent(bucket, key, image.data, image.mime, plan.stamp.run_id)
         if outcome == "conflict":
             if store.get_item(plan.table, result.id) is not None:
                 # The app registered this id, with its own images, during the run.
-                return RecordOutcome(
-                    index,
-                    result.id,
-                    "skipped",
-                    "an item with this id (and its own images) appeared during the run; "
+                return RecordLine(
+                    id=result.id,
+                    index=index,
+                    outcome=Outcome.SKIPPED,
+                    reason="an item with this id (and its own images) appeared during the run; "
                     "left untouched",
                     images=tuple(writes),
                 )
@@ -106,17 +110,16 @@ def stage_record(
                 bucket, key, image.data, image.mime, plan.stamp.run_id
             )
             if outcome == "conflict":
-                return RecordOutcome(
-                    index,
-                    result.id,
-                    "failed",
-                    f"image s3://{bucket}/{image.key} and s3://{bucket}/{key} both hold other "
-                    "bytes; neither is overwritten. Fix: check which of them is wanted, move "
+                return RecordLine(
+                    id=result.id,
+                    index=index,
+                    reason=f"image s3://{bucket}/{image.key} and s3://{bucket}/{key} both hold "
+                    "other bytes; neither is overwritten. Fix: check which of them is wanted, move "
                     "the other out of registration-images/ (it is not the tool's), run again",
                     images=tuple(writes),
                 )
             item = _with_key(item, image.name, key)
-        writes.append(ImageWrite(key, image.sha256, image.size, outcome == "written"))
+        writes.append(ImageLine(key, image.sha256, image.size, outcome == "written"))
     return Staged(index, result.id, item, result.item_size, tuple(writes))
 
 
@@ -142,7 +145,7 @@ class ItemWriter:
         store: Store,
         table: str,
         run_id: str,
-        settle: Settle,
+        ended: Ended,
         batch: int = TRANSACT_ITEMS,
         rate: WriteRate = UNLIMITED,
     ) -> None:
@@ -150,7 +153,7 @@ class ItemWriter:
         self._rate = rate  # --max-write-rate: items a second
         self._table = table
         self._run_id = run_id
-        self._settle = settle
+        self._ended = ended
         self._batch = max(1, min(batch, TRANSACT_ITEMS))
         self._lock = threading.Lock()
         self._pending: list[Staged] = []
@@ -172,12 +175,12 @@ class ItemWriter:
             self._write(ready)
 
     def abandon(self, reason: str) -> None:
-        """Settle the waiting records as failed without writing their items (a second
+        """End the waiting records as failed without writing their items (a second
         Ctrl-C): their lines still name the images they stored."""
         with self._lock:
             waiting = self._take()
         for staged in waiting:
-            self._settle(staged.outcome("failed", reason))
+            self._ended(staged, staged.line(Outcome.FAILED, reason))
 
     def _take(self) -> list[Staged]:
         ready, self._pending, self._bytes = self._pending, [], 0
@@ -189,26 +192,24 @@ class ItemWriter:
             items = [s.item for s in batch]
             if len(batch) > 1 and self._store.transact_put_if_absent(self._table, items):
                 for staged in batch:
-                    self._settle(staged.outcome())
+                    self._ended(staged, staged.line())
                 return
             for staged in batch:
-                self._settle(self._put_one(staged))
+                self._ended(staged, self._put_one(staged))
         except errors.FATAL:
             raise
-        except Exception as exc:  # settle the whole batch: no record may go unaccounted
+        except Exception as exc:  # end the whole batch: no record may go unaccounted
             for staged in batch:
-                self._settle(staged.outcome("failed", reason_of(exc)))
+                self._ended(staged, staged.line(Outcome.FAILED, reason_of(exc)))
 
-    def _put_one(self, staged: Staged) -> RecordOutcome:
+    def _put_one(self, staged: Staged) -> RecordLine:
         try:
             written = put_new_item(self._store, self._table, staged.item, self._run_id)
         except ItemRejected as exc:
-            return staged.outcome("failed", f"DynamoDB refused the item: {exc}")
+            return staged.line(Outcome.FAILED, f"DynamoDB refused the item: {exc}")
         if written:
-            return staged.outcome()
-        return staged.outcome(
-            "skipped", "an item with this id appeared in the table during the run; left untouched"
-        )
+            return staged.line()
+        return staged.line(Outcome.SKIPPED, APPEARED)
 
 
 def put_new_item(store: Store, table: str, item: dict[str, Any], run_id: str) -> bool:

@@ -10,7 +10,7 @@ sends read requests only (safety contract 7).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -69,6 +69,7 @@ class Plan:
     table: str
     entries: tuple[PlanEntry, ...]  # in source order; a shard's plan holds only its own
     shard: Shard | None = None
+    read: int = 0  # records in the source, every shard's (the run must read as many)
 
     def entry(self, index: int) -> PlanEntry | None:
         """The entry of the record at `index` of the source; None: another shard's."""
@@ -106,8 +107,35 @@ class Plan:
 
 @dataclass
 class _Pending:
+    """The entries so far, and the creates not yet checked against the table (BatchGetItem
+    asks for up to 100 ids at once)."""
+
+    store: Store
+    table: str
+    mine: str | None  # a shard's run id: an item this run wrote is still to create
     entries: list[PlanEntry] = field(default_factory=list)
     unchecked: list[int] = field(default_factory=list)  # positions of CREATE entries to check
+
+    def add(self, entry: PlanEntry) -> None:
+        self.entries.append(entry)
+        if entry.action is Action.CREATE:
+            self.unchecked.append(len(self.entries) - 1)
+            if len(self.unchecked) == BATCH_GET_KEYS:
+                self.check()
+
+    def check(self) -> None:
+        """The unchecked creates whose id is in the table already become skips."""
+        if not self.unchecked:
+            return
+        ids = [str(self.entries[i].id) for i in self.unchecked]
+        owners = self.store.owners(self.table, ids)
+        for position in self.unchecked:
+            entry = self.entries[position]
+            if entry.id in owners and not (self.mine and owners[entry.id] == self.mine):
+                self.entries[position] = replace(
+                    entry, action=Action.SKIP, reason="already in the table", warnings=()
+                )
+        self.unchecked.clear()
 
 
 @dataclass(frozen=True)
@@ -142,29 +170,13 @@ def build_plan(
     store.require_table(settings.table)
     run_stamp, started = stamp or new_stamp(mask_aadhaar=settings.mask_aadhaar)
     digest = Digest()
-    pending = _Pending()
+    pending = _Pending(store, settings.table, run_stamp.run_id if shard else None)
     first_seen: dict[str, int] = {}
+    read = 0
     progress.start("Planning", source.info.size, by_bytes=True)
-
-    def check_existing() -> None:
-        ids = [str(pending.entries[i].id) for i in pending.unchecked]
-        owners = store.owners(settings.table, ids)
-        for position in pending.unchecked:
-            entry = pending.entries[position]
-            if entry.id in owners and not (shard and owners[entry.id] == run_stamp.run_id):
-                pending.entries[position] = PlanEntry(
-                    entry.index,
-                    entry.id,
-                    Action.SKIP,
-                    "already in the table",
-                    entry.images,
-                    entry.image_bytes,
-                    entry.item_size,
-                )
-        pending.unchecked.clear()
-
     try:  # the bar stops however the pass ends (Ctrl-C too): nothing redraws after
         for index, record in source_mod.iter_records(store, source, digest):
+            read = index + 1
             if shard is not None and shard_of(describe_id(record), shard.of) != shard.index:
                 progress.advance(records=0, position=digest.read)
                 continue
@@ -172,23 +184,18 @@ def build_plan(
                 entry = PlanEntry(index, describe_id(record), Action.SKIP, NOT_SELECTED)
             else:
                 entry = _plan_one(index, record, run_stamp, first_seen)
-            pending.entries.append(entry)
-            if entry.action is Action.CREATE:
-                pending.unchecked.append(len(pending.entries) - 1)
-                if len(pending.unchecked) == BATCH_GET_KEYS:
-                    check_existing()
+            pending.add(entry)
             progress.advance(
                 images=entry.images,
                 nbytes=entry.image_bytes,
                 failed=entry.action is Action.FAIL,
                 position=digest.read,
             )
-        if pending.unchecked:
-            check_existing()
+        pending.check()
     finally:
         progress.finish()
     entries = tuple(pending.entries)
-    return Plan(run_stamp, started, source, digest, settings.table, entries, shard)
+    return Plan(run_stamp, started, source, digest, settings.table, entries, shard, read)
 
 
 def _plan_one(

@@ -26,6 +26,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from khpl_migrate import __version__
 from khpl_migrate.aws import Store
 from khpl_migrate.core import errors
@@ -41,18 +43,28 @@ from khpl_migrate.core.shards import pick_index
 from khpl_migrate.core.transform import RunStamp
 from khpl_migrate.kernel.backups import make_backup
 from khpl_migrate.kernel.clock import now_iso
+from khpl_migrate.kernel.engine import Pace
 from khpl_migrate.kernel.manifest import (
     NDJSON,
-    Journal,
+    SCHEMA,
     Manifest,
+    RunHeader,
+    SourceVersion,
+    SummaryLine,
+    encode,
     parse_manifest,
-    read_manifest,
-    resume_cut_off,
 )
 from khpl_migrate.kernel.progress import NullProgress, Progress
 from khpl_migrate.kernel.runner import Runner, make_runner
+from khpl_migrate.kernel.runs import read_manifest, resume_cut_off
 from khpl_migrate.kernel.source import Source
-from khpl_migrate.migrate.apply import Pace, RunResult, carry_out, result_of_manifest, run_header
+from khpl_migrate.migrate.apply import (
+    RunResult,
+    header_of,
+    migrate_records,
+    result_of_manifest,
+    run_spec,
+)
 from khpl_migrate.migrate.plan import Plan, Shard, build_plan
 from khpl_migrate.settings import Settings
 
@@ -87,26 +99,24 @@ def prepare_shards(
     info = store.head_object(bucket, backup)
     if info is None:  # it was checked a moment ago
         raise errors.BackupFailed(f"The backup s3://{bucket}/{backup} is gone", "run again")
-    header = run_header(plan, backup) | {
-        "shards": shards,
+    header = msgspec.structs.replace(
+        header_of(plan),
+        backup_key=backup,
+        shards=shards,
         # What every shard reads: this exact object, never the live source.
-        "snapshot": {
-            "key": backup,
-            "etag": info.etag,
-            "versionId": info.version_id,
-            "size": plan.digest.size,
-            "sha256": plan.digest.sha256,
-        },
-        "maskAadhaar": plan.stamp.mask_aadhaar,
-        "maxWriteRate": max_write_rate,
+        snapshot=SourceVersion(
+            backup, info.etag, info.version_id, plan.digest.size, plan.digest.sha256
+        ),
+        mask_aadhaar=plan.stamp.mask_aadhaar,
+        max_write_rate=max_write_rate,
         # Every shard must write as the prepare would have: the same encryption and the
         # same version of the tool (its checks and transform).
-        "kmsKeyId": settings.kms_key_id,
-        "toolVersion": __version__,
-    }
-    body = json.dumps({"type": "run", "runId": run_id, **header}) + "\n"
+        kms_key_id=settings.kms_key_id,
+        tool_version=__version__,
+        schema=SCHEMA,
+    )
     key = manifest_key(run_id)
-    if store.put_object_if_absent(bucket, key, body.encode(), NDJSON) == "conflict":
+    if store.put_object_if_absent(bucket, key, encode(header) + b"\n", NDJSON) == "conflict":
         raise errors.AwsError(f"s3://{bucket}/{key} exists already", "run again (a new run id)")
     return Prepared(run_id, shards, bucket, backup, key)
 
@@ -141,105 +151,106 @@ def run_shard(
     """Migrate one shard of a prepared run: `choice` is its index, or "auto" (the engine's
     variable in `env`). `max_write_rate` is the whole run's cap (default: the one given
     at prepare); this shard keeps to its share."""
-    began = time.monotonic()
     bucket = settings.require_bucket()
     store.check_bucket(bucket)
     header = _prepared(store, bucket, run_id)
-    shards = int(header["shards"])
+    shards = int(header.shards or 0)
     index = pick_index(choice, env, shards)
     if any(is_rollback_key(info.key) for info in store.list_objects(bucket, run_prefix(run_id))):
         raise errors.ConfigError(
             f"Run {run_id} was rolled back: a shard of it would write its records again",
             "prepare a new run: khpl-migrate migrate --apply --shards N",
         )
-    table = str(header["table"])
+    table = str(header.table)
     attempt = secrets.token_hex(4)
-    part = {
-        "kind": "migrate",
-        "table": table,
-        "bucket": bucket,
-        "startedAt": now_iso(),
-        "shard": index,
-        "shards": shards,
-        "attempt": attempt,
-    }
+    part = RunHeader(
+        run_id=run_id,
+        table=table,
+        bucket=bucket,
+        started_at=now_iso(),
+        shard=index,
+        shards=shards,
+        attempt=attempt,
+    )
     store.put_object(
         bucket,
         shard_start_key(run_id, index, attempt),
-        json.dumps({"startedAt": part["startedAt"], "pid": os.getpid()}).encode(),
+        json.dumps({"startedAt": part.started_at, "pid": os.getpid()}).encode(),
         "application/json",
     )
     try:
         _same_as_prepared(settings, header)
         source = _snapshot(store, bucket, header)
-        stamp = RunStamp(run_id, str(header["startedAt"]), bool(header.get("maskAadhaar")))
-        plan = build_plan(
-            store,
-            replace(settings, table=table, records_path=source.records_path),
-            progress=progress,
-            stamp=(stamp, datetime.now(UTC)),
-            source=source,
-            shard=Shard(index, shards),
-        )
-        if plan.digest.sha256 != header["snapshot"]["sha256"]:
-            raise errors.SourceChanged(
-                f"The snapshot of run {run_id} does not hash to what was recorded when it "
-                "was prepared",
-                "prepare a new run: khpl-migrate migrate --apply --shards N",
-            )
+        plan = _shard_plan(store, settings, header, source, Shard(index, shards), progress)
     except errors.KhplError as exc:
         # Stopped before its first write: a part that says why, so `runs` shows the shard
         # failed (not running for ever).
-        _stopped_part(store, bucket, run_id, part, str(exc))
+        _stopped_part(store, part, str(exc))
         raise
-    journal = Journal(store, bucket, run_id, settings.state_dir, part, part=(index, attempt))
-    cap = max_write_rate if max_write_rate is not None else header.get("maxWriteRate")
-    rate = WriteRate(float(cap) if cap else None).share(shards)
+    cap = max_write_rate if max_write_rate is not None else header.max_write_rate
+    rate = WriteRate(cap or None).share(shards)
     pace = Pace(runner or make_runner(settings.workers), progress or NullProgress(), rate=rate)
-    empty = RunResult(
-        run_id,
-        dry_run=False,
-        total=plan.total,
-        backup_key=source.info.key,
-        manifest_key=journal.key,
-        manifest_path=str(journal.path),
-        warnings=plan.warnings,
-    )
+    result = RunResult(run_id=run_id, dry_run=False, total=plan.total, warnings=plan.warnings)
     again = f"run the shard again: khpl-migrate migrate --apply --run {run_id} --shard {index}"
-    result = carry_out(store, plan, journal, empty, pace, began=began, again=again)
-    result.manifest_key = journal.key  # a later attempt's part has a name of its own
+    spec = run_spec(
+        plan, settings, header=part, again=again, snapshot=source.info.key, part=(index, attempt)
+    )
+    migrate_records(store, plan, spec, pace, result)
     return ShardRun(index, shards, result, rate.per_second)
 
 
-def _same_as_prepared(settings: Settings, header: Mapping[str, Any]) -> None:
-    version = header.get("toolVersion")
+def _shard_plan(
+    store: Store,
+    settings: Settings,
+    header: RunHeader,
+    source: Source,
+    shard: Shard,
+    progress: Progress | None,
+) -> Plan:
+    """The shard's records planned from the snapshot, which must hash as it did."""
+    assert header.table is not None and header.snapshot is not None  # a prepared header
+    stamp = RunStamp(header.run_id, header.started_at, header.mask_aadhaar)
+    plan = build_plan(
+        store,
+        replace(settings, table=header.table, records_path=source.records_path),
+        progress=progress,
+        stamp=(stamp, datetime.now(UTC)),
+        source=source,
+        shard=shard,
+    )
+    if plan.digest.sha256 != header.snapshot.sha256:
+        raise errors.SourceChanged(
+            f"The snapshot of run {header.run_id} does not hash to what was recorded when it "
+            "was prepared",
+            "prepare a new run: khpl-migrate migrate --apply --shards N",
+        )
+    return plan
+
+
+def _same_as_prepared(settings: Settings, header: RunHeader) -> None:
+    version = header.tool_version
     if version and version != __version__:
         raise errors.ConfigError(
-            f"Run {header.get('runId')} was prepared by khpl-migrate {version}; this is "
-            f"{__version__}",
+            f"Run {header.run_id} was prepared by khpl-migrate {version}; this is {__version__}",
             f"run its shards with khpl-migrate {version} (the same image as the others)",
         )
-    key = header.get("kmsKeyId")
+    key = header.kms_key_id
     if (key or None) != settings.kms_key_id:
         given = f"--kms-key-id {key}" if key else "no --kms-key-id (SSE-S3)"
         raise errors.ConfigError(
-            f"Run {header.get('runId')} was prepared with {given}, and this shard's "
-            "encryption differs",
+            f"Run {header.run_id} was prepared with {given}, and this shard's encryption differs",
             f"give the shard {given}, as the prepare had",
         )
 
 
-def _stopped_part(store: Store, bucket: str, run_id: str, part: dict[str, Any], why: str) -> None:
-    lines = [
-        {"type": "run", "runId": run_id, **part},
-        {"type": "summary", "finishedAt": now_iso(), "stopped": why},
-    ]
-    body = "".join(json.dumps(line) + "\n" for line in lines).encode()
-    key = shard_part_key(run_id, int(part["shard"]), str(part["attempt"]))
-    store.put_object_if_absent(bucket, key, body, NDJSON)
+def _stopped_part(store: Store, part: RunHeader, why: str) -> None:
+    assert part.shard is not None and part.attempt is not None  # a shard's part
+    body = encode(part) + b"\n" + encode(SummaryLine(finished_at=now_iso(), stopped=why)) + b"\n"
+    key = shard_part_key(part.run_id, part.shard, part.attempt)
+    store.put_object_if_absent(str(part.bucket), key, body, NDJSON)
 
 
-def _prepared(store: Store, bucket: str, run_id: str) -> dict[str, Any]:
+def _prepared(store: Store, bucket: str, run_id: str) -> RunHeader:
     body = store.get_bytes(bucket, manifest_key(run_id))
     if body is None:
         raise errors.ConfigError(
@@ -248,7 +259,7 @@ def _prepared(store: Store, bucket: str, run_id: str) -> dict[str, Any]:
             "from `khpl-migrate runs`",
         )
     header = parse_manifest(run_id, manifest_key(run_id), body).header
-    if not isinstance(header.get("shards"), int) or "snapshot" not in header:
+    if header.shards is None or header.snapshot is None or header.table is None:
         raise errors.ConfigError(
             f"Run {run_id} is not a sharded run",
             "--run and --shard go with a run prepared by `khpl-migrate migrate --apply --shards N`",
@@ -256,19 +267,20 @@ def _prepared(store: Store, bucket: str, run_id: str) -> dict[str, Any]:
     return header
 
 
-def _snapshot(store: Store, bucket: str, header: Mapping[str, Any]) -> Source:
+def _snapshot(store: Store, bucket: str, header: RunHeader) -> Source:
     """The run's backup, pinned to the version the header names."""
-    snap = header["snapshot"]
-    info = store.head_object(bucket, str(snap["key"]))
-    if info is None or info.etag != snap["etag"]:
+    snap = header.snapshot
+    assert snap is not None  # a prepared header
+    info = store.head_object(bucket, snap.key)
+    if info is None or info.etag != snap.etag:
         raise errors.SourceChanged(
-            f"The snapshot of run {header.get('runId')}, s3://{bucket}/{snap['key']}, "
+            f"The snapshot of run {header.run_id}, s3://{bucket}/{snap.key}, "
             + ("is gone" if info is None else "was replaced after the run was prepared"),
             "prepare a new run: khpl-migrate migrate --apply --shards N (what this run "
             "wrote can be undone with rollback --run)",
         )
-    pinned = replace(info, version_id=snap.get("versionId") or info.version_id)
-    return Source(bucket, pinned, header.get("recordsPath"))
+    pinned = replace(info, version_id=snap.version_id or info.version_id)
+    return Source(bucket, pinned, header.records_path)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from rich.console import Console
 
 from khpl_migrate.console import capped, line, size
-from khpl_migrate.core.threeway import Kind, Side
+from khpl_migrate.core.threeway import RecordState, Side
 from khpl_migrate.core.units import label
 from khpl_migrate.cutover.archive import ArchiveResult
 from khpl_migrate.cutover.freeze import FreezeResult
@@ -49,14 +49,35 @@ def render_checks_summary(console: Console, lines: Sequence[ChecklistLine], seco
         line(console, f"{marks[checked.state]} {checked.title}: {checked.figure}")
 
 
+# The words for sync's codes (the codes are what --json and the manifest carry).
+STATE_WORDS = {
+    RecordState.IN_STEP: "in step",
+    RecordState.UPDATE: "to update",
+    RecordState.CONFLICT: "conflict",
+    RecordState.NEW: "new in the source",
+    RecordState.APP_EQUAL: "written by the app, equal to the source",
+    RecordState.APP_CONFLICT: "written by the app, different from the source",
+    RecordState.DELETED_IN_TABLE: "deleted in DynamoDB since the migration",
+    RecordState.TABLE_DELETE_CONFLICT: "deleted in DynamoDB, changed in the source",
+    RecordState.DELETED_IN_SOURCE: "deleted in the source",
+    RecordState.DELETE_CONFLICT: "deleted in the source, changed in DynamoDB",
+    RecordState.UNUSABLE: "cannot be migrated",
+    RecordState.NO_BASELINE: "baseline unavailable",
+}
+DELETION_WORDS = {
+    Deletion.PLANNED: "to delete",
+    Deletion.WAITING: "not deleted: pass --delete",
+    Deletion.REFUSED: "not deleted: more than --max-delete of the table",
+}
+
 # The mark of each record's line: = in step, * carried over, + new, - deleted, ! look at it.
 _MARKS = {
-    Kind.IN_STEP: "=",
-    Kind.UPDATE: "*",
-    Kind.NEW: "+",
-    Kind.APP_EQUAL: "=",
-    Kind.DELETED_IN_TABLE: "=",
-    Kind.DELETED_IN_SOURCE: "-",
+    RecordState.IN_STEP: "=",
+    RecordState.UPDATE: "*",
+    RecordState.NEW: "+",
+    RecordState.APP_EQUAL: "=",
+    RecordState.DELETED_IN_TABLE: "=",
+    RecordState.DELETED_IN_SOURCE: "-",
 }
 
 
@@ -95,8 +116,8 @@ def _sync_counts(result: SyncResult) -> list[str]:
     out = [f"Records in S3: {result.total}"]
     if result.dry_run:
         out += [
-            f"To update from the source: {kinds[Kind.UPDATE]}",
-            f"New in the source (to migrate): {kinds[Kind.NEW]}",
+            f"To update from the source: {kinds[RecordState.UPDATE]}",
+            f"New in the source (to migrate): {kinds[RecordState.NEW]}",
         ]
     else:
         tally = result.tally()
@@ -114,7 +135,7 @@ def _sync_counts(result: SyncResult) -> list[str]:
         f"Conflicts: {sum(1 for e in problems if e.conflicts)}",
         *(
             [f"Deleted in DynamoDB, edited in the source: {gone}"]
-            if (gone := kinds[Kind.TABLE_DELETE_CONFLICT])
+            if (gone := kinds[RecordState.TABLE_DELETE_CONFLICT])
             else []
         ),
         f"Deleted in the source, still in DynamoDB: "
@@ -138,7 +159,7 @@ def _sync_line(entry: SyncEntry, result: SyncResult) -> str:
         mark = _OUTCOME_MARKS[outcome]
     else:
         mark = _MARKS.get(entry.kind, "!")
-    return f"{mark} {entry.id}: {'; '.join(notes) or entry.kind.value}"
+    return f"{mark} {entry.id}: {'; '.join(notes) or STATE_WORDS[entry.kind]}"
 
 
 _OUTCOME_MARKS = {
@@ -154,17 +175,17 @@ _OUTCOME_MARKS = {
 def _sync_notes(entry: SyncEntry) -> list[str]:
     notes = []
     if entry.kind in (
-        Kind.NEW,
-        Kind.UNUSABLE,
-        Kind.NO_BASELINE,
-        Kind.DELETED_IN_TABLE,
-        Kind.APP_EQUAL,
-        Kind.DELETED_IN_SOURCE,
-        Kind.DELETE_CONFLICT,
-        Kind.TABLE_DELETE_CONFLICT,
+        RecordState.NEW,
+        RecordState.UNUSABLE,
+        RecordState.NO_BASELINE,
+        RecordState.DELETED_IN_TABLE,
+        RecordState.APP_EQUAL,
+        RecordState.DELETED_IN_SOURCE,
+        RecordState.DELETE_CONFLICT,
+        RecordState.TABLE_DELETE_CONFLICT,
     ):
-        notes.append(entry.kind.value + (f" ({entry.reason})" if entry.reason else ""))
-    edited = "edited in the source" if entry.kind is Kind.TABLE_DELETE_CONFLICT else None
+        notes.append(STATE_WORDS[entry.kind] + (f" ({entry.reason})" if entry.reason else ""))
+    edited = "edited in the source" if entry.kind is RecordState.TABLE_DELETE_CONFLICT else None
     for side, words in (
         (Side.SOURCE, edited or "from the source"),
         (Side.AGREED, "both sides agree (the baseline moves)"),
@@ -178,7 +199,7 @@ def _sync_notes(entry: SyncEntry) -> list[str]:
     for damage in entry.damaged:
         notes.append(f"image {damage.name} damaged: {damage.problem}")
     if entry.deletion is not None:
-        notes.append(entry.deletion.value)
+        notes.append(DELETION_WORDS[entry.deletion])
     if not entry.selected:
         notes.append("not selected by --only-ids")
     return notes

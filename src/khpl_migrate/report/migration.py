@@ -17,7 +17,8 @@ from khpl_migrate.kernel.manifest import Manifest, Rollback
 from khpl_migrate.migrate.apply import RunResult
 from khpl_migrate.migrate.plan import PlanEntry
 from khpl_migrate.order import hint, next_after
-from khpl_migrate.rollback.plan import ALREADY_UNDONE, RollbackResult
+from khpl_migrate.rollback.apply import RollbackResult
+from khpl_migrate.rollback.plan import ALREADY_UNDONE
 from khpl_migrate.verify.deep import DeepReport
 from khpl_migrate.verify.status import VerifyReport
 

@@ -36,7 +36,7 @@ from khpl_migrate.review import checks as checks_mod
 from khpl_migrate.review import records
 from khpl_migrate.review.cache import Lru
 from khpl_migrate.review.guard import Guard
-from khpl_migrate.rollback.plan import plan_rollback, show_rollback
+from khpl_migrate.rollback import plan_rollback, show_rollback
 from khpl_migrate.settings import Settings
 
 HERE = Path(__file__).parent

@@ -25,8 +25,9 @@ from khpl_migrate.cutover.archive import list_archives
 from khpl_migrate.cutover.freeze import is_frozen
 from khpl_migrate.kernel import source as source_mod
 from khpl_migrate.kernel.backups import Backup, list_backups, object_sha256
-from khpl_migrate.kernel.manifest import Manifest, list_runs
+from khpl_migrate.kernel.manifest import Manifest
 from khpl_migrate.kernel.runner import Runner
+from khpl_migrate.kernel.runs import list_runs
 from khpl_migrate.settings import Settings
 from khpl_migrate.verify.deep import DeepEntry, DeepReport, Status, deep_verify
 from khpl_migrate.verify.status import VerifyReport, display_name
@@ -73,8 +74,7 @@ class Checks:
     def backup_of_run(self, run_id: str) -> str | None:
         for run in self.runs:
             if run.run_id == run_id:
-                key = run.header.get("backupKey")
-                return str(key) if key else None
+                return run.header.backup_key
         return None
 
     def row(self, rid: str) -> RecordRow | None:
@@ -223,9 +223,7 @@ def _backups_line(checks: Checks) -> ChecklistLine:
     bad = [b for b in checks.backups if b.matches_source is False]
     kept = {b.key for b in checks.backups}
     runs_without = [
-        r.run_id
-        for r in checks.runs
-        if r.header.get("backupKey") and r.header.get("backupKey") not in kept
+        r.run_id for r in checks.runs if r.header.backup_key and r.header.backup_key not in kept
     ]
     return ChecklistLine(
         "backups",

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from khpl_migrate.aws import ObjectInfo, Store, Update
 from khpl_migrate.core.ownership import ObjectState, object_is_runs
+from khpl_migrate.kernel.manifest import ImageLine, StepLine
 
 # Why a step leaves nothing of the run's in place: it is not there, or was not the run's.
 GONE = "already gone"
@@ -20,7 +21,7 @@ NOTHING_LEFT = frozenset({GONE, ITEM_GONE, BEFORE_RUN})
 
 # item, object: deleted; restore: a sync's changes to an item put back; recreate: an
 # item a sync deleted put back.
-Kind = Literal["item", "object", "restore", "recreate"]
+StepKind = Literal["item", "object", "restore", "recreate"]
 PUT_BACK = ("restore", "recreate")
 
 
@@ -28,7 +29,7 @@ PUT_BACK = ("restore", "recreate")
 class Step:
     """Act on one item (by id) or image object (by key), or leave it, and why."""
 
-    kind: Kind
+    kind: StepKind
     target: str
     act: bool
     reason: str
@@ -39,6 +40,16 @@ class Step:
     # restore: the objects (key, SHA-256) this run wrote for the images it puts back, each
     # checked again right before the UpdateItem (the app may have PUT its photo over one).
     objects: tuple[tuple[str, str], ...] = ()
+
+    def line(self) -> StepLine:
+        """The step as the rollback's record keeps it."""
+        return StepLine(
+            self.kind,
+            self.target,
+            delete=self.act and self.kind not in PUT_BACK,
+            put_back=self.act and self.kind in PUT_BACK,
+            reason=self.reason,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,14 +99,12 @@ class Heads:
         return None if found is None else (found[0].run_id, found[1])
 
 
-def object_step(
-    heads: Heads, image: dict[str, Any], users: set[str], rid: str, run_id: str
-) -> Step:
+def object_step(heads: Heads, image: ImageLine, users: set[str], rid: str, run_id: str) -> Step:
     """An object the run wrote goes only while it is still the run's (its tag and bytes)
     and nothing that stays uses it (`users`: the items naming its key, the other runs'
     items in other tables); the delete will be conditional on the ETag checked here."""
-    key = str(image["key"])
-    if not image.get("written"):
+    key = image.key
+    if not image.written:
         return Step("object", key, False, BEFORE_RUN, record=rid)
     if users:
         shown = ", ".join(sorted(users)[:3]) + (" and more" if len(users) > 3 else "")
@@ -106,10 +115,10 @@ def object_step(
     if found is None:
         return Step("object", key, False, GONE, record=rid)
     info, sha = found
-    if not object_is_runs(info.run_id, sha, run_id, str(image.get("sha256"))):
+    if not object_is_runs(info.run_id, sha, run_id, image.sha256):
         why = (
             "bytes changed since the run"
-            if sha != image.get("sha256")
+            if sha != image.sha256
             else ("another writer replaced it since the run (it no longer carries the run's tag)")
         )
         return Step("object", key, False, why, record=rid)

@@ -24,7 +24,7 @@ from khpl_migrate.core.transform import FIELD_RUNS, IMAGE_RUNS, Transformed
 from khpl_migrate.core.units import Unit, digest, provenance, references
 from khpl_migrate.kernel.baseline import History, read_copies
 from khpl_migrate.kernel.changes import REFS, Change
-from khpl_migrate.kernel.manifest import Manifest
+from khpl_migrate.kernel.manifest import ImageLine, IntentLine, Manifest, Outcome
 from khpl_migrate.rollback.steps import ITEM_GONE, Heads, Step, object_step
 from khpl_migrate.settings import Settings
 
@@ -49,17 +49,17 @@ def sync_steps(
         return []
     needs: dict[str, set[str]] = {}
     for rid, (intent, _) in chosen.items():
-        if intent.get("release"):
+        if intent.release:
             continue  # only who wrote it changed: no value to read
         # What this run wrote is in its own backup; an item it deleted is not.
-        mine = set() if intent.get("delete") else {run_id}
+        mine = set() if intent.delete else {run_id}
         for run in mine | _runs_before(intent):
             needs.setdefault(run, set()).add(rid)
     # Put back masked where the item was written masked (its copy in a backup is not).
     masked = {
         rid
         for rid, (intent, item) in chosen.items()
-        if "maskedFields" in (item or intent.get("item") or {})
+        if "maskedFields" in (item or intent.item or {})
     }
     bucket = settings.require_bucket()
     copies, problems = read_copies(store, settings, needs, past, masked=masked)
@@ -67,9 +67,9 @@ def sync_steps(
     for rid, (intent, item) in chosen.items():
         if rid in problems:
             steps.append(Step("restore", rid, False, f"cannot be put back: {problems[rid]}"))
-        elif intent.get("release"):
+        elif intent.release:
             steps.append(_unrelease(rid, item, intent))
-        elif intent.get("delete"):
+        elif intent.delete:
             steps.append(_recreate(rid, item, intent, copies))
         else:
             steps += _restore(store, bucket, rid, item, intent, copies, run_id, named, heads)
@@ -78,7 +78,7 @@ def sync_steps(
 
 def _intents(
     store: Store, table: str, manifest: Manifest
-) -> dict[str, tuple[Mapping[str, Any], dict[str, Any] | None]]:
+) -> dict[str, tuple[IntentLine, dict[str, Any] | None]]:
     """The change of each record that may have happened, with the item now.
 
     Only a record's last intent can have been written: an earlier attempt's condition
@@ -87,41 +87,48 @@ def _intents(
     counts while the item names this run for one of its units; a deletion or release
     with no outcome line counts too (the item being gone, or released, says the rest).
     """
-    done = {str(line.get("id")): line.get("outcome") for line in manifest.records}
-    last = {str(intent.get("id")): intent for intent in manifest.intents}
-    chosen: dict[str, tuple[Mapping[str, Any], dict[str, Any] | None]] = {}
+    done = {str(line.id): line.outcome for line in manifest.records}
+    last = {intent.id: intent for intent in manifest.intents}
+    chosen: dict[str, tuple[IntentLine, dict[str, Any] | None]] = {}
     for rid, intent in last.items():
         outcome = done.get(rid)
-        if outcome is not None and outcome not in _CHANGED and outcome != "failed":
+        if outcome is not None and outcome not in _CHANGED and outcome != Outcome.FAILED:
             continue  # "unchanged": the condition failed and the record was judged again
         item = store.get_item(table, rid)
-        if intent.get("delete") or intent.get("release"):
-            if outcome in (None, "deleted", "released"):
+        if intent.delete or intent.release:
+            if outcome in (None, Outcome.DELETED, Outcome.RELEASED):
                 chosen[rid] = (intent, item)
             continue
         named = item is not None and any(
-            provenance(item, _unit(text)) == manifest.run_id for text in _texts(intent)
+            provenance(item, _unit(text)) == manifest.run_id for text in intent.units()
         )
         if outcome in _CHANGED or named:
             chosen[rid] = (intent, item)
     return chosen
 
 
-def _texts(intent: Mapping[str, Any]) -> list[str]:
-    return [*intent.get("set", []), *intent.get("removed", []), *intent.get("adopted", [])]
+def _target(intent: IntentLine, name: str) -> dict[str, Any] | None:
+    """The reference this run moved the image to (its own object), if it moved it."""
+    move = intent.images.get(name)
+    return move.to if move else None
 
 
-_CHANGED = {"updated", "adopted", "settled", "deleted", "released"}
+def _origin(intent: IntentLine, name: str) -> dict[str, Any] | None:
+    move = intent.images.get(name)
+    return move.from_ if move else None
 
 
-def _runs_before(intent: Mapping[str, Any]) -> set[str]:
-    if intent.get("delete"):
-        kept = intent.get("item") or {}
+_CHANGED = {Outcome.UPDATED, Outcome.ADOPTED, Outcome.SETTLED, Outcome.DELETED, Outcome.RELEASED}
+
+
+def _runs_before(intent: IntentLine) -> set[str]:
+    if intent.delete:
+        kept = intent.item or {}
         runs = {str(kept["migrationRunId"])} if kept.get("migrationRunId") else set()
         for attribute in (FIELD_RUNS, IMAGE_RUNS):
             runs |= {str(r) for r in (kept.get(attribute) or {}).values()}
         return runs
-    return {str(run) for run in (intent.get("prev") or {}).values() if run}
+    return {str(run) for run in intent.prev.values() if run}
 
 
 def _unit(text: str) -> Unit:
@@ -134,7 +141,7 @@ def _restore(
     bucket: str,
     rid: str,
     item: dict[str, Any] | None,
-    intent: Mapping[str, Any],
+    intent: IntentLine,
     copies: Copies,
     run_id: str,
     named: Mapping[str, set[str]],
@@ -144,10 +151,10 @@ def _restore(
     then the objects this run wrote for them, where nothing references them any more."""
     if item is None:
         return [Step("restore", rid, False, ITEM_GONE, record=rid)]
-    prev: dict[str, str | None] = dict(intent.get("prev") or {})
+    prev: dict[str, str | None] = dict(intent.prev)
     change = Change(owner=item.get("migrationRunId", ABSENT))
     put, left = [], []
-    for text in _texts(intent):
+    for text in intent.units():
         unit = _unit(text)
         before = prev.get(text)
         if before is not None and provenance(item, unit) == before != run_id:
@@ -171,16 +178,16 @@ def _restore(
         reason = "put back to what was there before this run: " + ", ".join(put)
         moved = [
             (str(target["s3Key"]), str(target["sha256"]))
-            for name, move in (intent.get("images") or {}).items()
-            if f"image {name}" in put and (target := move.get("to"))
+            for name, move in intent.images.items()
+            if f"image {name}" in put and (target := move.to)
         ]
         step = Step("restore", rid, True, reason, record=rid, change=change.update)
         steps.append(replace(step, objects=tuple(moved)))
     if left:
         steps.append(Step("restore", rid, False, "; ".join(left), record=rid))
-    moved_back = {name for name in (intent.get("images") or {}) if f"image {name}" in put}
-    for name, move in (intent.get("images") or {}).items():
-        target = move.get("to")
+    moved_back = {name for name in intent.images if f"image {name}" in put}
+    for name, move in intent.images.items():
+        target = move.to
         if not target:
             continue
         # Every object this run wrote for a moved image is considered, not only those
@@ -190,7 +197,7 @@ def _restore(
         key = str(target["s3Key"])
         found = heads.of(key)
         written = found is not None and found[0].run_id == run_id
-        image = {"key": key, "sha256": target["sha256"], "written": written}
+        image = ImageLine(key, str(target["sha256"]), int(target.get("size") or 0), written)
         users = set(named.get(key, set()))
         if name in moved_back:
             users.discard(f"item {rid}")
@@ -202,21 +209,21 @@ def _why_not(
     item: Mapping[str, Any],
     unit: Unit,
     text: str,
-    intent: Mapping[str, Any],
+    intent: IntentLine,
     mine: Transformed | None,
     run_id: str,
 ) -> str | None:
     """Why this unit is not put back: it changed since this run wrote it."""
     if provenance(item, unit) != run_id:
         return "written since by another run, or the item was rewritten"
-    if text in intent.get("adopted", []):
+    if text in intent.adopted:
         return None  # the value was the same on both sides; only its baseline moved
     kind, name = unit
     if kind == "image":
         # The whole reference must be what this run wrote: the manifest's key, hash, size,
         # type and place, with the header this run's copy of the record gives (the
         # manifest does not keep it); the object it names is checked by the caller.
-        target = (intent.get("images") or {}).get(name, {}).get("to")
+        target = _target(intent, name)
         ref = references(item).get(name)
         wrote = _reference(target, mine, name) if target else None
         same = (ref is None and wrote is None) or (
@@ -230,10 +237,10 @@ def _why_not(
     return None
 
 
-def _object_still_runs(store: Store, bucket: str, intent: Mapping[str, Any], name: str) -> bool:
+def _object_still_runs(store: Store, bucket: str, intent: IntentLine, name: str) -> bool:
     """An image this run moved is put back only while the object the run wrote for it is
     still the run's (the app may have PUT its own photo over it and kept the reference)."""
-    target = (intent.get("images") or {}).get(name, {}).get("to")
+    target = _target(intent, name)
     if not target:
         return True  # the run removed the reference: no object of its own to check
     head = store.head_object(bucket, str(target["s3Key"]))
@@ -252,11 +259,11 @@ def _put_back(
     item: dict[str, Any],
     unit: Unit,
     text: str,
-    intent: Mapping[str, Any],
+    intent: IntentLine,
     before: Transformed | None,
 ) -> None:
     kind, name = unit
-    if text in intent.get("adopted", []):
+    if text in intent.adopted:
         current = item.get(name, ABSENT) if kind == "field" else references(item).get(name, ABSENT)
         change.expect[(name,) if kind == "field" else (REFS, name)] = current
         return
@@ -264,7 +271,7 @@ def _put_back(
         value = before.item.get(name, ABSENT) if before is not None else ABSENT
         change.field(name, value, item.get(name, ABSENT))
         return
-    old = (intent.get("images") or {}).get(name, {}).get("from")
+    old = _origin(intent, name)
     change.image(item, name, _reference(old, before, name) if old else ABSENT)
 
 
@@ -277,14 +284,14 @@ def _reference(old: Mapping[str, Any], before: Transformed | None, name: str) ->
     return entry
 
 
-def _unrelease(rid: str, item: dict[str, Any] | None, intent: Mapping[str, Any]) -> Step:
+def _unrelease(rid: str, item: dict[str, Any] | None, intent: IntentLine) -> Step:
     """An item this run released to the app (--take table on a deletion conflict): whose
     it was is put back, while no run has claimed it since."""
     if item is None:
         return Step("restore", rid, False, ITEM_GONE, record=rid)
     if item.get("migrationRunId"):
         return Step("restore", rid, False, "a run of the tool owns it again", record=rid)
-    owner: Mapping[str, Any] = intent.get("owner") or {}
+    owner: Mapping[str, Any] = intent.owner or {}
     update = Update(
         set={(name,): value for name, value in owner.items()},
         expect={(name,): ABSENT for name in owner},
@@ -293,13 +300,11 @@ def _unrelease(rid: str, item: dict[str, Any] | None, intent: Mapping[str, Any])
     return Step("restore", rid, True, reason, record=rid, change=update)
 
 
-def _recreate(
-    rid: str, item: dict[str, Any] | None, intent: Mapping[str, Any], copies: Copies
-) -> Step:
+def _recreate(rid: str, item: dict[str, Any] | None, intent: IntentLine, copies: Copies) -> Step:
     """An item this run deleted, rebuilt from its baseline (it equalled it when deleted)."""
     if item is not None:
         return Step("recreate", rid, False, "an item with this id is in the table", record=rid)
-    kept: dict[str, Any] = dict(intent.get("item") or {})
+    kept: dict[str, Any] = dict(intent.item or {})
     owner = str(kept.get("migrationRunId"))
     field_runs: Mapping[str, str] = kept.get(FIELD_RUNS) or {}
     rebuilt: dict[str, Any] = {"id": rid}

@@ -1,32 +1,31 @@
-"""Carries out a sync plan: backup, manifest, and each record to write handed to the pool.
+"""Carries out a sync plan: the kernel's guarded run, with sync's record writer.
 
-Nothing is written before the plan exists (`sync_plan.plan_sync`, reads only);
-a plan with nothing to write writes no backup and no manifest. Otherwise the
-source is backed up (checked) before the first write, read again (the same
-pinned version), and each record to write is handed to a `RecordWriter`
-(`sync_write.py`) on the bounded pool; the manifest is uploaded however the
-run ends. Ctrl-C (or SIGTERM) stops it as `migrate --apply` stops (`runner.Stop`):
-the first lets the records in flight finish, the second leaves those not started.
+Nothing is written before the plan exists (`sync.plan.plan_sync`, reads only). The
+run is `kernel/engine.guarded_run`, as migrate's is: a plan with nothing to
+write writes no backup and no manifest; otherwise the source is backed up
+(checked) before the first write, read again (the same pinned version; a short
+read is said), and each record to write is handed to the `RecordWriter`
+(`sync/write.py`) on the bounded pool; the manifest is uploaded however the run
+ends, and Ctrl-C (or SIGTERM) stops it as it stops `migrate --apply`.
 """
 
 from __future__ import annotations
 
-import time
-from concurrent.futures import Future
+from collections.abc import Iterable
 from typing import Any
 
 from khpl_migrate.aws import Store
-from khpl_migrate.core import errors
 from khpl_migrate.core.ratelimit import WriteRate
-from khpl_migrate.core.threeway import Kind
-from khpl_migrate.kernel.backups import make_backup
-from khpl_migrate.kernel.manifest import Journal, migration_header, resume_cut_off
+from khpl_migrate.core.threeway import RecordState
+from khpl_migrate.kernel.engine import Context, Pace, RunSpec, Task, guarded_run
+from khpl_migrate.kernel.manifest import SummaryLine, run_header
 from khpl_migrate.kernel.progress import NullProgress, Progress
-from khpl_migrate.kernel.runner import Flight, Runner, Stop, make_runner
-from khpl_migrate.kernel.source import iter_records
+from khpl_migrate.kernel.runner import Runner, make_runner
 from khpl_migrate.settings import Settings
 from khpl_migrate.sync.model import SyncEntry, SyncPlan, SyncResult
 from khpl_migrate.sync.write import RecordWriter
+
+AGAIN = "run `khpl-migrate sync --apply` again: it judges every record afresh"
 
 
 def show_sync(plan: SyncPlan) -> SyncResult:
@@ -45,120 +44,62 @@ def apply_sync(
 ) -> SyncResult:
     """Carry out `plan`. Nothing to write: no backup and no manifest (a re-run only reads).
     `rate` caps the item writes (default: the plan's --max-write-rate)."""
-    began = time.monotonic()
-    bucket, run_id = plan.source.bucket, plan.stamp.run_id
     result = SyncResult.of_plan(plan)
     result.dry_run = False
-    result.resumed = resume_cut_off(store, settings.state_dir, bucket, plan.table, run_id)
-    work = {e.id: e for e in plan.to_write()}
-    if not work:
-        result.seconds = time.monotonic() - began
-        return result
-    backup = make_backup(store, plan.source, plan.digest, plan.stamp.migration_date)
-    journal = Journal(store, bucket, run_id, settings.state_dir, _header(plan, backup))
-    result.backup_key, result.manifest_key = backup, journal.key
-    result.manifest_path = str(journal.path)
-    executor = RecordWriter(store, plan, journal, result, rate)
-    progress = progress or NullProgress()
-    runner = runner or make_runner(settings.workers)
-    flight = Flight()
-    stop = Stop(flight.count, progress.say)
-    pool = _Pool(runner, executor, progress, flight, stop)
-    with stop.handling():  # the manifest is closed and uploaded whatever Ctrl-C does
-        try:
-            progress.start("Syncing", len(work))  # once Ctrl-C is handled
-            _feed(store, plan, list(work.values()), pool)
-        except KeyboardInterrupt:
-            stop.signal()  # raised where no handler could be set (not the main thread)
-            stop.cut = True
-        finally:
-            runner.drain()
-            progress.finish()
-            result.seconds = time.monotonic() - began
-            if executor.fatal:
-                result.stopped = str(executor.fatal[0])
-            elif stop.early:
-                twice = " twice: the records not started were left" if stop.now else ""
-                result.stopped = f"interrupted (Ctrl-C or SIGTERM{twice})"
-            journal.close(
-                {
-                    "outcomes": result.tally(),
-                    "failed": len(result.failed),
-                    "stopped": result.stopped,
-                }
-            )
-    if executor.fatal:
-        raise executor.fatal[0]
-    if stop.early:
-        raise errors.Interrupted(
-            f"Interrupted: {len(result.outcomes)} records synced, {len(result.failed)} failed, "
-            f"{len(work) - flight.handed + flight.left} not reached; the "
-            f"manifest is s3://{bucket}/{journal.key}",
-            "run `khpl-migrate sync --apply` again: it judges every record afresh",
-        )
+    work = plan.to_write()
+    planned = {
+        state.value: sum(1 for e in plan.entries if e.kind is state) for state in RecordState
+    }
+    spec = RunSpec(
+        header=run_header("sync", plan.stamp, plan.table, plan.source, plan.digest, planned),
+        source=plan.source,
+        digest=plan.digest,
+        records=plan.total,
+        to_write=len(work),
+        phase="Syncing",
+        again=AGAIN,
+        state_dir=settings.state_dir,
+    )
+    rate = rate or WriteRate(plan.options.max_write_rate)
+    pace = Pace(runner or make_runner(settings.workers), progress or NullProgress(), rate=rate)
+    guarded_run(store, spec, lambda ctx: Syncing(plan, work, ctx, result), pace, result)
     return result
 
 
-class _Pool:
-    """Hands each record to write to the runner, counting those in flight for Ctrl-C; after
-    a second Ctrl-C a record not started is left (nothing written, no line)."""
+class Syncing:
+    """Sync's side of the guarded run: each record to write, judged again and written by
+    the `RecordWriter`; then the items whose record left the source."""
 
-    def __init__(
-        self, runner: Runner, executor: RecordWriter, progress: Progress, flight: Flight, stop: Stop
-    ) -> None:
-        self.runner, self.executor, self.progress = runner, executor, progress
-        self.flight, self.stop = flight, stop
+    def __init__(self, plan: SyncPlan, work: list[SyncEntry], ctx: Context, result: SyncResult):
+        self.result, self.work = result, work
+        self.writer = RecordWriter(ctx, plan, result)
+        self.at_index = {e.index: e for e in work if e.index is not None}
 
-    def submit(self, entry: SyncEntry, record: Any) -> None:
-        work, done = self.executor.task(entry, record), self.executor.done(entry, self.progress)
+    def take(self, index: int, record: Any) -> Task | None:
+        entry = self.at_index.get(index)
+        return None if entry is None else self._task(entry, record)
 
-        def task() -> None:
-            if self.stop.now:
-                self.flight.leave()  # nothing written, no line: the next sync does it
-                return
-            work()
+    def rest(self) -> Iterable[Task]:
+        return (self._task(e, None) for e in self.work if e.index is None)
 
-        def ended(future: Future[None]) -> None:
-            try:
-                done(future)
-            finally:
-                self.flight.end()
+    def _task(self, entry: SyncEntry, record: Any) -> Task:
+        return Task(entry.index, entry.id, lambda: self.writer.sync(entry, record))
 
-        self.flight.hand()
-        self.runner.submit(task, ended)
+    def failed(self, task: Task, reason: str) -> None:
+        self.writer.fail_id(str(task.id), task.index, reason)
 
-    def stopping(self) -> bool:
-        """Take no more records: a fatal error, or Ctrl-C (then the run is cut short)."""
-        if self.stop.requested:
-            self.stop.cut = True
-        return bool(self.executor.fatal) or self.stop.requested
+    def drain(self, now: bool) -> None:
+        self.writer.drain(now)
 
+    def summary(self, stopped: str | None) -> SummaryLine:
+        return SummaryLine(
+            outcomes=self.result.tally(), failed=len(self.result.failed), stopped=stopped
+        )
 
-def _feed(store: Store, plan: SyncPlan, work: list[SyncEntry], pool: _Pool) -> None:
-    """Read the source again (the same pinned version) and hand each record to write to the
-    runner; then the items whose record left the source. A Ctrl-C after the last record
-    was handed cuts nothing short."""
-    at_index = {e.index: e for e in work if e.index is not None}
-    for index, record in iter_records(store, plan.source):
-        if pool.executor.fatal:
-            return
-        if index in at_index:
-            if pool.stopping():
-                return
-            pool.submit(at_index[index], record)
-    for entry in (e for e in work if e.index is None):
-        if pool.stopping():
-            return
-        pool.submit(entry, None)
-
-
-def _header(plan: SyncPlan, backup: str) -> dict[str, Any]:
-    return migration_header(
-        kind="sync",
-        started=plan.stamp.migration_date,
-        table=plan.table,
-        source=plan.source,
-        digest=plan.digest,
-        backup_key=backup,
-        planned={kind.value: sum(1 for e in plan.entries if e.kind is kind) for kind in Kind},
-    )
+    def interrupted(self, manifest: str) -> str:
+        result = self.result
+        left = len(self.work) - len(set(result.outcomes) | set(result.failed))
+        return (
+            f"Interrupted: {len(result.outcomes)} records synced, {len(result.failed)} failed, "
+            f"{left} not reached; the manifest is {manifest}"
+        )

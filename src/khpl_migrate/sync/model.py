@@ -27,10 +27,11 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from khpl_migrate.core.limits import attribute_sizes
-from khpl_migrate.core.threeway import CONFLICTS, Kind, Side
+from khpl_migrate.core.threeway import CONFLICTS, RecordState, Side
 from khpl_migrate.core.transform import FIELD_RUNS, IMAGE_RUNS, RunStamp
 from khpl_migrate.core.units import Unit, Units, item_units, label, replaced_unit
 from khpl_migrate.kernel.baseline import Baselines, History
+from khpl_migrate.kernel.engine import RunFacts
 from khpl_migrate.kernel.source import Digest, Source
 
 Take = Literal["source", "table"]
@@ -50,9 +51,11 @@ class SyncOptions:
 
 
 class Deletion(StrEnum):
-    PLANNED = "to delete"
-    WAITING = "not deleted: pass --delete"
-    REFUSED = "not deleted: more than --max-delete of the table"
+    """What happens to an item whose record left the source (stable codes)."""
+
+    PLANNED = "planned"  # to delete
+    WAITING = "waiting"  # not deleted: pass --delete
+    REFUSED = "refused"  # not deleted: more than --max-delete of the table
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class SyncEntry:
 
     id: str
     index: int | None  # in the source; None for an item whose record left the source
-    kind: Kind
+    kind: RecordState
     sides: Mapping[Unit, Side] = field(default_factory=dict)
     reason: str | None = None
     damaged: tuple[Damage, ...] = ()
@@ -96,7 +99,7 @@ class SyncEntry:
         repair = options.repair_images and any(d.repairable for d in self.damaged)
         settled = options.take is not None and self.kind in _SETTLED_BY_TAKE
         return (
-            self.kind in (Kind.NEW, Kind.UPDATE)
+            self.kind in (RecordState.NEW, RecordState.UPDATE)
             or self.deletion is Deletion.PLANNED
             or settled
             or repair
@@ -141,10 +144,14 @@ class SyncEntry:
         }
 
 
-_IN_STEP = frozenset({Kind.IN_STEP, Kind.APP_EQUAL, Kind.DELETED_IN_TABLE})
-DELETE_CONFLICTS = frozenset({Kind.DELETE_CONFLICT, Kind.TABLE_DELETE_CONFLICT})
-_PROBLEMS = frozenset({Kind.UNUSABLE, Kind.NO_BASELINE, Kind.APP_CONFLICT, *DELETE_CONFLICTS})
-_SETTLED_BY_TAKE = frozenset({Kind.CONFLICT, Kind.UPDATE, Kind.APP_CONFLICT, *DELETE_CONFLICTS})
+_IN_STEP = frozenset({RecordState.IN_STEP, RecordState.APP_EQUAL, RecordState.DELETED_IN_TABLE})
+DELETE_CONFLICTS = frozenset({RecordState.DELETE_CONFLICT, RecordState.TABLE_DELETE_CONFLICT})
+_PROBLEMS = frozenset(
+    {RecordState.UNUSABLE, RecordState.NO_BASELINE, RecordState.APP_CONFLICT, *DELETE_CONFLICTS}
+)
+_SETTLED_BY_TAKE = frozenset(
+    {RecordState.CONFLICT, RecordState.UPDATE, RecordState.APP_CONFLICT, *DELETE_CONFLICTS}
+)
 
 
 @dataclass(frozen=True)
@@ -202,7 +209,7 @@ class ItemView:
 
 
 @dataclass
-class SyncResult:
+class SyncResult(RunFacts):
     """What a sync did (or, in a dry run, would do) to every record it judged."""
 
     run_id: str
@@ -215,12 +222,6 @@ class SyncResult:
     written: dict[str, list[str]] = field(default_factory=dict)  # id -> the units it wrote
     failed: dict[str, str] = field(default_factory=dict)  # id -> why it could not be done
     superseded: list[str] = field(default_factory=list)
-    backup_key: str | None = None
-    manifest_key: str | None = None
-    manifest_path: str | None = None
-    seconds: float = 0.0
-    stopped: str | None = None
-    resumed: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -235,7 +236,7 @@ class SyncResult:
             len(plan.to_write()),
         )
 
-    def settle(
+    def record(
         self,
         entry: SyncEntry,
         final: SyncEntry,
@@ -255,7 +256,7 @@ class SyncResult:
         with self._lock:
             self.failed[rid] = reason
 
-    def count(self, *kinds: Kind) -> int:
+    def count(self, *kinds: RecordState) -> int:
         return sum(1 for e in self.entries if e.kind in kinds)
 
     def tally(self) -> dict[str, int]:
@@ -293,11 +294,15 @@ class SyncResult:
             "dryRun": self.dry_run,
             "total": self.total,
             "inStep": sum(1 for e in self.entries if e.in_step),
-            "toUpdate": self.count(Kind.UPDATE),
-            "new": self.count(Kind.NEW),
+            "toUpdate": self.count(RecordState.UPDATE),
+            "new": self.count(RecordState.NEW),
             "conflicts": sum(1 for e in self.entries if e.conflicts),
-            "deletedInSource": self.count(Kind.DELETED_IN_SOURCE, Kind.DELETE_CONFLICT),
-            "deletedInDynamoDB": self.count(Kind.DELETED_IN_TABLE, Kind.TABLE_DELETE_CONFLICT),
+            "deletedInSource": self.count(
+                RecordState.DELETED_IN_SOURCE, RecordState.DELETE_CONFLICT
+            ),
+            "deletedInDynamoDB": self.count(
+                RecordState.DELETED_IN_TABLE, RecordState.TABLE_DELETE_CONFLICT
+            ),
             "damaged": sum(1 for e in self.entries if e.damaged),
             "outcomes": self.tally(),
             "failed": [{"id": rid, "reason": why} for rid, why in sorted(self.failed.items())],
@@ -310,10 +315,6 @@ class SyncResult:
                 }
                 for e in self.named()
             ],
-            "backupKey": self.backup_key,
-            "manifestKey": self.manifest_key,
-            "seconds": round(self.seconds, 3),
-            "stopped": self.stopped,
-            "resumedFrom": self.resumed,
+            **self.facts_json(),
             "ok": self.ok,
         }

@@ -18,7 +18,7 @@ from khpl_migrate.aws import Store
 from khpl_migrate.core import errors
 from khpl_migrate.core.errors import RecordError
 from khpl_migrate.core.limits import MAX_ITEM_BYTES, attribute_sizes
-from khpl_migrate.core.threeway import Baseline, Kind, Verdict, judge
+from khpl_migrate.core.threeway import Baseline, RecordState, Verdict, judge
 from khpl_migrate.core.transform import RunStamp, describe_id, record_id, transform
 from khpl_migrate.core.units import (
     Unit,
@@ -103,7 +103,7 @@ def _require_a_run(table: str, items: Mapping[str, ItemView], past: History) -> 
     migrate every record without the plan, the review and the guide's order of steps."""
     if any(seen.tracked for seen in items.values()):
         return
-    if any(run.header.get("table") == table for run in past.runs.values()):
+    if any(run.table == table for run in past.runs.values()):
         return
     raise errors.FirstMigration(
         f"No run of khpl-migrate has written table {table}: this is a first migration, "
@@ -160,7 +160,7 @@ def _read_source(
             read.present.add(shown or "")
             read.present |= _spellings(record)
             read.unusable.append(
-                SyncEntry(shown or f"#{index}", index, Kind.UNUSABLE, reason=str(exc))
+                SyncEntry(shown or f"#{index}", index, RecordState.UNUSABLE, reason=str(exc))
             )
             continue
         read.present.add(rid)
@@ -281,12 +281,12 @@ def _entry(
     index = read.index.get(rid)
     if seen is None:
         if rid not in past.written:
-            return SyncEntry(rid, index, Kind.NEW)
+            return SyncEntry(rid, index, RecordState.NEW)
         last = past.last_wrote.get(rid)
         copy = baselines.by_run.get(rid, {}).get(last) if last else None
         if copy is None:
             why = baselines.problems.get(rid, "no run's copy of it is known")
-            return SyncEntry(rid, index, Kind.NO_BASELINE, reason=why)
+            return SyncEntry(rid, index, RecordState.NO_BASELINE, reason=why)
         gone = judge(source, None, copy, tool_item=False, written_before=True)
         return SyncEntry(rid, index, gone.kind, gone.sides)
     if source is None and not seen.tool:
@@ -296,7 +296,7 @@ def _entry(
         baseline = baselines.of(seen.slim, [*(source or {}), *seen.units])
     if baseline is None:
         why = baselines.problems.get(rid, "a run it needs left no baseline")
-        return SyncEntry(rid, index, Kind.NO_BASELINE, reason=why, damaged=damaged)
+        return SyncEntry(rid, index, RecordState.NO_BASELINE, reason=why, damaged=damaged)
     groups = nested_groups(seen.slim) | read.groups.get(rid, {})
     units = seen.with_replaced(replaced)
     verdict: Verdict = judge(source, units, baseline, tool_item=seen.tool, groups=groups)
@@ -307,7 +307,7 @@ def _entry(
             f"400 KB ({MAX_ITEM_BYTES:,} bytes). Fix: make the record smaller in the source "
             "(or the app's fields of the item), run again"
         )
-        return SyncEntry(rid, index, Kind.UNUSABLE, reason=why, damaged=damaged)
+        return SyncEntry(rid, index, RecordState.UNUSABLE, reason=why, damaged=damaged)
     return SyncEntry(rid, index, verdict.kind, verdict.sides, damaged=damaged, replaced=replaced)
 
 
@@ -352,8 +352,8 @@ def _guard_deletions(
         for e in entries
         if e.selected
         and (
-            e.kind is Kind.DELETED_IN_SOURCE
-            or (e.kind is Kind.DELETE_CONFLICT and options.take == "source")
+            e.kind is RecordState.DELETED_IN_SOURCE
+            or (e.kind is RecordState.DELETE_CONFLICT and options.take == "source")
         )
     ]
     if not deletable:

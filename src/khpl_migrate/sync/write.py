@@ -19,33 +19,26 @@ and hashes only.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from khpl_migrate.aws import ABSENT, ItemRejected, Store, Update
+from khpl_migrate.aws import Update
 from khpl_migrate.aws.items import Path
 from khpl_migrate.core import errors
-from khpl_migrate.core.errors import reason_of
-from khpl_migrate.core.layout import image_version_key
-from khpl_migrate.core.ratelimit import WriteRate
-from khpl_migrate.core.threeway import CONFLICTS, Kind, Side, Verdict, judge
+from khpl_migrate.core.threeway import CONFLICTS, RecordState, Side, Verdict, judge
 from khpl_migrate.core.transform import (
     FIELD_RUNS,
     IMAGE_RUNS,
     Image,
     RunStamp,
-    Transformed,
-    extension,
     transform,
 )
-from khpl_migrate.core.units import Unit, label, nested_groups, provenance, record_units, references
-from khpl_migrate.kernel.changes import REFS, Change, bare
-from khpl_migrate.kernel.manifest import Journal, RecordOutcome
-from khpl_migrate.kernel.progress import Progress
-from khpl_migrate.kernel.writer import put_new_item, stage_record
+from khpl_migrate.core.units import label, nested_groups, provenance, references
+from khpl_migrate.kernel.changes import REFS, bare
+from khpl_migrate.kernel.engine import Context
+from khpl_migrate.kernel.manifest import ImageLine, IntentLine, Outcome, RecordLine, RepairLine
+from khpl_migrate.kernel.writer import STOPPED, ItemWriter, Staged, stage_record
+from khpl_migrate.sync.change import SourceRecord, change_of, version_key
 from khpl_migrate.sync.model import Damage, Deletion, ItemView, SyncEntry, SyncPlan, SyncResult
 
 log = logging.getLogger(__name__)
@@ -62,82 +55,86 @@ _KEPT_ON_DELETE = (
 )
 
 
-@dataclass(frozen=True)
-class _Source:
-    """The source record as sync writes it: values and images, and their units."""
-
-    done: Transformed
-
-    @property
-    def units(self) -> dict[Unit, bytes]:
-        return record_units(self.done)
-
-    def image(self, name: str) -> Image | None:
-        return next((image for image in self.done.images if image.name == name), None)
-
-
 class RecordWriter:
-    """The real writes of one run: thread-safe, one record per task."""
+    """The real writes of one run: thread-safe, one record per task. A record new in the
+    source goes through the kernel's `ItemWriter`, as a migration's records do."""
 
-    def __init__(
-        self,
-        store: Store,
-        plan: SyncPlan,
-        journal: Journal,
-        result: SyncResult,
-        rate: WriteRate | None = None,
-    ):
-        self.store, self.plan, self.journal, self.result = store, plan, journal, result
+    def __init__(self, ctx: Context, plan: SyncPlan, result: SyncResult) -> None:
+        self.store, self.plan, self.result = ctx.store, plan, result
+        self.manifest, self.flight, self.progress = ctx.manifest, ctx.flight, ctx.pace.progress
         self.bucket, self.run_id, self.options = plan.source.bucket, plan.stamp.run_id, plan.options
-        self.fatal: list[errors.KhplError] = []
-        self._lock = threading.Lock()
         # --max-write-rate: every item write waits for its slot (the app is live).
-        self.rate = rate or WriteRate(plan.options.max_write_rate)
+        self.rate = ctx.pace.rate
+        self.items = ItemWriter(
+            ctx.store, plan.table, self.run_id, self._written, ctx.pace.batch, self.rate
+        )
+        self._new: dict[str, tuple[SyncEntry, Outcome]] = {}  # staged, waiting for their item
 
-    def task(self, entry: SyncEntry, record: Any) -> Callable[[], None]:
-        return lambda: self.sync(entry, record)
-
-    def done(self, entry: SyncEntry, progress: Progress) -> Callable[[Future[None]], None]:
-        def done(future: Future[None]) -> None:
-            exc = future.exception()
-            if isinstance(exc, errors.FATAL):
-                self.fatal.append(exc)
-            elif exc is not None:
-                log.debug("record %s failed", entry.id, exc_info=exc)
-                self.fail(entry, reason_of(exc))
-            progress.advance(failed=entry.id in self.result.failed)
-
-        return done
-
-    def settle(self, entry: SyncEntry, final: SyncEntry, outcome: str, **line: Any) -> None:
+    def done(
+        self,
+        entry: SyncEntry,
+        final: SyncEntry,
+        outcome: Outcome,
+        *,
+        reason: str | None = None,
+        carried: tuple[str, ...] = (),
+        adopted: tuple[str, ...] = (),
+        superseded: tuple[str, ...] = (),
+        images: tuple[ImageLine, ...] = (),
+        item_written: bool = False,
+        deletion_accepted: bool = False,
+    ) -> None:
         """Record what was done to a record, and how it stands now."""
-        self.journal.line(
-            {"type": "record", "id": entry.id, "index": entry.index, "outcome": outcome, **line}
+        self.manifest.write(
+            RecordLine(
+                id=entry.id,
+                index=entry.index,
+                outcome=outcome,
+                reason=reason,
+                item_written=item_written,
+                images=images,
+                carried=carried,
+                adopted=adopted,
+                superseded=superseded,
+                deletion_accepted=deletion_accepted,
+            )
         )
-        written = [*line.get("carried", []), *line.get("adopted", [])]
-        self.result.settle(entry, final, outcome, line.get("superseded", []), written)
+        self.result.record(entry, final, outcome, superseded, [*carried, *adopted])
 
-    def fail(self, entry: SyncEntry, reason: str) -> None:
-        self.journal.line(
-            {
-                "type": "record",
-                "id": entry.id,
-                "index": entry.index,
-                "outcome": "failed",
-                "reason": reason,
-            }
-        )
-        self.result.fail(entry.id, reason)
+    def fail(self, entry: SyncEntry, reason: str, images: tuple[ImageLine, ...] = ()) -> None:
+        self.fail_id(entry.id, entry.index, reason, images)
+
+    def fail_id(
+        self, rid: str, index: int | None, reason: str, images: tuple[ImageLine, ...] = ()
+    ) -> None:
+        """A record's failure: its line (naming the images it stored), its count."""
+        self.manifest.write(RecordLine(id=rid, index=index, reason=reason, images=images))
+        self.result.fail(rid, reason)
+
+    def drain(self, now: bool) -> None:
+        """The last batch of new records' items: written, or (a second Ctrl-C) left."""
+        if now:
+            self.items.abandon(STOPPED)
+        else:
+            self.items.flush()
 
     # -- one record -----------------------------------------------------------------
 
-    def sync(self, entry: SyncEntry, record: Any) -> None:
-        if entry.kind is Kind.NEW:
-            self.migrate(entry, record)
-            return
-        if entry.kind is Kind.TABLE_DELETE_CONFLICT:
-            self.settle_deleted_in_table(entry, record)
-            return
+    def sync(self, entry: SyncEntry, record: Any) -> bool:
+        """One record's task; True when it is held in the item writer's batch."""
+        try:
+            if entry.kind is RecordState.NEW:
+                return self.migrate(entry, record)
+            if entry.kind is RecordState.TABLE_DELETE_CONFLICT:
+                return self.settle_deleted_in_table(entry, record)
+            self.judged(entry, record)
+            return False
+        finally:
+            if entry.id not in self._new:
+                self.progress.advance(failed=entry.id in self.result.failed)
+
+    def judged(self, entry: SyncEntry, record: Any) -> None:
+        """Judge the record again against the item as it is now, and write the verdict."""
         for _ in range(ATTEMPTS):
             item = self.store.get_item(self.plan.table, entry.id)
             if item is None:
@@ -147,7 +144,7 @@ class RecordWriter:
             source = None
             if record is not None:
                 stamp = RunStamp(self.run_id, "", mask_aadhaar=seen.masked)
-                source = _Source(transform(record, stamp))
+                source = SourceRecord(transform(record, stamp))
             others = [*(source.units if source else {}), *seen.units]
             baseline = self.plan.baselines.of(seen.slim, others)
             if baseline is None:
@@ -170,51 +167,50 @@ class RecordWriter:
         """The app deleted the item during the run: its deletion stands, and the source's
         edits the plan would have carried over are reported, not lost."""
         edited = {u: s for u, s in entry.sides.items() if s is Side.SOURCE}
-        kind = Kind.TABLE_DELETE_CONFLICT if edited else Kind.DELETED_IN_TABLE
+        kind = RecordState.TABLE_DELETE_CONFLICT if edited else RecordState.DELETED_IN_TABLE
         final = replace(entry, kind=kind, sides=edited, damaged=())
-        self.settle(entry, final, "unchanged", reason="deleted in DynamoDB during the run")
+        self.done(entry, final, Outcome.UNCHANGED, reason="deleted in DynamoDB during the run")
 
-    def settle_deleted_in_table(self, entry: SyncEntry, record: Any) -> None:
+    def settle_deleted_in_table(self, entry: SyncEntry, record: Any) -> bool:
         """--take for a record the app deleted and the source edited: `source` migrates it
         again, `table` accepts the deletion (this run's copy becomes its baseline)."""
         if self.options.take == "source":
-            self.migrate(entry, record, outcome="settled")
-            return
-        final = replace(entry, kind=Kind.DELETED_IN_TABLE, sides={})
-        self.settle(entry, final, "settled", deletionAccepted=True)
+            return self.migrate(entry, record, Outcome.SETTLED)
+        final = replace(entry, kind=RecordState.DELETED_IN_TABLE, sides={})
+        self.done(entry, final, Outcome.SETTLED, deletion_accepted=True)
+        return False
 
-    def migrate(self, entry: SyncEntry, record: Any, outcome: str = "migrated") -> None:
+    def migrate(self, entry: SyncEntry, record: Any, outcome: Outcome = Outcome.MIGRATED) -> bool:
         """A record new in the source (or the app deleted, taken from the source again):
-        migrated as `migrate` would, by this run."""
+        migrated as `migrate` would, by this run: its images, then its item in the
+        `ItemWriter`'s next batch (True: held there until it is written)."""
         staged = stage_record(self.store, self.plan, entry.index or 0, record)
-        if isinstance(staged, RecordOutcome):  # it ended before its item: failed, or taken
-            self.journal.record(staged)
-            if staged.outcome == "failed":
-                self.result.fail(entry.id, staged.reason or "")
-            else:
-                self.result.settle(entry, entry, "left untouched")
-            return
-        try:
-            self.rate.acquire()
-            written = put_new_item(self.store, self.plan.table, staged.item, self.run_id)
-        except ItemRejected as exc:
-            self.fail(entry, f"DynamoDB refused the item: {exc}")
-            return
-        images = [asdict(w) for w in staged.writes]
-        if not written:
-            self.settle(
-                entry,
-                entry,
-                "left untouched",
-                images=images,
-                reason="an item with this id appeared during the run",
-            )
-            return
-        final = replace(entry, kind=Kind.IN_STEP, sides={})
-        self.settle(entry, final, outcome, itemWritten=True, images=images)
+        if isinstance(staged, RecordLine):  # it ended before its item: failed, or taken
+            self._ended(entry, outcome, staged)
+            return False
+        self._new[staged.id] = (entry, outcome)
+        self.items.add(staged)
+        return True
+
+    def _written(self, staged: Staged, line: RecordLine) -> None:
+        """The item writer's verdict on a new record it held."""
+        entry, outcome = self._new.pop(staged.id)
+        self._ended(entry, outcome, line)
+        self.flight.end()
+        self.progress.advance(failed=entry.id in self.result.failed)
+
+    def _ended(self, entry: SyncEntry, outcome: Outcome, line: RecordLine) -> None:
+        if line.outcome == Outcome.FAILED:
+            self.fail(entry, line.reason or "", line.images)
+        elif line.outcome == Outcome.SKIPPED:  # the app registered the id during the run
+            reason = "an item with this id appeared during the run"
+            self.done(entry, entry, Outcome.LEFT_UNTOUCHED, reason=reason, images=line.images)
+        else:
+            final = replace(entry, kind=RecordState.IN_STEP, sides={})
+            self.done(entry, final, outcome, images=line.images, item_written=True)
 
     def update(
-        self, entry: SyncEntry, item: dict[str, Any], source: _Source, verdict: Verdict
+        self, entry: SyncEntry, item: dict[str, Any], source: SourceRecord, verdict: Verdict
     ) -> bool:
         """One conditional UpdateItem for the record as judged now; False: it changed."""
         take = self.options.take if entry.selected else None
@@ -230,19 +226,18 @@ class RecordWriter:
             final = replace(
                 entry, kind=verdict.kind, sides=verdict.sides, damaged=_left(entry, repaired)
             )
-            self.settle(entry, final, "repaired" if repaired else "unchanged")
+            self.done(entry, final, Outcome.REPAIRED if repaired else Outcome.UNCHANGED)
             return True
-        change, uploads = self.change_of(entry.id, item, source, carry, adopt)
-        self.journal.line(
-            {
-                "type": "intent",
-                "id": entry.id,
-                "set": [label(u) for u in carry if _present(source, u)],
-                "removed": [label(u) for u in carry if not _present(source, u)],
-                "adopted": [label(u) for u in adopt],
-                "prev": {label(u): provenance(item, u) for u in carry + adopt},
-                "images": change.images,
-            }
+        change, uploads = change_of(entry.id, item, source, carry, adopt, self.run_id)
+        self.manifest.write(
+            IntentLine(
+                id=entry.id,
+                set=tuple(label(u) for u in carry if source.has(u)),
+                removed=tuple(label(u) for u in carry if not source.has(u)),
+                adopted=tuple(label(u) for u in adopt),
+                prev={label(u): provenance(item, u) for u in carry + adopt},
+                images=change.moves(),
+            )
         )
         for image in uploads:  # after the intent: a run cut off here left keys it names
             self.upload(entry.id, image)
@@ -252,66 +247,23 @@ class RecordWriter:
         repaired = self.repair(entry, item, source, repairs)
         done = set(carry) | set(adopt)
         sides = {u: s for u, s in verdict.sides.items() if u not in done}
-        kind = Kind.CONFLICT if any(s in CONFLICTS for s in sides.values()) else Kind.IN_STEP
+        conflict = any(s in CONFLICTS for s in sides.values())
+        kind = RecordState.CONFLICT if conflict else RecordState.IN_STEP
         final = replace(entry, kind=kind, sides=sides, damaged=_left(entry, repaired))
         settled = take is not None and bool(verdict.conflicts)
-        self.settle(
+        self.done(
             entry,
             final,
-            "settled" if settled else "updated" if carry else "adopted",
-            carried=[label(u) for u in carry],
-            adopted=[label(u) for u in adopt],
-            superseded=change.superseded,
+            Outcome.SETTLED if settled else Outcome.UPDATED if carry else Outcome.ADOPTED,
+            carried=tuple(label(u) for u in carry),
+            adopted=tuple(label(u) for u in adopt),
+            superseded=tuple(change.superseded),
         )
         return True
 
-    def change_of(
-        self,
-        rid: str,
-        item: dict[str, Any],
-        source: _Source,
-        carry: list[Unit],
-        adopt: list[Unit],
-    ) -> tuple[Change, list[Image]]:
-        """The UpdateItem that carries `carry` over and moves the baseline of both, and the
-        images to upload before it."""
-        change = Change(owner=item.get("migrationRunId", ABSENT))
-        uploads = []
-        for unit in carry:
-            kind, name = unit
-            if kind == "field":
-                change.field(name, source.done.item.get(name, ABSENT), item.get(name, ABSENT))
-                continue
-            image = source.image(name)
-            change.image(item, name, _reference(rid, image) if image is not None else ABSENT)
-            if image is not None:
-                uploads.append(image)
-        for kind, name in adopt:  # the value stays; only its baseline moves
-            current = (
-                item.get(name, ABSENT) if kind == "field" else references(item).get(name, ABSENT)
-            )
-            change.expect[(name,) if kind == "field" else (REFS, name)] = current
-        for unit in carry + adopt:
-            change.runs(item, unit, self.run_id)
-        # An image nested in a field was judged with that field: the write holds only while
-        # the field is as read (the app reshaping the list in between must not shift it).
-        groups = nested_groups(item, source.done.item)
-        for unit in carry + adopt:
-            group = groups.get(unit)
-            if group is not None and (group,) not in change.set:
-                change.expect.setdefault((group,), item.get(group, ABSENT))
-        if "maskedFields" in item:  # a masked item lists the fields carried in masked
-            now = list(item["maskedFields"])
-            carried = {name for kind, name in carry if kind == "field"}
-            masked = set(now) | (set(source.done.item.get("maskedFields", [])) & carried)
-            if masked != set(now):
-                change.set[("maskedFields",)] = sorted(masked)
-                change.expect[("maskedFields",)] = now
-        return change, uploads
-
     def upload(self, rid: str, image: Image) -> None:
         """The source's new image at a key of its own, never over other bytes."""
-        key = image_version_key(rid, image.name, extension(image.mime), image.sha256)
+        key = version_key(rid, image)
         outcome = self.store.put_object_if_absent(
             self.bucket, key, image.data, image.mime, self.run_id
         )
@@ -322,7 +274,7 @@ class RecordWriter:
             )
 
     def repair(
-        self, entry: SyncEntry, item: dict[str, Any], source: _Source, damaged: list[Damage]
+        self, entry: SyncEntry, item: dict[str, Any], source: SourceRecord, damaged: list[Damage]
     ) -> list[Damage]:
         """Put back the source's bytes where the reference still points at the damaged
         object and that object is still the version that was checked. A repair that
@@ -350,9 +302,7 @@ class RecordWriter:
                 log.warning("could not repair %s: %s", damage.key, exc)
                 continue
             if done:
-                self.journal.line(
-                    {"type": "repair", "id": entry.id, "key": damage.key, "sha256": image.sha256}
-                )
+                self.manifest.write(RepairLine(id=entry.id, key=damage.key, sha256=image.sha256))
                 repaired.append(damage)
         return repaired
 
@@ -360,17 +310,18 @@ class RecordWriter:
         """A record deleted in the source: the item goes (--delete, still its baseline), or,
         settled with --take table, it is released to the app (no longer the migration's)."""
         take = self.options.take if entry.selected else None
-        if take == "table" and verdict.kind is Kind.DELETE_CONFLICT:
+        if take == "table" and verdict.kind is RecordState.DELETE_CONFLICT:
             return self.release(entry, item)
-        deletable = verdict.kind is Kind.DELETED_IN_SOURCE or (
-            take == "source" and verdict.kind is Kind.DELETE_CONFLICT
+        deletable = verdict.kind is RecordState.DELETED_IN_SOURCE or (
+            take == "source" and verdict.kind is RecordState.DELETE_CONFLICT
         )
         if entry.deletion is not Deletion.PLANNED or not deletable:
-            self.settle(entry, replace(entry, kind=verdict.kind, sides=verdict.sides), "unchanged")
+            final = replace(entry, kind=verdict.kind, sides=verdict.sides)
+            self.done(entry, final, Outcome.UNCHANGED)
             return True
         kept = {k: item[k] for k in _KEPT_ON_DELETE if k in item}
         kept[REFS] = {name: bare(ref) for name, ref in references(item).items()}
-        self.journal.line({"type": "intent", "id": entry.id, "delete": True, "item": kept})
+        self.manifest.write(IntentLine(id=entry.id, delete=True, item=kept))
         expect: dict[Path, Any] = {(k,): v for k, v in item.items() if k != "id"}
         self.rate.acquire()
         deleted = self.store.delete_item_if(self.plan.table, entry.id, expect)
@@ -383,7 +334,8 @@ class RecordWriter:
                 return False
             self.fail(entry, "the app changed the item while it was deleted; put back")
             return True
-        self.settle(entry, replace(entry, kind=Kind.IN_STEP, sides={}, deletion=None), "deleted")
+        final = replace(entry, kind=RecordState.IN_STEP, sides={}, deletion=None)
+        self.done(entry, final, Outcome.DELETED)
         return True
 
     def release(self, entry: SyncEntry, item: dict[str, Any]) -> bool:
@@ -391,7 +343,7 @@ class RecordWriter:
         stays, as the app's own (no longer the migration's to delete or update)."""
         owner = {k: item[k] for k in ("migrationRunId", FIELD_RUNS, IMAGE_RUNS) if k in item}
         # Who wrote it (run ids, no values): what a rollback of this run puts back.
-        self.journal.line({"type": "intent", "id": entry.id, "release": True, "owner": owner})
+        self.manifest.write(IntentLine(id=entry.id, release=True, owner=owner))
         update = Update(
             remove=(("migrationRunId",), (FIELD_RUNS,), (IMAGE_RUNS,)),
             expect={(k,): v for k, v in owner.items()},
@@ -399,28 +351,8 @@ class RecordWriter:
         self.rate.acquire()
         if not self.store.update_item_if(self.plan.table, entry.id, update):
             return False
-        self.settle(entry, replace(entry, kind=Kind.APP_EQUAL, sides={}), "released")
+        self.done(entry, replace(entry, kind=RecordState.APP_EQUAL, sides={}), Outcome.RELEASED)
         return True
-
-
-def _reference(rid: str, image: Image) -> dict[str, Any]:
-    """The reference of a changed image: a key of its own, from its bytes."""
-    key = image_version_key(rid, image.name, extension(image.mime), image.sha256)
-    entry: dict[str, Any] = {
-        "s3Key": key,
-        "mimeType": image.mime,
-        "size": image.size,
-        "sha256": image.sha256,
-        "field": list(image.path),
-    }
-    if image.header is not None:
-        entry["dataUrlHeader"] = image.header
-    return entry
-
-
-def _present(source: _Source, unit: Unit) -> bool:
-    kind, name = unit
-    return name in source.done.item if kind == "field" else source.image(name) is not None
 
 
 def _left(entry: SyncEntry, repaired: list[Damage]) -> tuple[Damage, ...]:

@@ -566,10 +566,10 @@ def _superseded(past: History) -> set[str]:
     keys: set[str] = set()
     for run in past.runs.values():
         for line in run.records:
-            keys.update(str(key) for key in line.get("superseded", []))
+            keys.update(line.superseded)
         for intent in run.intents:
-            for move in (intent.get("images") or {}).values():
-                keys.update(str(ref["s3Key"]) for ref in (move.get("from"), move.get("to")) if ref)
-            deleted = (intent.get("item") or {}).get("imageUploadResults") or {}
+            for move in intent.images.values():
+                keys.update(str(ref["s3Key"]) for ref in (move.from_, move.to) if ref)
+            deleted = (intent.item or {}).get("imageUploadResults") or {}
             keys.update(str(ref["s3Key"]) for ref in deleted.values() if ref)
     return keys

@@ -18,7 +18,7 @@ from khpl_migrate.aws import Store
 from khpl_migrate.core.errors import RecordError
 from khpl_migrate.core.transform import MIGRATED_FROM, record_id
 from khpl_migrate.kernel import source as source_mod
-from khpl_migrate.kernel.manifest import tables_written
+from khpl_migrate.kernel.runs import tables_written
 from khpl_migrate.settings import Settings
 
 # Where the registration form keeps the player's name; the first present is shown.
