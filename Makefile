@@ -49,10 +49,13 @@ soak: setup system
 	$(BIN)/pytest --slow tests/faults/test_app_data_machine.py tests/faults/test_sync_properties.py \
 		tests/faults/test_properties.py
 
+# .pre-commit-config.yaml runs these same checks before each commit (tests/unit holds
+# its hooks to this target); validate-config proves it parses as pre-commit reads it.
 lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/pre-commit validate-config .pre-commit-config.yaml
 
 format: setup
 	$(BIN)/ruff format src tests bench
