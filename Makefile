@@ -43,7 +43,7 @@ system:
 test: setup system
 	$(BIN)/pytest
 
-# The long profile of the fault properties and the live-app state machine (README,
+# The long profile of the fault properties and the live-app state machine (docs/operations.md,
 # "Faults, crashes and bad input"): about 15 minutes; before a release.
 soak: setup system
 	$(BIN)/pytest --slow tests/faults/test_app_data_machine.py tests/faults/test_sync_properties.py \
