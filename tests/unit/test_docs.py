@@ -64,11 +64,13 @@ def test_no_page_for_a_command_that_does_not_exist() -> None:
         assert set(generated_for(page)) <= commands, page
 
 
-def test_the_list_of_commands_links_every_page() -> None:
+def test_the_list_of_commands_and_the_readme_link_every_page() -> None:
     index = INDEX.read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for page in COMMANDS.glob("*.md"):
         if page != INDEX:
             assert f"]({page.name})" in index, f"{INDEX.relative_to(ROOT)} misses {page.name}"
+            assert f"](docs/commands/{page.name})" in readme, f"the README misses {page.name}"
 
 
 def test_the_generated_parts_are_up_to_date() -> None:
