@@ -8,7 +8,7 @@ JAR_STAMP := node_modules/.installed
 # Every package of the development environment, exact versions and hashes (pip-tools).
 LOCK := requirements/dev.lock
 
-.PHONY: setup system demo test soak lint format bench lock clean
+.PHONY: setup system demo test soak lint docs docs-check format bench lock clean
 
 setup: $(STAMP) $(JAR_STAMP)
 
@@ -43,20 +43,35 @@ system:
 test: setup system
 	$(BIN)/pytest
 
-# The long profile of the fault properties and the live-app state machine (README,
+# The long profile of the fault properties and the live-app state machine (docs/operations.md,
 # "Faults, crashes and bad input"): about 15 minutes; before a release.
 soak: setup system
 	$(BIN)/pytest --slow tests/faults/test_app_data_machine.py tests/faults/test_sync_properties.py \
 		tests/faults/test_properties.py
 
-lint: setup
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+# .pre-commit-config.yaml runs these same checks before each commit (tests/unit holds
+# its hooks to this target); validate-config proves it parses as pre-commit reads it.
+lint: setup docs-check
+	$(BIN)/ruff check src tests bench docs
+	$(BIN)/ruff format --check src tests bench docs
 	$(BIN)/mypy
+	$(BIN)/pre-commit validate-config .pre-commit-config.yaml
+
+# The command pages' generated parts: each command's own --help (docs/cogs.py), in
+# cog blocks. `make docs` rewrites them after a command's help changed; docs-check
+# (in lint, and tests/unit/test_docs.py) fails while one is stale.
+PAGES := $(wildcard docs/commands/*.md)
+COG := $(BIN)/cog -I docs --verbosity=1
+
+docs: setup
+	$(COG) -r $(PAGES)
+
+docs-check: setup
+	$(COG) --check --diff --check-fail-msg="a generated part is stale: run make docs" $(PAGES)
 
 format: setup
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench docs
+	$(BIN)/ruff check --fix src tests bench docs
 
 # Speed and memory are measured here, never by timed tests (shared, noisy machines).
 bench: setup

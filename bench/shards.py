@@ -6,7 +6,7 @@ a fresh bucket and table: `migrate --apply` (one process), then `migrate --apply
 --shards N` (prepare: plan and snapshot; then N local shard processes, each
 streaming the whole snapshot and keeping its own records). Wall time, records/s,
 and CPU of the whole process tree (wait4 counts the reaped children too), plus
-the per-record CPU and bytes that the README's "how many shards for 1 TB"
+the per-record CPU and bytes that docs/performance.md's "a 1 TB source in an hour?"
 arithmetic starts from. One JSON line on stdout.
 """
 

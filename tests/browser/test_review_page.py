@@ -24,7 +24,7 @@ def test_every_thumbnail_on_the_first_page_shows_an_image(
     assert all(width > 0 for width in widths), widths
     shot = artifacts / "review-page.png"
     page.screenshot(path=str(shot), full_page=True)
-    page.screenshot(path=str(artifacts / "review-page-top.png"))  # what the README shows
+    page.screenshot(path=str(artifacts / "review-page-top.png"))  # docs/commands/review.md
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print(f"screenshot: {shot}")
 

@@ -1,4 +1,4 @@
-"""The README's "Use it from Python" block, run as it is against the local stack."""
+"""docs/python.md's "Use it from Python" block, run as it is against the local stack."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from khpl_migrate.setup.table import create_table
 from tests.helpers import command_env, items, put_source
 
 pytestmark = pytest.mark.command
-README = Path(__file__).resolve().parents[2] / "README.md"
+PYTHON_API = Path(__file__).resolve().parents[2] / "docs" / "python.md"
 
 
 def _example() -> str:
-    section = README.read_text().split("## Use it from Python", 1)[1]
+    section = PYTHON_API.read_text().split("# Use it from Python", 1)[1]
     found = re.search(r"```python\n(.*?)```", section, re.S)
-    assert found, "no python block in the README's 'Use it from Python'"
+    assert found, "no python block in docs/python.md's 'Use it from Python'"
     return found.group(1)
 
 

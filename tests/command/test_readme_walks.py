@@ -1,5 +1,6 @@
-"""The README's "Quick start" and "The cut-over", walked as an operator would, from the
-README's own text: a command changed there is the command tested here, so they cannot rot."""
+"""The README's "Quick start" and docs/cutover.md's "Closing the window", walked as an
+operator would, from their own text: a command changed there is the command tested here,
+so they cannot rot."""
 
 from __future__ import annotations
 
@@ -21,21 +22,22 @@ from tests.review_server import start_review
 pytestmark = pytest.mark.command
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+CUTOVER = ROOT / "docs" / "cutover.md"
 
 
-def _section(title: str) -> str:
-    text = README.read_text()
-    assert f"\n## {title}\n" in text, f"the README has no section {title!r}"
+def _section(title: str, doc: Path = README) -> str:
+    text = doc.read_text()
+    assert f"\n## {title}\n" in text, f"{doc.relative_to(ROOT)} has no section {title!r}"
     return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
-def _commands(title: str, program: str) -> list[list[str]]:
+def _commands(title: str, program: str, doc: Path = README) -> list[list[str]]:
     """The commands of the section's ```bash block, comments left out."""
-    found = re.search(r"```bash\n(.*?)```", _section(title), re.S)
-    assert found, f"no bash block in the README's {title!r}"
+    found = re.search(r"```bash\n(.*?)```", _section(title, doc), re.S)
+    assert found, f"no bash block in {doc.relative_to(ROOT)}'s {title!r}"
     lines = [line.split("  #", 1)[0].strip() for line in found.group(1).splitlines()]
     commands = [shlex.split(line) for line in lines if line.startswith(program + " ")]
-    assert commands, f"no {program} command in the README's {title!r}"
+    assert commands, f"no {program} command in {doc.relative_to(ROOT)}'s {title!r}"
     return [command[1:] for command in commands]
 
 
@@ -90,7 +92,7 @@ def _checklist(page: str) -> dict[str, str]:
     return dict(re.findall(r'data-check="(\w+)" data-state="(\w+)"', page))
 
 
-def test_the_cut_over_as_the_readme_gives_it_ends_green_with_the_apps_edits_kept(
+def test_the_cut_over_as_the_docs_give_it_ends_green_with_the_apps_edits_kept(
     store: Store,
     settings: Settings,
     env: dict[str, str],
@@ -118,7 +120,7 @@ def test_the_cut_over_as_the_readme_gives_it_ends_green_with_the_apps_edits_kept
     other_photo = store.get_bytes(bucket, image_key(source[3], "userPhoto")) or b""
     app_puts_over(store, bucket, image_key(source[2], "userPhoto"), other_photo, "image/jpeg")
 
-    commands = _commands("The cut-over", "khpl-migrate")
+    commands = _commands("Closing the window", "khpl-migrate", CUTOVER)
     assert [c[0] for c in commands] == [
         "sync",
         "freeze-source",
@@ -165,7 +167,7 @@ def test_the_cut_over_as_the_readme_gives_it_ends_green_with_the_apps_edits_kept
         "Version": "2012-10-17",
         "Statement": [theirs, statement(bucket, settings.source_key)],
     }
-    # The freeze is lifted as the README says, exactly: the source is gone by now.
+    # The freeze is lifted as docs/cutover.md says, exactly: the source is gone by now.
     lifted = run(["freeze-source", "--undo", "--apply"], env)
     assert lifted.returncode == 0, lifted.stderr
     assert store.bucket_policy(bucket) == {"Version": "2012-10-17", "Statement": [theirs]}

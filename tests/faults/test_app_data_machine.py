@@ -14,7 +14,7 @@ operator took the source for that id); each item the app deleted stays deleted; 
 app's own items and objects are untouched; every object any item names exists, with the
 bytes its reference names or the app's own; and after the operator settles conflicts a
 second sync has nothing left to write. Exceptions are failures: no traceback is allowed.
-`make soak` runs it far longer (see the README).
+`make soak` runs it far longer (see docs/operations.md).
 """
 
 from __future__ import annotations

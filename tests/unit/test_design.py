@@ -136,9 +136,3 @@ def test_nothing_imports_the_command_line_and_there_is_no_cycle() -> None:
 
     for unit in sorted(graph):
         visit(unit, ())
-
-
-def test_the_readme_module_list_agrees_with_the_design() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    listed = set(re.findall(r"^  (\w+)(?:/|\.py) ", readme, re.M))
-    assert listed == units(), (sorted(units() - listed), sorted(listed - units()))
