@@ -15,7 +15,8 @@ from khpl_migrate.migrate.plan import build_plan
 from khpl_migrate.settings import Settings
 from khpl_migrate.setup.table import create_table
 from khpl_migrate.verify.compare import diff_values
-from khpl_migrate.verify.deep import DAMAGE_SIDE, REPLACED_SIDE, TABLE_SIDE, deep_verify
+from khpl_migrate.verify.deep import deep_verify
+from khpl_migrate.verify.sides import DAMAGE_SIDE, REPLACED_SIDE, TABLE_SIDE
 from tests.helpers import app_puts_over, app_sets, damage_five_ways, image_key, put_source
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,8 @@ from khpl_migrate.setup.table import create_table
 from khpl_migrate.sync.apply import apply_sync
 from khpl_migrate.sync.model import Deletion, SyncOptions, SyncPlan, SyncResult
 from khpl_migrate.sync.plan import plan_sync
-from khpl_migrate.verify.deep import SOURCE_SIDE, deep_verify
+from khpl_migrate.verify.deep import deep_verify
+from khpl_migrate.verify.sides import SOURCE_SIDE
 from tests.helpers import Timeline, app_sets, image_key, items, migrate, objects, put_source
 
 pytestmark = pytest.mark.integration

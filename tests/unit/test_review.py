@@ -13,7 +13,7 @@ from khpl_migrate.kernel.backups import Backup
 from khpl_migrate.kernel.manifest import Manifest, RunHeader, SummaryLine
 from khpl_migrate.review.checks import Checks, RecordRow, checklist
 from khpl_migrate.review.records import find, image_refs, shown_fields, thumbnail
-from khpl_migrate.verify.deep import DeepEntry, DeepReport
+from khpl_migrate.verify.model import DeepEntry, DeepReport
 from khpl_migrate.verify.status import VerifyReport
 
 

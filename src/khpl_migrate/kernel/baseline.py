@@ -24,7 +24,15 @@ from khpl_migrate.core import errors
 from khpl_migrate.core.layout import backup_key_of_run
 from khpl_migrate.core.threeway import Baseline
 from khpl_migrate.core.transform import RunStamp, Transformed, record_id, transform
-from khpl_migrate.core.units import Unit, Units, digest, item_units, provenance, record_units
+from khpl_migrate.core.units import (
+    Unit,
+    Units,
+    digest,
+    item_units,
+    provenance,
+    record_units,
+    runs_of,
+)
 from khpl_migrate.kernel.manifest import Manifest, Outcome
 from khpl_migrate.kernel.runs import list_runs, rollback_records
 from khpl_migrate.kernel.source import Source, iter_records
@@ -76,6 +84,23 @@ def history(store: Store, bucket: str, state_dir: Path | None = None) -> History
 
 # A sync's outcomes after which the record's baseline is that run's copy of it.
 _MOVES_BASELINE = frozenset({Outcome.UPDATED, Outcome.ADOPTED, Outcome.SETTLED})
+
+
+def backups_needed(
+    items: Mapping[str, Mapping[str, Any]], gone: Iterable[str], past: History
+) -> dict[str, set[str]]:
+    """Which ids each run's backup must give (run -> ids): every item a run wrote needs the
+    copies of the runs that wrote it, unit by unit; a record whose item a run wrote and
+    the app deleted (`gone`), the last such run's. Sync's plan and `verify --deep` ask."""
+    needs: dict[str, set[str]] = {}
+    for rid, item in items.items():
+        for run in runs_of(item):
+            needs.setdefault(run, set()).add(rid)
+    for rid in gone:
+        last = past.last_wrote.get(rid)
+        if rid in past.written and last is not None:
+            needs.setdefault(last, set()).add(rid)
+    return needs
 
 
 @dataclass

@@ -33,7 +33,8 @@ from khpl_migrate.migrate.plan import Action, Plan, PlanEntry, build_plan
 from khpl_migrate.settings import DEFAULT_SOURCE_KEY, Settings
 from khpl_migrate.setup import local
 from khpl_migrate.setup.table import TableResult, create_table
-from khpl_migrate.verify.deep import DeepReport, deep_verify
+from khpl_migrate.verify.deep import deep_verify
+from khpl_migrate.verify.model import DeepReport
 from khpl_migrate.verify.status import VerifyReport, verify
 
 REHEARSAL_BUCKET = "khpl-rehearsal"  # a name no real bucket of the operator's is confused with

@@ -19,7 +19,7 @@ from khpl_migrate.migrate.plan import PlanEntry
 from khpl_migrate.order import hint, next_after
 from khpl_migrate.rollback.apply import RollbackResult
 from khpl_migrate.rollback.plan import ALREADY_UNDONE
-from khpl_migrate.verify.deep import DeepReport
+from khpl_migrate.verify.model import DeepReport
 from khpl_migrate.verify.status import VerifyReport
 
 

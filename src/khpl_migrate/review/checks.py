@@ -29,7 +29,8 @@ from khpl_migrate.kernel.manifest import Manifest
 from khpl_migrate.kernel.runner import Runner
 from khpl_migrate.kernel.runs import list_runs
 from khpl_migrate.settings import Settings
-from khpl_migrate.verify.deep import DeepEntry, DeepReport, Status, deep_verify
+from khpl_migrate.verify.deep import deep_verify
+from khpl_migrate.verify.model import DeepEntry, DeepReport, Status
 from khpl_migrate.verify.status import VerifyReport, display_name
 
 

@@ -27,11 +27,16 @@ from khpl_migrate.core.units import (
     nested_groups,
     record_units,
     references,
-    runs_of,
 )
 from khpl_migrate.core.units import digest as digest_of
 from khpl_migrate.kernel import source as source_mod
-from khpl_migrate.kernel.baseline import Baselines, History, history, read_baselines
+from khpl_migrate.kernel.baseline import (
+    Baselines,
+    History,
+    backups_needed,
+    history,
+    read_baselines,
+)
 from khpl_migrate.kernel.clock import new_stamp
 from khpl_migrate.kernel.progress import NullProgress, Progress
 from khpl_migrate.kernel.runner import Runner, make_runner
@@ -67,7 +72,11 @@ def plan_sync(
     baselines = read_baselines(
         store,
         settings,
-        _needs(items, read, past),
+        backups_needed(
+            {rid: seen.slim for rid, seen in items.items() if seen.tracked},
+            [rid for rid in read.order if rid not in items],
+            past,
+        ),
         past,
         masked={rid for rid, seen in items.items() if seen.masked}
         | ({rid for rid in read.order if rid not in items} if mask_new else set()),
@@ -187,21 +196,6 @@ def _spellings(record: Any) -> set[str]:
     if number == number.to_integral_value():
         found.add(str(int(number)))
     return found
-
-
-def _needs(items: Mapping[str, ItemView], read: _Read, past: History) -> dict[str, set[str]]:
-    """Which ids each run's backup must give: every tracked item needs its runs' copies;
-    a record whose item a run wrote and the app deleted, the last such run's."""
-    needs: dict[str, set[str]] = {}
-    for rid, seen in items.items():
-        if seen.tracked:
-            for run in runs_of(seen.slim):
-                needs.setdefault(run, set()).add(rid)
-    for rid in read.order:
-        last = past.last_wrote.get(rid)
-        if rid not in items and rid in past.written and last is not None:
-            needs.setdefault(last, set()).add(rid)
-    return needs
 
 
 @dataclass
