@@ -83,10 +83,16 @@ def replaced_images(
         state = found.get(str(ref["s3Key"]))
         if state is None or not is_tool_key(rid, name, ref):
             continue
-        tag, sha = state
-        if tag not in tool_runs or sha != ref.get("sha256"):
+        if not object_is_tools(state, tool_runs, str(ref.get("sha256"))):
             out.append(f"the app replaced the photo of image {name} ({ref['s3Key']})")
     return out
+
+
+def object_is_tools(state: ObjectState, tool_runs: set[str], sha256: str) -> bool:
+    """An object is the tool's while it carries the tag of one of its runs and the bytes
+    its reference records; else another writer put it there (the app's)."""
+    tag, sha = state
+    return tag in tool_runs and sha == sha256
 
 
 def object_is_runs(run_tag: str | None, sha256_now: str | None, run_id: str, sha256: str) -> bool:

@@ -360,3 +360,29 @@ def describe_id(record: Any) -> str | None:
         rid = record["id"]
         return rid if isinstance(rid, str) else str(rid)
     return None
+
+
+class FirstIds:
+    """The ids one pass over the source has seen. The first record with an id is the one
+    a run writes; a later record with the same id fails (the guide's promise: nothing is
+    overwritten, not even by the source itself). The plan, sync's plan and the deep
+    check all judge duplicates with this, so they name the same record."""
+
+    def __init__(self, verb: str) -> None:
+        self._verb = verb  # what happens to the first one: migrated, synced, compared
+        self._at: dict[str, int] = {}
+
+    def claim(self, rid: str, index: int) -> None:
+        """Raises RecordError when an earlier record has `rid`."""
+        first = self._at.setdefault(rid, index)
+        if first != index:
+            raise RecordError(
+                f"duplicate id: the record at index {first} has the same id and is the one "
+                f"{self._verb}"
+            )
+
+    def __contains__(self, rid: object) -> bool:
+        return rid in self._at
+
+    def ids(self) -> set[str]:
+        return set(self._at)

@@ -18,7 +18,7 @@ from typing import Any
 from khpl_migrate.aws import BATCH_GET_KEYS, Store
 from khpl_migrate.core.errors import RecordError
 from khpl_migrate.core.shards import shard_of
-from khpl_migrate.core.transform import RunStamp, describe_id, transform
+from khpl_migrate.core.transform import FirstIds, RunStamp, describe_id, transform
 from khpl_migrate.kernel import source as source_mod
 from khpl_migrate.kernel.clock import new_stamp
 from khpl_migrate.kernel.progress import NullProgress, Progress
@@ -171,7 +171,7 @@ def build_plan(
     run_stamp, started = stamp or new_stamp(mask_aadhaar=settings.mask_aadhaar)
     digest = Digest()
     pending = _Pending(store, settings.table, run_stamp.run_id if shard else None)
-    first_seen: dict[str, int] = {}
+    ids = FirstIds("migrated")
     read = 0
     progress.start("Planning", source.info.size, by_bytes=True)
     try:  # the bar stops however the pass ends (Ctrl-C too): nothing redraws after
@@ -183,7 +183,7 @@ def build_plan(
             if only_ids is not None and describe_id(record) not in only_ids:
                 entry = PlanEntry(index, describe_id(record), Action.SKIP, NOT_SELECTED)
             else:
-                entry = _plan_one(index, record, run_stamp, first_seen)
+                entry = _plan_one(index, record, run_stamp, ids)
             pending.add(entry)
             progress.advance(
                 images=entry.images,
@@ -198,36 +198,14 @@ def build_plan(
     return Plan(run_stamp, started, source, digest, settings.table, entries, shard, read)
 
 
-def _plan_one(
-    index: int,
-    record: Any,
-    stamp: RunStamp,
-    first_seen: dict[str, int],
-) -> PlanEntry:
-    shown = describe_id(record)
+def _plan_one(index: int, record: Any, stamp: RunStamp, ids: FirstIds) -> PlanEntry:
     try:
         result = transform(record, stamp)
     except RecordError as exc:
-        return PlanEntry(index, shown, Action.FAIL, str(exc))
-    if result.id in first_seen:
-        return PlanEntry(
-            index,
-            result.id,
-            Action.FAIL,
-            f"duplicate id: the record at index {first_seen[result.id]} has the same id "
-            "and is the one migrated",
-            len(result.images),
-            result.image_bytes,
-            result.item_size,
-        )
-    first_seen[result.id] = index
-    return PlanEntry(
-        index,
-        result.id,
-        Action.CREATE,
-        None,
-        len(result.images),
-        result.image_bytes,
-        result.item_size,
-        result.warnings,
-    )
+        return PlanEntry(index, describe_id(record), Action.FAIL, str(exc))
+    sizes = (len(result.images), result.image_bytes, result.item_size)
+    try:
+        ids.claim(result.id, index)
+    except RecordError as exc:
+        return PlanEntry(index, result.id, Action.FAIL, str(exc), *sizes)
+    return PlanEntry(index, result.id, Action.CREATE, None, *sizes, result.warnings)

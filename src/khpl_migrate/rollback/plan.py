@@ -35,12 +35,12 @@ from khpl_migrate.core.layout import (
 from khpl_migrate.core.ownership import item_changes, replaced_images, strings_in
 from khpl_migrate.core.units import references
 from khpl_migrate.kernel.baseline import History, history, read_baselines
+from khpl_migrate.kernel.heads import Heads
 from khpl_migrate.kernel.manifest import Manifest, RecordLine, Rollback
 from khpl_migrate.kernel.runs import read_manifest, read_rollbacks, rollbacks_in_progress
 from khpl_migrate.rollback.steps import (
     GONE,
     PUT_BACK,
-    Heads,
     Step,
     item_step,
     object_step,

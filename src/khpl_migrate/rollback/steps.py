@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from khpl_migrate.aws import ObjectInfo, Store, Update
-from khpl_migrate.core.ownership import ObjectState, object_is_runs
+from khpl_migrate.aws import Update
+from khpl_migrate.core.ownership import object_is_runs
+from khpl_migrate.kernel.heads import Heads
 from khpl_migrate.kernel.manifest import ImageLine, StepLine
 
 # Why a step leaves nothing of the run's in place: it is not there, or was not the run's.
@@ -71,32 +72,6 @@ def item_step(rid: str, item: dict[str, Any] | None, changes: list[str] | None) 
         return Step("item", rid, False, "; ".join(changes), record=rid)
     why = "written by this run, unchanged since"
     return Step("item", rid, True, why, record=rid, item=item)
-
-
-class Heads:
-    """Each object's head and SHA-256, read once per rollback plan (an item's check and
-    its objects' steps ask about the same keys)."""
-
-    def __init__(self, store: Store, bucket: str) -> None:
-        self.store, self.bucket = store, bucket
-        self._seen: dict[str, tuple[ObjectInfo, str] | None] = {}
-
-    def of(self, key: str) -> tuple[ObjectInfo, str] | None:
-        if key not in self._seen:
-            info = self.store.head_object(self.bucket, key)
-            if info is None:
-                self._seen[key] = None
-            elif info.run_id is None:
-                # No run tag: another writer's object whatever it holds (and maybe with no
-                # stored checksum): not worth reading to hash.
-                self._seen[key] = (info, "")
-            else:
-                self._seen[key] = (info, self.store.sha256_of(self.bucket, info))
-        return self._seen[key]
-
-    def state(self, key: str) -> ObjectState | None:
-        found = self.of(key)
-        return None if found is None else (found[0].run_id, found[1])
 
 
 def object_step(heads: Heads, image: ImageLine, users: set[str], rid: str, run_id: str) -> Step:

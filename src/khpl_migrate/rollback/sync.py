@@ -24,8 +24,9 @@ from khpl_migrate.core.transform import FIELD_RUNS, IMAGE_RUNS, Transformed
 from khpl_migrate.core.units import Unit, digest, provenance, references
 from khpl_migrate.kernel.baseline import History, read_copies
 from khpl_migrate.kernel.changes import REFS, Change
+from khpl_migrate.kernel.heads import Heads
 from khpl_migrate.kernel.manifest import ImageLine, IntentLine, Manifest, Outcome
-from khpl_migrate.rollback.steps import ITEM_GONE, Heads, Step, object_step
+from khpl_migrate.rollback.steps import ITEM_GONE, Step, object_step
 from khpl_migrate.settings import Settings
 
 Copies = Mapping[tuple[str, str], Transformed]

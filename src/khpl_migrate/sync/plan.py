@@ -18,8 +18,9 @@ from khpl_migrate.aws import Store
 from khpl_migrate.core import errors
 from khpl_migrate.core.errors import RecordError
 from khpl_migrate.core.limits import MAX_ITEM_BYTES, attribute_sizes
+from khpl_migrate.core.ownership import object_is_tools
 from khpl_migrate.core.threeway import Baseline, RecordState, Verdict, judge
-from khpl_migrate.core.transform import RunStamp, describe_id, record_id, transform
+from khpl_migrate.core.transform import FirstIds, RunStamp, describe_id, record_id, transform
 from khpl_migrate.core.units import (
     Unit,
     Units,
@@ -38,6 +39,7 @@ from khpl_migrate.kernel.baseline import (
     read_baselines,
 )
 from khpl_migrate.kernel.clock import new_stamp
+from khpl_migrate.kernel.heads import Heads
 from khpl_migrate.kernel.progress import NullProgress, Progress
 from khpl_migrate.kernel.runner import Runner, make_runner
 from khpl_migrate.kernel.source import Digest, Source
@@ -150,20 +152,16 @@ def _read_source(
 ) -> _Read:
     """Read and validate the whole source (nothing is written before), keeping digests only."""
     read = _Read()
+    ids = FirstIds("synced")
     progress.start("Reading the source", source.info.size, by_bytes=True)
     for index, record in source_mod.iter_records(store, source, digest):
         progress.advance(position=digest.read)
         try:
             rid = record_id(record)
-            if rid in read.units:
-                first = read.index[rid]
-                raise RecordError(
-                    f"duplicate id: the record at index {first} has the same id "
-                    "and is the one synced"
-                )
             seen = items.get(rid)
             masked = seen.masked if seen is not None else mask_new
             done = transform(record, RunStamp("sync", "", mask_aadhaar=masked))
+            ids.claim(rid, index)
         except RecordError as exc:
             shown = describe_id(record)
             read.present.add(shown or "")
@@ -219,17 +217,18 @@ def _check_images(
     still the tool's (a run's tag, the reference's bytes)?"""
     damage: dict[str, list[Damage]] = {}
     replaced: dict[str, list[str]] = {}
+    heads = Heads(store, bucket)
 
     def check(rid: str, name: str, entry: dict[str, Any]) -> Callable[[], Damage | str | None]:
         def task() -> Damage | str | None:
-            head = store.head_object(bucket, str(entry["s3Key"]))
-            if head is None:
+            key = str(entry["s3Key"])
+            state = heads.state(key)
+            if state is None:
                 # Only a missing object is damage: put back with If-None-Match, creating
                 # and never replacing.
                 repairable = read.images.get(rid, {}).get(name) == entry["sha256"]
-                key = str(entry["s3Key"])
                 return Damage(name, key, "the object is missing", None, repairable)
-            if head.run_id not in tool_runs or store.sha256_of(bucket, head) != entry["sha256"]:
+            if not object_is_tools(state, tool_runs, str(entry["sha256"])):
                 return name  # the app replaced it (a photo updated in place): the app's
             return None
 

@@ -22,7 +22,7 @@ from typing import Any
 from khpl_migrate.aws import Store
 from khpl_migrate.core import errors
 from khpl_migrate.core.errors import RecordError
-from khpl_migrate.core.transform import RunStamp, record_id, transform
+from khpl_migrate.core.transform import FirstIds, RunStamp, record_id, transform
 from khpl_migrate.core.units import Units, record_units
 from khpl_migrate.kernel import source as source_mod
 from khpl_migrate.kernel.baseline import history
@@ -102,7 +102,7 @@ def _deep_verify(
         for entry in deep.entries:
             on_entry(entry)
     if summary.table_exists:
-        sweep(store, settings, set(seen), past, deep)
+        sweep(store, settings, seen, past, deep)
     deep.seconds = time.monotonic() - began
     return summary, deep
 
@@ -115,12 +115,12 @@ def _compare_all(
     entries: _Entries,
     runner: Runner | None,
     on_record: Callable[[int, Any], None] | None,
-) -> dict[str, int]:
+) -> set[str]:
     """Every source record compared on the pool; Ctrl-C stops it (`runner.Stop`). The ids
-    seen, with their index."""
+    seen."""
     flight, progress = entries.flight, entries.progress
     runner = runner or make_runner(settings.workers)
-    seen: dict[str, int] = {}
+    ids = FirstIds("compared")
     stop = Stop(flight.count, progress.say, writes=False)
     with stop.handling():
         try:
@@ -131,7 +131,7 @@ def _compare_all(
                     break
                 if on_record is not None:
                     on_record(index, record)
-                found = _comparable(index, record, seen, summary.table_exists)
+                found = _comparable(index, record, ids, summary.table_exists)
                 if isinstance(found, DeepEntry):
                     entries.add(found, None)
                 else:
@@ -149,7 +149,7 @@ def _compare_all(
             "records before the stop; nothing was changed",
             AGAIN,
         )
-    return seen
+    return ids.ids()
 
 
 class _Entries:
@@ -188,19 +188,17 @@ class _Entries:
         return done
 
 
-def _comparable(
-    index: int, record: Any, seen: dict[str, int], table_exists: bool
-) -> DeepEntry | str:
+def _comparable(index: int, record: Any, ids: FirstIds, table_exists: bool) -> DeepEntry | str:
     """The record's id when it can be compared with an item; else its entry, saying why not."""
     try:
         rid = record_id(record)
     except RecordError as exc:
         shown = record.get("id") if isinstance(record, dict) else None
         return DeepEntry(index, None if shown is None else str(shown), "!", (str(exc),))
-    if rid in seen:
-        reason = f"duplicate id: the record at index {seen[rid]} is the one compared"
-        return DeepEntry(index, rid, "!", (reason,))
-    seen[rid] = index
+    try:
+        ids.claim(rid, index)
+    except RecordError as exc:
+        return DeepEntry(index, rid, "!", (str(exc),))
     if not table_exists:
         return DeepEntry(index, rid, "-", ("the table does not exist",))
     return rid
