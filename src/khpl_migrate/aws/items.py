@@ -8,14 +8,20 @@ serialiser), never floats.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
+from khpl_migrate.aws.expressions import (
+    Expression,
+    ItemRejected,
+    Path,
+    Update,
+    from_attribute_values,
+    strings_of,
+    to_attribute_values,
+)
+from khpl_migrate.aws.tables import TableStore
 from khpl_migrate.aws.translate import ClientError, code, message, translate
 from khpl_migrate.core import errors
 from khpl_migrate.settings import Settings
@@ -31,172 +37,14 @@ TRANSACT_BYTES = 3_500_000
 # Unprocessed keys are throttled reads; this many rounds of backoff (about a
 # minute in all) before the read gives up with RetriesExhausted.
 BATCH_GET_ROUNDS = 16
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
-# An update or delete is conditional on what the item held when it was read: each
-# path must still hold this value, or (ABSENT) hold none.
-Path = tuple[str, ...]  # ("paymentStatus",), or ("imageUploadResults", "userPhoto")
-ABSENT: Any = type("Absent", (), {"__repr__": lambda self: "ABSENT"})()
-
-
-@dataclass(frozen=True)
-class Update:
-    """What one UpdateItem sets and removes, and what it expects to find first."""
-
-    set: Mapping[Path, Any] = field(default_factory=dict)
-    remove: tuple[Path, ...] = ()
-    expect: Mapping[Path, Any] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(self.set or self.remove)
-
-
-class _Expression:
-    """Placeholders for attribute names and values: no name or value is spliced in."""
-
-    def __init__(self) -> None:
-        self.names: dict[str, str] = {}
-        self.values: dict[str, Any] = {}
-
-    def path(self, path: Path) -> str:
-        out = []
-        for part in path:
-            token = next((k for k, v in self.names.items() if v == part), None)
-            if token is None:
-                token = f"#n{len(self.names)}"
-                self.names[token] = part
-            out.append(token)
-        return ".".join(out)
-
-    def value(self, value: Any) -> str:
-        token = f":v{len(self.values)}"
-        self.values[token] = _serializer.serialize(value)
-        return token
-
-    def condition(self, expect: Mapping[Path, Any]) -> str:
-        return " AND ".join(
-            f"attribute_not_exists({self.path(p)})"
-            if v is ABSENT
-            else f"{self.path(p)} = {self.value(v)}"
-            for p, v in expect.items()
-        )
-
-    def request(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"ExpressionAttributeNames": self.names}
-        if self.values:
-            out["ExpressionAttributeValues"] = self.values
-        return out
-
-
-class ItemRejected(Exception):
-    """DynamoDB refused one item (ValidationException); that record fails, the run goes on."""
-
-
-def _strings(value: Mapping[str, Any], prefix: str, found: set[str]) -> None:
-    """The keys under `prefix` named in one attribute value as DynamoDB sends it: a string
-    that is such a key, or holds one (a URL to it, a path with a leading slash)."""
-    if isinstance(value.get("S"), str):
-        found.update(key_named(value["S"], prefix))
-    elif "SS" in value:
-        for text in value["SS"]:
-            found.update(key_named(text, prefix))
-    elif "M" in value:
-        for inner in value["M"].values():
-            _strings(inner, prefix, found)
-    elif "L" in value:
-        for inner in value["L"]:
-            _strings(inner, prefix, found)
-
-
-def key_named(text: str, prefix: str) -> set[str]:
-    """The S3 key under `prefix` a string names: itself, or the part of a URL or path
-    from the prefix on (without a query or fragment)."""
-    at = text.find(prefix)
-    if at < 0:
-        return set()
-    return {text[at:].split("?", 1)[0].split("#", 1)[0]}
-
-
-def to_attribute_values(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in item.items()}
-
-
-def from_attribute_values(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _deserializer.deserialize(v) for k, v in item.items()}
-
-
-class ItemStore:
-    """The DynamoDB half of `Store`."""
+class ItemStore(TableStore):
+    """The DynamoDB half of `Store`: its items."""
 
     settings: Settings
     ddb: DynamoDBClient
     _sleep: Callable[[float], None]
-
-    def describe_table(self, table: str) -> dict[str, Any] | None:
-        with translate(f"describe table {table}"):
-            try:
-                return dict(self.ddb.describe_table(TableName=table)["Table"])
-            except ClientError as exc:
-                if code(exc) == "ResourceNotFoundException":
-                    return None
-                raise
-
-    def require_table(self, table: str) -> dict[str, Any]:
-        description = self.describe_table(table)
-        if description is None:
-            raise errors.table_missing(table)
-        return description
-
-    def create_table(self, table: str) -> None:
-        with translate(f"create table {table}"):
-            self.ddb.create_table(
-                TableName=table,
-                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-                DeletionProtectionEnabled=True,
-                **self._table_encryption(),
-            )
-
-    def _table_encryption(self) -> dict[str, Any]:
-        if not self.settings.kms_key_id:
-            return {}  # DynamoDB encrypts every table at rest with an AWS-owned key
-        return {
-            "SSESpecification": {
-                "Enabled": True,
-                "SSEType": "KMS",
-                "KMSMasterKeyId": self.settings.kms_key_id,
-            }
-        }
-
-    def wait_table_active(self, table: str, timeout: float = 300) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            description = self.require_table(table)
-            if description.get("TableStatus") == "ACTIVE":
-                return description
-            if time.monotonic() > deadline:
-                raise errors.AwsError(
-                    f"Table {table} is still {description.get('TableStatus')} after {timeout:.0f}s",
-                    "wait a minute and run `khpl-migrate create-table` again",
-                )
-            self._sleep(2)
-
-    def enable_point_in_time_recovery(self, table: str) -> bool:
-        """True when enabled; False where the endpoint has no such feature (DynamoDB Local)."""
-        with translate(f"enable point-in-time recovery on {table}"):
-            try:
-                self.ddb.update_continuous_backups(
-                    TableName=table,
-                    PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
-                )
-                return True
-            except ClientError as exc:
-                if code(exc) in {"UnknownOperationException", "UnsupportedOperation"}:
-                    return False
-                raise
 
     def owners(self, table: str, ids: Iterable[str]) -> dict[str, str | None]:
         """Which of `ids` have an item, each with the run that wrote it (None: no run of
@@ -324,7 +172,7 @@ class ItemStore:
     def update_item_if(self, table: str, rid: str, update: Update) -> bool:
         """One UpdateItem, only while every expected path still holds what was read.
         False when one does not (the app changed the item in between)."""
-        expression = _Expression()
+        expression = Expression()
         clauses = []
         if update.set:
             assigns = (
@@ -358,7 +206,7 @@ class ItemStore:
         """Delete an item only while every expected path still holds what was read. The
         item as it was deleted (a condition cannot say "and nothing else"; the caller
         checks), or None where the condition failed and nothing was deleted."""
-        expression = _Expression()
+        expression = Expression()
         condition = expression.condition({("id",): rid, **expect})
         with translate(f"delete from table {table}"):
             try:
@@ -406,7 +254,7 @@ class ItemStore:
                 for raw in page.get("Items", []):
                     keys: set[str] = set()
                     for value in raw.values():
-                        _strings(value, prefix, keys)
+                        strings_of(value, prefix, keys)
                     if keys:
                         found[str(raw["id"]["S"])] = keys
             return found
@@ -417,39 +265,6 @@ class ItemStore:
                 for part in pool.map(segment, range(segments))
                 for rid, keys in part.items()
             }
-
-    def probe_item_write(self, table: str, probe_id: str, action: str) -> None:
-        """Ask DynamoDB for a write (delete, update or put) on an id that does not exist,
-        under a condition that cannot hold: refused for want of permission, it raises
-        AccessDenied with the fix; allowed, nothing is written."""
-        kwargs: dict[str, Any] = {
-            "TableName": table,
-            "ConditionExpression": "attribute_exists(#id)",
-            "ExpressionAttributeNames": {"#id": "id"},
-        }
-        call: Callable[[], Any] = {
-            "delete": lambda: self.ddb.delete_item(Key={"id": {"S": probe_id}}, **kwargs),
-            "update": lambda: self.ddb.update_item(
-                Key={"id": {"S": probe_id}},
-                UpdateExpression="SET #p = :p",
-                ExpressionAttributeNames={"#id": "id", "#p": "khplProbe"},
-                ExpressionAttributeValues={":p": {"S": "probe"}},
-                TableName=table,
-                ConditionExpression="attribute_exists(#id)",
-            ),
-            "put": lambda: self.ddb.put_item(Item={"id": {"S": probe_id}}, **kwargs),
-        }[action]
-        with translate(f"{action} items in table {table}"):
-            try:
-                call()
-            except ClientError as exc:
-                if code(exc) == "ConditionalCheckFailedException":
-                    return
-                raise
-        raise errors.AwsError(  # the condition held on an id nobody wrote: not DynamoDB
-            f"Table {table} accepted a conditional {action} it should have refused",
-            "point AWS_ENDPOINT_URL_DYNAMODB at DynamoDB (or DynamoDB Local)",
-        )
 
     def get_item(self, table: str, rid: str) -> dict[str, Any] | None:
         with translate(f"read table {table}"):

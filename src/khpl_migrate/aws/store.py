@@ -1,6 +1,7 @@
 """`Store`: the facade the rest of the tool talks to AWS through.
 
-It joins the S3 half (`objects.py`) and the DynamoDB half (`items.py`) over one
+It joins the S3 half (`objects.py`, with `copies.py` and `buckets.py`) and the
+DynamoDB half (`items.py`, with `tables.py`; conditions in `expressions.py`) over one
 set of clients (`clients.py`), so there is one set of retry rules, one
 translation of AWS errors (`translate.py`) and one hook through which tests see
 every request without patching boto3 (`tracing.py`).
@@ -14,15 +15,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from khpl_migrate.aws import tracing
+from khpl_migrate.aws.buckets import BucketStore
 from khpl_migrate.aws.clients import Clients
+from khpl_migrate.aws.copies import CopyStore
 from khpl_migrate.aws.inspector import Inspector
 from khpl_migrate.aws.items import ItemStore
-from khpl_migrate.aws.objects import ObjectInfo, ObjectStore
+from khpl_migrate.aws.objects import ObjectInfo
 from khpl_migrate.aws.stream import ResumingStream
 from khpl_migrate.settings import Settings
 
 
-class Store(ObjectStore, ItemStore):
+class Store(CopyStore, BucketStore, ItemStore):
     """S3 + DynamoDB for one settings object; thread-safe (boto3 clients are)."""
 
     def __init__(
