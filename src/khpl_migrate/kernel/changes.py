@@ -12,8 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from khpl_migrate.aws import ABSENT, Update
-from khpl_migrate.aws.items import Path
+from khpl_migrate.aws import ABSENT, Path, Update
 from khpl_migrate.core.units import RUNS_OF, Unit, references
 from khpl_migrate.kernel.manifest import ImageMove
 
