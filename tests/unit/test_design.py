@@ -104,6 +104,27 @@ def test_the_layers_hold() -> None:
         assert crossing <= ALLOWED_BETWEEN, crossing
 
 
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+RENDERERS = "report"  # the guide's report, line for line: long by nature
+
+
+def test_no_module_is_over_400_lines_and_no_function_over_60_outside_the_renderers() -> None:
+    long_modules, long_functions = [], []
+    for path, tree in sources():
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > MAX_MODULE_LINES:
+            long_modules.append(f"{path.relative_to(PACKAGE)}: {lines}")
+        if unit_of(path) == RENDERERS:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long_functions.append(f"{path.relative_to(PACKAGE)}:{node.name}: {length}")
+    assert long_modules == [] and long_functions == [], (long_modules, long_functions)
+
+
 def test_only_aws_talks_to_aws() -> None:
     for path, tree in sources():
         talks = {n.split(".")[0] for n in imported(tree)} & {"boto3", "botocore"}

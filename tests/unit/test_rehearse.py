@@ -7,7 +7,7 @@ import pytest
 
 from khpl_migrate.aws import TRANSACT_BYTES
 from khpl_migrate.core import errors
-from khpl_migrate.rehearse.run import (
+from khpl_migrate.rehearse.estimate import (
     DEFAULT_LINK,
     WRU_USD_PER_MILLION,
     Link,

@@ -27,7 +27,8 @@ from khpl_migrate.cli.migration import run_create_table, run_migrate, run_verify
 from khpl_migrate.console import emit_json, human_console, size
 from khpl_migrate.core import errors
 from khpl_migrate.rehearse import run as rehearse_mod
-from khpl_migrate.rehearse.run import Link, Rehearsal, Step
+from khpl_migrate.rehearse.estimate import DEFAULT_LINK, Link
+from khpl_migrate.rehearse.run import Rehearsal, Step
 from khpl_migrate.report import (
     render_deep,
     render_doctor,
@@ -37,6 +38,7 @@ from khpl_migrate.report import (
     render_table_result,
     render_verify,
 )
+from khpl_migrate.report.environment import STEP_TITLES
 from khpl_migrate.setup import demo, local
 from khpl_migrate.setup import policy as policy_mod
 from khpl_migrate.setup.doctor import doctor
@@ -198,19 +200,16 @@ def demo_cmd(records: int, keep: bool, **kwargs: Any) -> None:
         )
         run = Invocation(settings, console, as_json=False, quiet=False)
         quiet = Invocation(settings, console, as_json=False, quiet=True)
-        steps: list[tuple[str, Callable[[], int]]] = [
-            ("Step 2: Verify current data", lambda: run_verify(run)),
-            ("Step 3: Create DynamoDB table", lambda: run_create_table(run)),
-            (
-                "Step 4: Run migration (dry run first)",
-                lambda: run_migrate(run, apply=False, ask=False),
-            ),
-            ("Step 5: Run actual migration", lambda: run_migrate(quiet, apply=True)),
-            ("Step 6: Verify migration success (deep)", lambda: run_verify(run, deep=True)),
+        steps: list[tuple[Step, Callable[[], int]]] = [
+            (Step.VERIFY, lambda: run_verify(run)),
+            (Step.CREATE_TABLE, lambda: run_create_table(run)),
+            (Step.PLAN, lambda: run_migrate(run, apply=False, ask=False)),
+            (Step.APPLY, lambda: run_migrate(quiet, apply=True)),
+            (Step.DEEP, lambda: run_verify(run, deep=True)),
         ]
         try:
-            for title, step in steps:
-                console.rule(title)
+            for which, step in steps:
+                console.rule(STEP_TITLES[which])
                 code = step()
         finally:
             if keep:
@@ -221,7 +220,7 @@ def demo_cmd(records: int, keep: bool, **kwargs: Any) -> None:
 
 def _link(ctx: click.Context, param: click.Parameter, value: str | None) -> Link:
     if value is None:
-        return rehearse_mod.DEFAULT_LINK
+        return DEFAULT_LINK
     try:
         return Link.parse(value)
     except errors.ConfigError as exc:
@@ -235,7 +234,7 @@ class _Shown:
         self.run = run
 
     def begin(self, step: Step) -> None:
-        self.run.console.rule(step.value)
+        self.run.console.rule(STEP_TITLES[step])
 
     def end(self, step: Step, done: Rehearsal) -> None:
         console = self.run.console
@@ -261,7 +260,7 @@ class _Shown:
     metavar="DOWN/UP",
     callback=_link,
     help="your connection to AWS in megabits a second, for the estimate "
-    f"[default: {rehearse_mod.DEFAULT_LINK.down_mbps:g}/{rehearse_mod.DEFAULT_LINK.up_mbps:g}, "
+    f"[default: {DEFAULT_LINK.down_mbps:g}/{DEFAULT_LINK.up_mbps:g}, "
     "a guess]",
 )
 @click.option(

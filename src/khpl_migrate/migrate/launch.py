@@ -63,74 +63,77 @@ class Launch:
         return {"engine": self.engine, "manifest": self.manifest, "submit": self.submit}
 
 
+# The template's parameters: what the operator's account already has.
+_BATCH_PARAMETERS = {
+    "ComputeEnvironment": {
+        "Type": "String",
+        "Description": "ARN of an existing AWS Batch compute environment (Fargate)",
+    },
+    "JobRoleArn": {
+        "Type": "String",
+        "Description": "the role the shards run as (khpl-migrate iam-policy --command migrate)",
+    },
+    "ExecutionRoleArn": {
+        "Type": "String",
+        "Description": "the role ECS pulls the image and writes logs with",
+    },
+}
+_BATCH_QUEUE = {
+    "Type": "AWS::Batch::JobQueue",
+    "Properties": {
+        "JobQueueName": "khpl-migrate",
+        "Priority": 1,
+        "State": "ENABLED",
+        "ComputeEnvironmentOrder": [
+            {"Order": 1, "ComputeEnvironment": {"Ref": "ComputeEnvironment"}}
+        ],
+    },
+}
+# A retried child converges (every write is conditional), so one that was killed or lost
+# its host is retried; exit 1 (records failed, listed) and 2 (a setting is wrong) would
+# fail the same way again.
+_BATCH_RETRY = {
+    "Attempts": 3,
+    "EvaluateOnExit": [
+        {"OnExitCode": "1", "Action": "EXIT"},
+        {"OnExitCode": "2", "Action": "EXIT"},
+        {"OnReason": "*", "Action": "RETRY"},
+    ],
+}
+
+
 def batch(shape: Shape) -> Launch:
     """A CloudFormation template (job queue and job definition) and the submit-job call."""
     low, high = BATCH_ARRAY
     if not low <= shape.shards <= high:
         raise ValueError(f"an AWS Batch array job has {low} to {high:,} children")
+    definition = {
+        "Type": "AWS::Batch::JobDefinition",
+        "Properties": {
+            "JobDefinitionName": shape.name,
+            "Type": "container",
+            "PlatformCapabilities": ["FARGATE"],
+            "RetryStrategy": _BATCH_RETRY,
+            "Timeout": {"AttemptDurationSeconds": 24 * 3600},
+            "ContainerProperties": {
+                "Image": shape.image,
+                "Command": shape.command(),
+                "JobRoleArn": {"Ref": "JobRoleArn"},
+                "ExecutionRoleArn": {"Ref": "ExecutionRoleArn"},
+                "ResourceRequirements": [
+                    {"Type": "VCPU", "Value": "2"},
+                    {"Type": "MEMORY", "Value": "4096"},
+                ],
+                "NetworkConfiguration": {"AssignPublicIp": "ENABLED"},
+            },
+        },
+    }
     template = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"khpl-migrate: run {shape.run_id} as an AWS Batch array job "
         f"of {shape.shards} shards",
-        "Parameters": {
-            "ComputeEnvironment": {
-                "Type": "String",
-                "Description": "ARN of an existing AWS Batch compute environment (Fargate)",
-            },
-            "JobRoleArn": {
-                "Type": "String",
-                "Description": "the role the shards run as "
-                "(khpl-migrate iam-policy --command migrate)",
-            },
-            "ExecutionRoleArn": {
-                "Type": "String",
-                "Description": "the role ECS pulls the image and writes logs with",
-            },
-        },
-        "Resources": {
-            "JobQueue": {
-                "Type": "AWS::Batch::JobQueue",
-                "Properties": {
-                    "JobQueueName": "khpl-migrate",
-                    "Priority": 1,
-                    "State": "ENABLED",
-                    "ComputeEnvironmentOrder": [
-                        {"Order": 1, "ComputeEnvironment": {"Ref": "ComputeEnvironment"}}
-                    ],
-                },
-            },
-            "JobDefinition": {
-                "Type": "AWS::Batch::JobDefinition",
-                "Properties": {
-                    "JobDefinitionName": shape.name,
-                    "Type": "container",
-                    "PlatformCapabilities": ["FARGATE"],
-                    # A retried child converges (every write is conditional), so one that
-                    # was killed or lost its host is retried; exit 1 (records failed, listed)
-                    # and 2 (a setting is wrong) would fail the same way again.
-                    "RetryStrategy": {
-                        "Attempts": 3,
-                        "EvaluateOnExit": [
-                            {"OnExitCode": "1", "Action": "EXIT"},
-                            {"OnExitCode": "2", "Action": "EXIT"},
-                            {"OnReason": "*", "Action": "RETRY"},
-                        ],
-                    },
-                    "Timeout": {"AttemptDurationSeconds": 24 * 3600},
-                    "ContainerProperties": {
-                        "Image": shape.image,
-                        "Command": shape.command(),
-                        "JobRoleArn": {"Ref": "JobRoleArn"},
-                        "ExecutionRoleArn": {"Ref": "ExecutionRoleArn"},
-                        "ResourceRequirements": [
-                            {"Type": "VCPU", "Value": "2"},
-                            {"Type": "MEMORY", "Value": "4096"},
-                        ],
-                        "NetworkConfiguration": {"AssignPublicIp": "ENABLED"},
-                    },
-                },
-            },
-        },
+        "Parameters": _BATCH_PARAMETERS,
+        "Resources": {"JobQueue": _BATCH_QUEUE, "JobDefinition": definition},
         "Outputs": {
             "JobQueue": {"Value": {"Ref": "JobQueue"}},
             "JobDefinition": {"Value": {"Ref": "JobDefinition"}},
@@ -138,17 +141,9 @@ def batch(shape: Shape) -> Launch:
     }
     submit = shlex.join(
         [
-            "aws",
-            "batch",
-            "submit-job",
-            "--job-name",
-            shape.name,
-            "--job-queue",
-            "khpl-migrate",
-            "--job-definition",
-            shape.name,
-            "--array-properties",
-            f"size={shape.shards}",
+            *("aws", "batch", "submit-job", "--job-name", shape.name),
+            *("--job-queue", "khpl-migrate", "--job-definition", shape.name),
+            *("--array-properties", f"size={shape.shards}"),
         ]
     )
     return Launch("batch", json.dumps(template, indent=2), submit)

@@ -3,7 +3,8 @@
 Every renderer takes the library's typed result, so a renamed field is a type
 error, not a blank in the report. `migration.py` renders the guide's flow (its
 verify report line for line, because the operator compares it with the guide),
-`cutover.py` what comes after, `environment.py` what comes around it.
+`runs.py` what the runs left (runs, rollbacks, backups), `cutover.py` what comes
+after, `environment.py` what comes around it.
 """
 
 from khpl_migrate.report.cutover import (
@@ -14,16 +15,13 @@ from khpl_migrate.report.cutover import (
 )
 from khpl_migrate.report.environment import render_doctor, render_rehearsal, render_table_result
 from khpl_migrate.report.migration import (
-    render_backups,
     render_deep,
     render_plan,
     render_plan_line,
-    render_restore,
     render_result,
-    render_rollback,
-    render_runs,
     render_verify,
 )
+from khpl_migrate.report.runs import render_backups, render_restore, render_rollback, render_runs
 
 __all__ = [
     "render_archive",

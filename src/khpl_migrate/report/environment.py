@@ -8,9 +8,19 @@ from rich.console import Console
 
 from khpl_migrate.console import capped, line, size
 from khpl_migrate.order import hint
-from khpl_migrate.rehearse.run import ROUND_TRIP_SECONDS, Rehearsal
+from khpl_migrate.rehearse.estimate import ROUND_TRIP_SECONDS
+from khpl_migrate.rehearse.run import Rehearsal, Step
 from khpl_migrate.setup.doctor import Finding
 from khpl_migrate.setup.table import TableResult
+
+# The guide's steps, as its "Migration Steps" title them (the demo and the rehearsal).
+STEP_TITLES = {
+    Step.VERIFY: "Step 2: Verify current data",
+    Step.CREATE_TABLE: "Step 3: Create DynamoDB table",
+    Step.PLAN: "Step 4: Run migration (dry run first)",
+    Step.APPLY: "Step 5: Run actual migration",
+    Step.DEEP: "Step 6: Verify migration success (deep)",
+}
 
 
 def render_table_result(console: Console, result: TableResult) -> None:

@@ -186,6 +186,19 @@ def _restore(
         steps.append(replace(step, objects=tuple(moved)))
     if left:
         steps.append(Step("restore", rid, False, "; ".join(left), record=rid))
+    return steps + _moved_objects(rid, intent, put, run_id, named, heads)
+
+
+def _moved_objects(
+    rid: str,
+    intent: IntentLine,
+    put: list[str],
+    run_id: str,
+    named: Mapping[str, set[str]],
+    heads: Heads,
+) -> list[Step]:
+    """The objects this run wrote for the images it moved: each goes, or stays, and why."""
+    steps = []
     moved_back = {name for name in intent.images if f"image {name}" in put}
     for name, move in intent.images.items():
         target = move.to

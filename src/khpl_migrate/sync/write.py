@@ -22,8 +22,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from khpl_migrate.aws import Update
-from khpl_migrate.aws.items import Path
+from khpl_migrate.aws import Path, Update
 from khpl_migrate.core import errors
 from khpl_migrate.core.threeway import CONFLICTS, RecordState, Side, Verdict, judge
 from khpl_migrate.core.transform import (

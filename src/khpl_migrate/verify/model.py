@@ -13,13 +13,10 @@ from typing import Any, Literal
 
 from khpl_migrate.verify.status import VerifyReport
 
+# A record's mark in rclone's --combined notation (the report's lines, the review page),
+# and its stable code (what --json says).
 Status = Literal["=", "-", "*", "!"]
-STATUS_WORDS = {
-    "=": "identical",
-    "-": "missing in DynamoDB",
-    "*": "differs",
-    "!": "could not be checked",
-}
+STATUS_CODES = {"=": "identical", "-": "missing", "*": "differs", "!": "unchecked"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,8 @@ class DeepEntry:
         return {
             "index": self.index,
             "id": self.id,
-            "status": self.status,
+            "status": STATUS_CODES[self.status],
+            "mark": self.status,
             "details": list(self.details),
             "warnings": list(self.warnings),
             "sides": list(self.sides),
