@@ -83,10 +83,15 @@ class ObjectStore:
             run_id=(head.get("Metadata") or {}).get(RUN_METADATA),
         )
 
-    def open_object(self, bucket: str, info: ObjectInfo, start: int = 0) -> BinaryIO:
-        """Stream one exact version of an object (from byte `start`): a change is refused by S3."""
+    def open_object(
+        self, bucket: str, info: ObjectInfo, start: int = 0, stop: int | None = None
+    ) -> BinaryIO:
+        """Stream one exact version of an object (from byte `start`, up to `stop` if given):
+        a change is refused by S3."""
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": info.key, "IfMatch": info.etag}
-        if start:
+        if stop is not None:
+            kwargs["Range"] = f"bytes={start}-{stop - 1}"  # HTTP ranges are inclusive
+        elif start:
             kwargs["Range"] = f"bytes={start}-"
         if info.version_id:
             kwargs["VersionId"] = info.version_id
@@ -113,6 +118,35 @@ class ObjectStore:
             hasher.update(chunk)
         return hasher.hexdigest()
 
+    def read_range(self, bucket: str, info: ObjectInfo, start: int, stop: int) -> bytes:
+        """Bytes `start` to `stop` of one exact version (a ranged GET): a record's copy in a
+        backup. A connection cut while the body comes back is retried as a whole GET."""
+        for attempt in range(1, BODY_ATTEMPTS + 1):
+            body = self.open_object(bucket, info, start, stop)
+            try:
+                data = body.read()
+            except (OSError, BotoCoreError, urllib3.exceptions.HTTPError) as exc:
+                self._cut_off(bucket, info.key, attempt, exc)
+                continue
+            if len(data) == stop - start:
+                return data
+        raise errors.SourceChanged(
+            f"s3://{bucket}/{info.key} gave fewer bytes than asked for ({start}-{stop})",
+            "run the command again",
+        )
+
+    def _cut_off(self, bucket: str, key: str, attempt: int, exc: Exception) -> None:
+        """An answer's body cut off on its way back: wait, and the caller GETs again; after
+        the last attempt, give up naming the cause."""
+        if attempt == BODY_ATTEMPTS:
+            cause = f"{type(exc).__name__}: {exc}"
+            raise errors.RetriesExhausted(
+                f"Reading s3://{bucket}/{key} was cut off {attempt} times ({cause})",
+                "check the network and run the command again",
+                last_cause=cause,
+            ) from None
+        self._sleep(min(0.05 * 2**attempt, 2.0))
+
     def get_bytes(self, bucket: str, key: str) -> bytes | None:
         found = self.get_object(bucket, key)
         return None if found is None else found[0]
@@ -134,14 +168,7 @@ class ObjectStore:
                     data = response["Body"].read()
                     break
                 except (OSError, BotoCoreError, urllib3.exceptions.HTTPError) as exc:
-                    if attempt == BODY_ATTEMPTS:
-                        cause = f"{type(exc).__name__}: {exc}"
-                        raise errors.RetriesExhausted(
-                            f"Reading s3://{bucket}/{key} was cut off {attempt} times ({cause})",
-                            "check the network and run the command again",
-                            last_cause=cause,
-                        ) from None
-                    self._sleep(min(0.05 * 2**attempt, 2.0))
+                    self._cut_off(bucket, key, attempt, exc)
         info = ObjectInfo(
             key=key,
             size=len(data),

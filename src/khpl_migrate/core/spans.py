@@ -59,6 +59,7 @@ class Spans:
     path: str | None = None
     offset: int = 0
     inside: bool = False
+    keep: bool = True  # False: `spans` holds only what the last `feed` completed (memory)
     spans: list[tuple[int, int]] = field(default_factory=list)
     closed: bool = False  # the array's `]` was seen
     _levels: list[_Level] = field(default_factory=list)
@@ -79,6 +80,8 @@ class Spans:
 
     def feed(self, chunk: bytes) -> list[tuple[int, int]]:
         """Scan `chunk` (the bytes after those fed so far); the spans it completed."""
+        if not self.keep:
+            self.spans = []
         done = len(self.spans)
         if not self._begun:
             self._begun = True
@@ -96,7 +99,8 @@ class Spans:
         return self.spans[done:]
 
     def starts_at(self, position: int) -> bool:
-        """Whether an element of the array starts at `position` (as far as scanned)."""
+        """Whether an element of the array starts at `position` (as far as scanned, and of
+        what is kept)."""
         return any(start == position for start, _ in self.spans) or self._element == position
 
     @property

@@ -38,7 +38,7 @@ from khpl_migrate.kernel.manifest import ManifestWriter, RunHeader, SummaryLine
 from khpl_migrate.kernel.progress import Progress
 from khpl_migrate.kernel.runner import Flight, Runner, Stop
 from khpl_migrate.kernel.runs import resume_cut_off
-from khpl_migrate.kernel.source import Digest, Source, iter_records
+from khpl_migrate.kernel.source import Digest, Locations, Source, iter_records
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,8 @@ class Context:
     flight: Flight  # records handed to the pool and not yet ended (Ctrl-C counts them)
     stop: Stop
     pace: Pace
+    # Where each record read lies in the source (`Locations.of(index)`, in `Work.take`).
+    where: Locations
 
 
 @dataclass(frozen=True)
@@ -174,8 +176,9 @@ def guarded_run(
     ran.manifest_path = str(manifest.path)
     flight = Flight()
     stop = Stop(flight.count, pace.progress.say)
-    work = begin(Context(store, manifest, flight, stop, pace))
-    feed = _Feed(work, pace.runner, flight, stop)
+    where = Locations(spec.source.records_path)
+    work = begin(Context(store, manifest, flight, stop, pace, where))
+    feed = _Feed(work, pace.runner, flight, stop, where)
     # Ctrl-C or SIGTERM: the first takes no new record and lets those in flight finish,
     # the second stops them at their next step; either way the manifest is closed and
     # uploaded, naming every object written, before the bar stops and the counts print.
@@ -208,15 +211,18 @@ def guarded_run(
 class _Feed:
     """Reads the pinned source again and hands each record with work to the pool."""
 
-    def __init__(self, work: Work, runner: Runner, flight: Flight, stop: Stop) -> None:
+    def __init__(
+        self, work: Work, runner: Runner, flight: Flight, stop: Stop, where: Locations
+    ) -> None:
         self.work, self.runner, self.flight, self.stop = work, runner, flight, stop
+        self.where = where
         self.fatal: list[errors.KhplError] = []
         self.read = 0  # records read from the source
 
     def source(self, store: Store, source: Source) -> None:
         """Each record of the source, then the tasks with no record. A Ctrl-C after the
         last one was handed cuts nothing short: the run waits for those in flight."""
-        for index, record in iter_records(store, source):
+        for index, record in iter_records(store, source, locations=self.where):
             if self._stopping():
                 return
             self.read += 1

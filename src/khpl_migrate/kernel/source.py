@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import ijson
 
 from khpl_migrate.aws import ObjectInfo, Store
 from khpl_migrate.core import errors
+from khpl_migrate.core.spans import Spans
 from khpl_migrate.core.transform import SourceProblem
 from khpl_migrate.settings import Settings
 
@@ -64,8 +66,15 @@ class _HashingReader:
     still hashed, so the backup check covers it).
     """
 
-    def __init__(self, store: Store, source: Source, digest: Digest | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        source: Source,
+        digest: Digest | None = None,
+        where: Locations | None = None,
+    ) -> None:
         self._raw = store.open_stream(source.bucket, source.info)
+        self._where = where
         # Only a pass that fills a digest hashes: the apply pass reads the version the plan
         # hashed (pinned by ETag), and a hash costs as much CPU as the parse.
         self._hash = hashlib.sha256() if digest is not None else None
@@ -74,7 +83,10 @@ class _HashingReader:
         self.had_bom = False
 
     def _read_raw(self, size: int) -> bytes:
-        return self._raw.read(size)
+        chunk = self._raw.read(size)
+        if self._where is not None:
+            self._where.feed(chunk)  # the raw bytes: offsets are the object's own
+        return chunk
 
     def read(self, size: int = -1) -> bytes:
         chunk = self._read_raw(size)
@@ -114,10 +126,38 @@ def open_source(store: Store, settings: Settings) -> Source:
     return Source(bucket, info, settings.records_path)
 
 
+class Locations:
+    """Where each record of a pass lies in the object (offset, length), from the bytes the
+    pass reads (`core/spans.py`): what a run records so that a baseline is later fetched
+    by range. Each is handed over once, by index, and forgotten: memory stays bounded."""
+
+    def __init__(self, records_path: str | None) -> None:
+        self._scan = Spans(path=records_path, keep=False)
+        self._queue: deque[tuple[int, tuple[int, int]]] = deque()
+        self._next = 0
+
+    def feed(self, chunk: bytes) -> None:
+        for span in self._scan.feed(chunk):
+            self._queue.append((self._next, span))
+            self._next += 1
+
+    def of(self, index: int) -> tuple[int, int] | None:
+        """The record at `index` (read by now): its offset and length; None where the scan
+        has none (the top level is not the array)."""
+        queue = self._queue
+        while queue and queue[0][0] < index:
+            queue.popleft()
+        if not queue or queue[0][0] != index:
+            return None
+        start, end = queue.popleft()[1]
+        return start, end - start
+
+
 def iter_records(
-    store: Store, source: Source, digest: Digest | None = None
+    store: Store, source: Source, digest: Digest | None = None, locations: Locations | None = None
 ) -> Iterator[tuple[int, Any]]:
-    """(index, record) for every entry of the source's array, numbers as exact Decimal.
+    """(index, record) for every entry of the source's array, numbers as exact Decimal;
+    with `locations`, each record's bytes are located too (`Locations.of`, once yielded).
 
     Raises SourceInvalid when the source is not complete, valid JSON with an
     array at its top (or at --records-path); that is found only once the stream
@@ -132,7 +172,7 @@ def iter_records(
             key=source.info.key,
             restorable=True,
         )
-    reader = _HashingReader(store, source, digest)
+    reader = _HashingReader(store, source, digest, locations)
     container = source.records_path or ""
     seen: dict[str, Any] = {}
     prefix = f"{container}.item" if container else "item"

@@ -45,6 +45,7 @@ class Staged:
     item: dict[str, Any]
     item_size: int
     writes: tuple[ImageLine, ...]
+    at: tuple[int, int] | None = None  # where the record lies in the source
 
     def line(self, outcome: Outcome = Outcome.MIGRATED, reason: str | None = None) -> RecordLine:
         return RecordLine(
@@ -54,6 +55,7 @@ class Staged:
             reason=reason,
             item_written=outcome == Outcome.MIGRATED,
             images=self.writes,
+            at=self.at,
         )
 
 
@@ -76,6 +78,7 @@ def stage_record(
     index: int,
     record: Any,
     halt: Callable[[], bool] = lambda: False,
+    at: tuple[int, int] | None = None,
 ) -> Staged | RecordLine:
     """Transform and upload the images, each without replacing anything. When `halt`
     says so between two images, the record stops there, failed, naming those stored."""
@@ -120,7 +123,7 @@ def stage_record(
                 )
             item = _with_key(item, image.name, key)
         writes.append(ImageLine(key, image.sha256, image.size, outcome == "written"))
-    return Staged(index, result.id, item, result.item_size, tuple(writes))
+    return Staged(index, result.id, item, result.item_size, tuple(writes), at)
 
 
 def _with_key(item: dict[str, Any], name: str, key: str) -> dict[str, Any]:

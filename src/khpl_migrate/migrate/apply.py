@@ -195,15 +195,18 @@ class Migration:
             outcome = Outcome.SKIPPED if entry.action is Action.SKIP else Outcome.FAILED
             self._count(RecordLine(id=entry.id, index=index, outcome=outcome, reason=entry.reason))
             return None
-        return Task(index, entry.id, lambda: self._stage(index, record))
+        at = self.ctx.where.of(index)
+        return Task(index, entry.id, lambda: self._stage(index, record, at))
 
     def rest(self) -> Iterable[Task]:
         return ()
 
-    def _stage(self, index: int, record: Any) -> bool:
+    def _stage(self, index: int, record: Any, at: tuple[int, int] | None) -> bool:
         """Store the record's images, then hand its item to the writer (True: held there)."""
         stop, progress = self.ctx.stop, self.ctx.pace.progress
-        staged = stage_record(self.ctx.store, self.plan, index, record, halt=lambda: stop.now)
+        staged = stage_record(
+            self.ctx.store, self.plan, index, record, halt=lambda: stop.now, at=at
+        )
         if isinstance(staged, RecordLine):  # it ended before its item: failed, or taken
             self._count(staged)
             progress.advance(

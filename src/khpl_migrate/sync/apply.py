@@ -74,10 +74,14 @@ class Syncing:
         self.result, self.work = result, work
         self.writer = RecordWriter(ctx, plan, result)
         self.at_index = {e.index: e for e in work if e.index is not None}
+        self.where = ctx.where
 
     def take(self, index: int, record: Any) -> Task | None:
         entry = self.at_index.get(index)
-        return None if entry is None else self._task(entry, record)
+        if entry is None:
+            return None
+        self.writer.located(entry.id, self.where.of(index))
+        return self._task(entry, record)
 
     def rest(self) -> Iterable[Task]:
         return (self._task(e, None) for e in self.work if e.index is None)

@@ -68,6 +68,12 @@ class RecordWriter:
             ctx.store, plan.table, self.run_id, self._written, ctx.pace.batch, self.rate
         )
         self._new: dict[str, tuple[SyncEntry, Outcome]] = {}  # staged, waiting for their item
+        self._at: dict[str, tuple[int, int]] = {}  # where records in flight lie in the source
+
+    def located(self, rid: str, at: tuple[int, int] | None) -> None:
+        """Where the record about to be written lies in the source: its line says so."""
+        if at is not None:
+            self._at[rid] = at
 
     def done(
         self,
@@ -82,6 +88,7 @@ class RecordWriter:
         images: tuple[ImageLine, ...] = (),
         item_written: bool = False,
         deletion_accepted: bool = False,
+        at: tuple[int, int] | None = None,
     ) -> None:
         """Record what was done to a record, and how it stands now."""
         self.manifest.write(
@@ -96,6 +103,7 @@ class RecordWriter:
                 adopted=adopted,
                 superseded=superseded,
                 deletion_accepted=deletion_accepted,
+                at=self._at.pop(entry.id, at),
             )
         )
         self.result.record(entry, final, outcome, superseded, [*carried, *adopted])
@@ -183,7 +191,8 @@ class RecordWriter:
         """A record new in the source (or the app deleted, taken from the source again):
         migrated as `migrate` would, by this run: its images, then its item in the
         `ItemWriter`'s next batch (True: held there until it is written)."""
-        staged = stage_record(self.store, self.plan, entry.index or 0, record)
+        at = self._at.pop(entry.id, None)
+        staged = stage_record(self.store, self.plan, entry.index or 0, record, at=at)
         if isinstance(staged, RecordLine):  # it ended before its item: failed, or taken
             self._ended(entry, outcome, staged)
             return False
@@ -206,7 +215,7 @@ class RecordWriter:
             self.done(entry, entry, Outcome.LEFT_UNTOUCHED, reason=reason, images=line.images)
         else:
             final = replace(entry, kind=RecordState.IN_STEP, sides={})
-            self.done(entry, final, outcome, images=line.images, item_written=True)
+            self.done(entry, final, outcome, images=line.images, item_written=True, at=line.at)
 
     def update(
         self, entry: SyncEntry, item: dict[str, Any], source: SourceRecord, verdict: Verdict

@@ -135,6 +135,9 @@ class RecordLine(_Line, tag="record", frozen=True):
     reason: str | None = None
     item_written: bool = False
     images: tuple[ImageLine, ...] = ()
+    # Where the record's bytes lie in the source version the run read, and so in its
+    # backup (offset, length): its baseline is later fetched by range. Numbers only.
+    at: tuple[int, int] | None = None
     # A sync's: the units it carried over, whose baseline it moved, the objects it kept.
     carried: tuple[str, ...] = ()
     adopted: tuple[str, ...] = ()
