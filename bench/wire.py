@@ -216,7 +216,7 @@ def _bench(wire: Wire, count: int, shard_counts: list[int]) -> dict[str, Any]:
             "downMbps": wire.down_bps / 1e6,
             "upMbps": wire.up_bps / 1e6,
             "delayMs": wire.s3_proxy.delay * 1000,
-            "dynamodb": "delay only (not on the shaped link)",
+            "dynamodb": "delay only, off the shaped link",
         },
         "bound": {**bound, "seconds": round(bound["seconds"], 2)},
     }
