@@ -34,10 +34,15 @@ def _noise_png(width: int, height: int) -> bytes:
     return out.getvalue()
 
 
+def photo() -> str:
+    """A noisy JPEG photo's data URL (a triplet's first; alone, a replaced photo)."""
+    return data_url("image/jpeg", _noise_jpeg(380, 440, 80))
+
+
 def image_triplet() -> tuple[str, str, str]:
     """Data URLs of about 300 KB together, as a phone camera's uploads would be."""
     return (
-        data_url("image/jpeg", _noise_jpeg(380, 440, 80)),
+        photo(),
         data_url("image/png", _noise_png(230, 170)),
         data_url("image/jpeg", _noise_jpeg(260, 330, 75)),
     )
