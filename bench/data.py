@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +62,16 @@ def records(count: int, seed: int = 1, pool: int | None = None) -> Iterator[dict
 
 def write_source(path: Path, count: int, seed: int = 1, pool: int | None = None) -> int:
     """Stream a JSON array of `count` records to `path`; returns its size in bytes."""
+    return write_rows(path, records(count, seed, pool))
+
+
+def write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Stream the records to `path` as a JSON array (never all of them in memory: the
+    benchmark's own size must not leak into the figures of the processes it starts);
+    returns its size in bytes."""
     with path.open("w", encoding="utf-8") as out:
         out.write("[")
-        for index, record in enumerate(records(count, seed, pool)):
-            out.write(("," if index else "") + dumps(record))
+        for index, row in enumerate(rows):
+            out.write(("," if index else "") + dumps(row))
         out.write("]")
     return path.stat().st_size

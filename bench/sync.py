@@ -28,20 +28,10 @@ sys.path.insert(0, str(HERE))
 import ijson  # noqa: E402
 from clients import client, proxied_stack  # noqa: E402
 from data import records as bench_records  # noqa: E402
+from data import write_rows  # noqa: E402
 from proxy import DelayProxy  # noqa: E402
 
-from khpl_migrate.core.transform import dumps  # noqa: E402
 from khpl_migrate.setup import local  # noqa: E402
-
-
-def _write(path: Path, rows: Iterator[dict[str, Any]]) -> None:
-    """Stream the records to `path` as a JSON array (never all of them in memory: the
-    benchmark's own size must not leak into the figures of the processes it starts)."""
-    with path.open("w", encoding="utf-8") as out:
-        out.write("[")
-        for index, row in enumerate(rows):
-            out.write(("," if index else "") + dumps(row))
-        out.write("]")
 
 
 def _edited(path: Path, edit: Callable[[int, dict[str, Any]], None]) -> Iterator[dict[str, Any]]:
@@ -90,7 +80,7 @@ def _bench(work: Path, stack: local.Stack, proxies: list[DelayProxy], count: int
     s3, ddb = client("s3", stack.s3.url), client("dynamodb", stack.dynamodb.url)
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": local.REGION})
     original, source = work / "original.json", work / "registrations.json"
-    _write(original, bench_records(count, seed=7))
+    write_rows(original, bench_records(count, seed=7))
     s3.upload_file(str(original), bucket, "registrations.json")
     env = {
         **os.environ,
@@ -115,7 +105,7 @@ def _bench(work: Path, stack: local.Stack, proxies: list[DelayProxy], count: int
             if index >= source_only + app_only:
                 row["village"] = "edited in the source"
 
-    _write(source, _edited(original, edit))
+    write_rows(source, _edited(original, edit))
     for rid in app_edits:
         ddb.update_item(
             TableName=table,

@@ -38,12 +38,11 @@ sys.path.insert(0, str(HERE))
 
 import ijson  # noqa: E402
 from clients import client, proxied_stack  # noqa: E402
-from data import photo, write_source  # noqa: E402
+from data import photo, write_rows, write_source  # noqa: E402
 from proxy import DelayProxy  # noqa: E402
 
 from khpl_migrate.core.dataurls import looks_like_data_url, parse_data_url  # noqa: E402
 from khpl_migrate.core.layout import BACKUP_PREFIX, IMAGE_PREFIX, RUNS_PREFIX  # noqa: E402
-from khpl_migrate.core.transform import dumps  # noqa: E402
 from khpl_migrate.setup import local  # noqa: E402
 
 SOURCE = "registrations.json"
@@ -63,17 +62,6 @@ def _image_bytes(value: Any) -> int:
 def _rows(path: Path) -> Iterator[dict[str, Any]]:
     with path.open("rb") as source:
         yield from ijson.items(source, "item", use_float=False)
-
-
-def _write(path: Path, rows: Iterator[dict[str, Any]]) -> int:
-    """Stream the records to `path` as a JSON array (never all of them in memory: the
-    benchmark's own size must not leak into the figures of the processes it starts)."""
-    with path.open("w", encoding="utf-8") as out:
-        out.write("[")
-        for index, row in enumerate(rows):
-            out.write(("," if index else "") + dumps(row))
-        out.write("]")
-    return path.stat().st_size
 
 
 def _edited(path: Path, fields: int, photos: int, replaced: list[int]) -> Iterator[dict[str, Any]]:
@@ -240,7 +228,7 @@ def _bench(wire: Wire, count: int, shard_counts: list[int]) -> dict[str, Any]:
     edited = wire.work / "edited.json"
     replaced: list[int] = []
     fields, photos = max(1, count // 10), max(1, count // 20)
-    new_size = _write(edited, _edited(original, fields, photos, replaced))
+    new_size = write_rows(edited, _edited(original, fields, photos, replaced))
     wire.s3.upload_file(str(edited), bucket, SOURCE)
     sync_bound = wire.bound(new_size, sum(replaced))
     # Exit 1 would be records left to report (conflicts): none are made here, but the
