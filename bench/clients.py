@@ -4,7 +4,10 @@ and a fresh stack behind the 20 ms-per-exchange proxy (S3's optionally on a shap
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,30 @@ def client(service: str, url: str) -> Any:
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
+
+
+def timed_process(argv: list[str], env: dict[str, str]) -> tuple[float, int, Any, str]:
+    """Run `argv` to its end: wall seconds, exit code, the kernel's usage (wait4: CPU and
+    peak RSS, the reaped children's too), and what it wrote on stderr."""
+    began = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - began
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    return wall, os.waitstatus_to_exitcode(status), usage, err
+
+
+def fresh(s3: Any, ddb: Any, bucket: str, table: str, source: Path) -> tuple[str, str]:
+    """A fresh bucket holding `source` as registrations.json, and a fresh table."""
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": local.REGION})
+    s3.upload_file(str(source), bucket, "registrations.json")
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return bucket, table
 
 
 @contextlib.contextmanager

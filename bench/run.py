@@ -38,7 +38,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from clients import client  # noqa: E402
+from clients import client, fresh  # noqa: E402
 from data import write_source  # noqa: E402
 from proxy import DelayProxy  # noqa: E402
 
@@ -100,18 +100,7 @@ class Bench:
 
     def prepare(self, name: str, source: Path) -> tuple[str, str]:
         """A fresh bucket holding `source` as registrations.json, and a fresh table."""
-        bucket, table = f"bench-{name}", f"Bench-{name}"
-        self.s3.create_bucket(
-            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": local.REGION}
-        )
-        self.s3.upload_file(str(source), bucket, "registrations.json")
-        self.ddb.create_table(
-            TableName=table,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        return bucket, table
+        return fresh(self.s3, self.ddb, f"bench-{name}", f"Bench-{name}", source)
 
     def count(self, table: str) -> int:
         pages = self.ddb.get_paginator("scan").paginate(TableName=table, Select="COUNT")

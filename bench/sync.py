@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import ijson  # noqa: E402
-from clients import client, proxied_stack  # noqa: E402
+from clients import client, proxied_stack, timed_process  # noqa: E402
 from data import records as bench_records  # noqa: E402
 from data import write_rows  # noqa: E402
 from proxy import DelayProxy  # noqa: E402
@@ -43,12 +42,7 @@ def _edited(path: Path, edit: Callable[[int, dict[str, Any]], None]) -> Iterator
 
 def _timed(argv: list[str], env: dict[str, str], proxies: list[DelayProxy]) -> dict[str, Any]:
     before = [(p.exchanges, p.bytes_sent, p.bytes_received) for p in proxies]
-    began = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - began
-    code = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode() if proc.stderr else ""
+    wall, code, usage, err = timed_process(argv, env)
     if code not in (0, 1):
         raise SystemExit(f"{argv[3:5]} failed (exit {code}): {err[-2000:]}")
     after = [(p.exchanges, p.bytes_sent, p.bytes_received) for p in proxies]

@@ -25,9 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import ijson  # noqa: E402
-from clients import client, proxied_stack  # noqa: E402
+from clients import client, fresh, proxied_stack, timed_process  # noqa: E402
 from data import photo, write_rows, write_source  # noqa: E402
 from proxy import DelayProxy  # noqa: E402
 
@@ -92,18 +90,7 @@ class Wire:
 
     def prepare(self, name: str, source: Path) -> tuple[str, str]:
         """A fresh bucket holding `source` as registrations.json, and a fresh table."""
-        bucket, table = f"bench-wire-{name}", f"Bench-Wire-{name}"
-        self.s3.create_bucket(
-            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": local.REGION}
-        )
-        self.s3.upload_file(str(source), bucket, SOURCE)
-        self.ddb.create_table(
-            TableName=table,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        return bucket, table
+        return fresh(self.s3, self.ddb, f"bench-wire-{name}", f"Bench-Wire-{name}", source)
 
     def env(self, bucket: str, table: str) -> dict[str, str]:
         return {
@@ -132,12 +119,7 @@ class Wire:
         s3p, ddbp = self.s3_proxy, self.ddb_proxy
         before = (s3p.bytes_received, s3p.bytes_sent, ddbp.bytes_received, ddbp.bytes_sent)
         exchanges, gets = s3p.exchanges + ddbp.exchanges, Counter(s3p.get_received)
-        began = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - began
-        code = os.waitstatus_to_exitcode(status)
-        err = proc.stderr.read().decode() if proc.stderr else ""
+        wall, code, usage, err = timed_process(argv, env)
         if code not in ok:
             raise SystemExit(f"{argv[1:5]} failed (exit {code}): {err[-2000:]}")
         after = (s3p.bytes_received, s3p.bytes_sent, ddbp.bytes_received, ddbp.bytes_sent)
